@@ -1,0 +1,28 @@
+//! herd's state machine, with no sockets and no threads: the ZooKeeper data model
+//! and everything that decides what a write does.
+//!
+//! ```text
+//!  op::WriteOp ─► prep::execute ─► txn::Txn ─► txn::apply ─► tree::DataTree
+//!                 (validate, ACL,              (the only code
+//!                  versions, zxid)              that changes znodes)
+//! ```
+//!
+//! - [`tree`]: the lock-free, single-writer tree of znodes that every shard reads.
+//! - [`prep`]: ZooKeeper's `PrepRequestProcessor` checks, in its order.
+//! - [`txn`]: transactions, the pending overlay, and `apply`.
+//! - [`session`]: session ids, passwords and expiry.
+//! - [`acl`], [`path`], [`stat`], [`error`]: the data model's rules and records.
+
+pub mod acl;
+pub mod error;
+pub mod op;
+pub mod path;
+pub mod prep;
+pub mod session;
+pub mod stat;
+pub mod tree;
+pub mod txn;
+pub mod types;
+
+pub use error::{ErrorCode, ZkResult};
+pub use types::{SessionId, TimeMs, Zxid};

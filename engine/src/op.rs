@@ -1,0 +1,109 @@
+//! Write operations as the commit pipeline receives them (decoded from the wire,
+//! not yet validated) and what they return.
+
+use std::sync::Arc;
+
+use crate::acl::Acl;
+use crate::error::{ErrorCode, ZkResult};
+use crate::stat::Stat;
+
+/// ZooKeeper's `CreateMode`, numbered as its wire flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateMode {
+    Persistent = 0,
+    Ephemeral = 1,
+    PersistentSequential = 2,
+    EphemeralSequential = 3,
+    Container = 4,
+    PersistentWithTtl = 5,
+    PersistentSequentialWithTtl = 6,
+}
+
+impl CreateMode {
+    /// The mode for a wire flag; `BadArguments` for an unknown one.
+    pub fn from_flags(flags: i32) -> ZkResult<CreateMode> {
+        Ok(match flags {
+            0 => CreateMode::Persistent,
+            1 => CreateMode::Ephemeral,
+            2 => CreateMode::PersistentSequential,
+            3 => CreateMode::EphemeralSequential,
+            4 => CreateMode::Container,
+            5 => CreateMode::PersistentWithTtl,
+            6 => CreateMode::PersistentSequentialWithTtl,
+            _ => return Err(ErrorCode::BadArguments),
+        })
+    }
+
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
+        )
+    }
+
+    pub fn is_ephemeral(self) -> bool {
+        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+    }
+
+    pub fn is_ttl(self) -> bool {
+        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+    }
+}
+
+/// A create of any kind (create, create2, createContainer, createTTL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateOp {
+    pub path: String,
+    pub data: Arc<[u8]>,
+    pub acl: Vec<Acl>,
+    /// The raw wire flags; turned into a [`CreateMode`] during preparation.
+    pub flags: i32,
+    /// Only for createTTL; `-1` otherwise.
+    pub ttl_ms: i64,
+}
+
+/// A request that goes through the commit pipeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOp {
+    Create(CreateOp),
+    Delete { path: String, version: i32 },
+    SetData { path: String, data: Arc<[u8]>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    Check { path: String, version: i32 },
+    Multi(Vec<WriteOp>),
+    /// Server-initiated removal of an empty container or an expired TTL node.
+    DeleteContainer { path: String },
+    CloseSession,
+}
+
+/// The outcome of one write, before it is encoded for the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpResult {
+    Create { path: String, stat: Stat },
+    Delete,
+    SetData { stat: Stat },
+    SetAcl { stat: Stat },
+    Check,
+    /// Per-op results; a failed multi has only `Error` entries.
+    Multi(Vec<OpResult>),
+    CreateSession,
+    CloseSession,
+    Error(ErrorCode),
+}
+
+impl OpResult {
+    /// The error code for the reply header: a multi reports its first failure.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            OpResult::Error(code) => *code,
+            OpResult::Multi(results) => results
+                .iter()
+                .map(OpResult::error_code)
+                .find(|c| *c != ErrorCode::Ok)
+                .unwrap_or(ErrorCode::Ok),
+            _ => ErrorCode::Ok,
+        }
+    }
+}

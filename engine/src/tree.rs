@@ -1,0 +1,346 @@
+//! The data tree: every znode, readable from any thread without locks, written by
+//! exactly one thread (the commit pipeline's applier).
+//!
+//! Nodes live in a lock-free skip list keyed by `parent + "\0" + name` (the root's
+//! key is empty). Paths cannot contain NUL and NUL sorts before every other
+//! character, so the children of a node are one contiguous key range, in name order,
+//! and reading them never walks grandchildren.
+//!
+//! Invariants (kept by [`crate::txn::apply`], checked in tests):
+//! - every node but the root has its parent in the tree;
+//! - a node's `num_children` equals the number of keys in its child range;
+//! - a normal ephemeral node is in the ephemeral index under its owner, containers
+//!   and TTL nodes are in their sets, and nothing else is.
+
+use std::cell::RefCell;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_skiplist::{map::Entry, SkipMap, SkipSet};
+
+use crate::acl::Acl;
+use crate::path;
+use crate::stat::{NodeKind, Stat};
+use crate::types::{SessionId, TimeMs, Zxid};
+
+/// One znode. Cloning is cheap: data and ACL are shared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub data: Arc<[u8]>,
+    pub acl: Arc<[Acl]>,
+    pub czxid: Zxid,
+    pub mzxid: Zxid,
+    pub pzxid: Zxid,
+    pub ctime: TimeMs,
+    pub mtime: TimeMs,
+    pub version: i32,
+    /// Number of children ever created here (ZooKeeper's persisted cversion). The
+    /// sequential suffix is this value; clients see `2 * child_creates - num_children`.
+    pub child_creates: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub num_children: i32,
+}
+
+impl Node {
+    /// A fresh node created at `zxid`.
+    pub fn new(data: Arc<[u8]>, acl: Arc<[Acl]>, zxid: Zxid, time: TimeMs, owner: i64) -> Node {
+        Node {
+            data,
+            acl,
+            czxid: zxid,
+            mzxid: zxid,
+            pzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            child_creates: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            num_children: 0,
+        }
+    }
+
+    /// The `Stat` clients see.
+    pub fn stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.child_creates * 2 - self.num_children,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children: self.num_children,
+            pzxid: self.pzxid,
+        }
+    }
+
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::of_owner(self.ephemeral_owner)
+    }
+}
+
+/// The shared tree. See the module documentation for its invariants.
+pub struct DataTree {
+    nodes: SkipMap<String, Node>,
+    /// (owner session, path) of every normal ephemeral node.
+    ephemerals: SkipSet<(SessionId, String)>,
+    containers: SkipSet<String>,
+    ttls: SkipSet<String>,
+    /// Open sessions and their negotiated timeouts.
+    sessions: SkipMap<SessionId, i32>,
+    node_count: AtomicUsize,
+    data_bytes: AtomicUsize,
+    last_zxid: AtomicI64,
+}
+
+thread_local! {
+    /// Scratch buffer for building keys, so lookups do not allocate.
+    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn write_key(path: &str, out: &mut String) {
+    out.clear();
+    if path != "/" {
+        out.push_str(path::parent(path));
+        out.push('\0');
+        out.push_str(path::name(path));
+    }
+}
+
+fn key_of(path: &str) -> String {
+    let mut k = String::with_capacity(path.len() + 1);
+    write_key(path, &mut k);
+    k
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A tree holding what every ZooKeeper starts with: `/`, `/zookeeper`,
+    /// `/zookeeper/quota` and `/zookeeper/config`.
+    pub fn new() -> DataTree {
+        let tree = DataTree {
+            nodes: SkipMap::new(),
+            ephemerals: SkipSet::new(),
+            containers: SkipSet::new(),
+            ttls: SkipSet::new(),
+            sessions: SkipMap::new(),
+            node_count: AtomicUsize::new(0),
+            data_bytes: AtomicUsize::new(0),
+            last_zxid: AtomicI64::new(0),
+        };
+        let open: Arc<[Acl]> = Acl::open_unsafe().into();
+        let empty: Arc<[u8]> = Arc::from(&[][..]);
+        let node = |children| Node { num_children: children, ..Node::new(empty.clone(), open.clone(), 0, 0, 0) };
+        tree.put("/", node(1));
+        tree.put("/zookeeper", node(2));
+        tree.put("/zookeeper/quota", node(0));
+        let config = Node { acl: Acl::read_unsafe().into(), aversion: -1, ..node(0) };
+        tree.put("/zookeeper/config", config);
+        tree
+    }
+
+    /// Looks a node up without allocating.
+    pub fn get(&self, path: &str) -> Option<Entry<'_, String, Node>> {
+        KEY.with(|k| {
+            let mut k = k.borrow_mut();
+            write_key(path, &mut k);
+            self.nodes.get(k.as_str())
+        })
+    }
+
+    /// Visits the names of `path`'s children in order.
+    pub fn for_each_child(&self, path: &str, mut f: impl FnMut(&str)) {
+        let mut start = String::with_capacity(path.len() + 1);
+        start.push_str(path);
+        start.push('\0');
+        let mut end = start.clone();
+        end.pop();
+        end.push('\u{1}');
+        let range = (Bound::Included(start.as_str()), Bound::Excluded(end.as_str()));
+        for entry in self.nodes.range::<str, _>(range) {
+            f(&entry.key()[path.len() + 1..]);
+        }
+    }
+
+    /// The names of `path`'s children in order.
+    pub fn children(&self, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.for_each_child(path, |name| out.push(name.to_owned()));
+        out
+    }
+
+    /// Paths of the normal ephemeral nodes owned by `session`.
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
+        let start = (session, String::new());
+        self.ephemerals
+            .range(start..)
+            .take_while(|e| e.value().0 == session)
+            .map(|e| e.value().1.clone())
+            .collect()
+    }
+
+    /// Every container node's path.
+    pub fn containers(&self) -> Vec<String> {
+        self.containers.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Every TTL node's path.
+    pub fn ttls(&self) -> Vec<String> {
+        self.ttls.iter().map(|e| e.value().clone()).collect()
+    }
+
+    /// Open sessions with their timeouts.
+    pub fn sessions(&self) -> Vec<(SessionId, i32)> {
+        self.sessions.iter().map(|e| (*e.key(), *e.value())).collect()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub(crate) fn open_session(&self, session: SessionId, timeout_ms: i32) {
+        self.sessions.insert(session, timeout_ms);
+    }
+
+    pub(crate) fn close_session(&self, session: SessionId) {
+        self.sessions.remove(&session);
+    }
+
+    /// Number of znodes, the root included.
+    pub fn node_count(&self) -> usize {
+        self.node_count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of the data lengths of all znodes.
+    pub fn data_bytes(&self) -> usize {
+        self.data_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The zxid of the last transaction applied.
+    pub fn last_zxid(&self) -> Zxid {
+        self.last_zxid.load(Ordering::Acquire)
+    }
+
+    /// Called by the applier after a transaction's changes are in the tree.
+    pub fn set_last_zxid(&self, zxid: Zxid) {
+        debug_assert!(zxid >= self.last_zxid());
+        self.last_zxid.store(zxid, Ordering::Release);
+    }
+
+    /// Inserts or replaces a node. Writer only.
+    pub fn put(&self, path: &str, node: Node) {
+        let key = key_of(path);
+        let old_len = match self.nodes.get(key.as_str()) {
+            Some(old) => {
+                self.unindex(path, old.value());
+                old.value().data.len()
+            }
+            None => {
+                self.node_count.fetch_add(1, Ordering::Relaxed);
+                0
+            }
+        };
+        self.data_bytes.fetch_add(node.data.len(), Ordering::Relaxed);
+        self.data_bytes.fetch_sub(old_len, Ordering::Relaxed);
+        match node.kind() {
+            NodeKind::Ephemeral(s) => {
+                self.ephemerals.insert((s, path.to_owned()));
+            }
+            NodeKind::Container => {
+                self.containers.insert(path.to_owned());
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.insert(path.to_owned());
+            }
+            NodeKind::Persistent => {}
+        }
+        self.nodes.insert(key, node);
+    }
+
+    /// Removes a node. Writer only.
+    pub fn remove(&self, path: &str) {
+        if let Some(old) = self.nodes.remove(key_of(path).as_str()) {
+            self.unindex(path, old.value());
+            self.node_count.fetch_sub(1, Ordering::Relaxed);
+            self.data_bytes.fetch_sub(old.value().data.len(), Ordering::Relaxed);
+        }
+    }
+
+    fn unindex(&self, path: &str, node: &Node) {
+        match node.kind() {
+            NodeKind::Ephemeral(s) => {
+                self.ephemerals.remove(&(s, path.to_owned()));
+            }
+            NodeKind::Container => {
+                self.containers.remove(path);
+            }
+            NodeKind::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            NodeKind::Persistent => {}
+        }
+    }
+
+    /// Every (path, node) in key order; for checks and inspection, not hot paths.
+    pub fn all(&self) -> Vec<(String, Node)> {
+        let mut out = Vec::new();
+        self.walk("/", &mut out);
+        out
+    }
+
+    fn walk(&self, path: &str, out: &mut Vec<(String, Node)>) {
+        let Some(node) = self.get(path) else { return };
+        out.push((path.to_owned(), node.value().clone()));
+        for child in self.children(path) {
+            self.walk(&join(path, &child), out);
+        }
+    }
+}
+
+/// `parent` + `/` + `name`, without doubling the root's slash.
+pub fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_tree_matches_zookeeper() {
+        let tree = DataTree::new();
+        assert_eq!(tree.children("/"), vec!["zookeeper"]);
+        assert_eq!(tree.children("/zookeeper"), vec!["config", "quota"]);
+        assert_eq!(tree.get("/").unwrap().value().stat().cversion, -1);
+        assert_eq!(tree.get("/zookeeper").unwrap().value().stat().cversion, -2);
+        assert_eq!(tree.get("/zookeeper/config").unwrap().value().aversion, -1);
+        assert_eq!(tree.node_count(), 4);
+    }
+
+    #[test]
+    fn children_are_one_range_without_grandchildren() {
+        let tree = DataTree::new();
+        let n = tree.get("/").unwrap().value().clone();
+        for p in ["/a", "/a/x", "/a/x/deep", "/a/y", "/ab", "/a-"] {
+            tree.put(p, n.clone());
+        }
+        assert_eq!(tree.children("/a"), vec!["x", "y"]);
+        assert_eq!(tree.children("/"), vec!["a", "a-", "ab", "zookeeper"]);
+        tree.remove("/a/x");
+        assert_eq!(tree.children("/a"), vec!["y"]);
+    }
+}

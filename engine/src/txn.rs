@@ -1,0 +1,268 @@
+//! Transactions: the deterministic effect of a prepared write, and how it is
+//! applied.
+//!
+//! ```text
+//!   WriteOp ──prep::execute──► Txn ──apply──► View (pending overlay) ──commit──► DataTree
+//!                                      │
+//!                                      └─► OpResult + WatchEvents
+//! ```
+//!
+//! [`apply`] is the only code that changes znodes. During preparation it runs
+//! against a [`View`]: the tree plus the [`Pending`] changes of transactions that
+//! are prepared but not yet committed, so the next request is validated against
+//! the state it will really meet. The [`Change`]s it records are then committed
+//! to the tree in zxid order. Replaying a logged transaction is the same `apply`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::acl::Acl;
+use crate::error::ErrorCode;
+use crate::op::OpResult;
+use crate::path;
+use crate::stat::NodeKind;
+use crate::tree::{DataTree, Node};
+use crate::types::{SessionId, TimeMs, Zxid};
+
+/// A prepared write. Applying it cannot fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Txn {
+    CreateSession { session: SessionId, timeout_ms: i32 },
+    CloseSession { session: SessionId },
+    Create { path: String, data: Arc<[u8]>, acl: Vec<Acl>, ephemeral_owner: i64, parent_cversion: i32 },
+    Delete { path: String },
+    SetData { path: String, data: Arc<[u8]>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    Check { path: String },
+    Multi(Vec<Txn>),
+    Error(ErrorCode),
+}
+
+/// Watch event types (`Watcher.Event.EventType`), numbered as on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventType {
+    NodeCreated = 1,
+    NodeDeleted = 2,
+    NodeDataChanged = 3,
+    NodeChildrenChanged = 4,
+}
+
+/// A change that fires watches on `path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub kind: EventType,
+    pub path: String,
+}
+
+/// One step of committing a transaction to the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Put(String, Node),
+    Remove(String),
+    OpenSession(SessionId, i32),
+    CloseSession(SessionId),
+}
+
+/// Node states prepared but not yet committed, with the zxid that last wrote each.
+#[derive(Default)]
+pub struct Pending {
+    nodes: HashMap<String, (Zxid, Option<Node>)>,
+}
+
+impl Pending {
+    /// Forgets the entries whose latest writer was `zxid`, now that it is committed.
+    pub fn retire(&mut self, zxid: Zxid, changes: &[Change]) {
+        for change in changes {
+            if let Change::Put(p, _) | Change::Remove(p) = change {
+                if self.nodes.get(p).is_some_and(|(z, _)| *z == zxid) {
+                    self.nodes.remove(p);
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+/// The tree as the transaction at `zxid` sees it, recording what it changes.
+pub struct View<'a> {
+    tree: &'a DataTree,
+    pending: &'a mut Pending,
+    acls: &'a mut AclCache,
+    pub zxid: Zxid,
+    pub time: TimeMs,
+    changes: Vec<Change>,
+    undo: Vec<(String, Option<(Zxid, Option<Node>)>)>,
+}
+
+/// A point to roll a [`View`] back to (a failed multi).
+pub struct Mark {
+    changes: usize,
+    undo: usize,
+}
+
+impl<'a> View<'a> {
+    pub fn new(tree: &'a DataTree, pending: &'a mut Pending, acls: &'a mut AclCache, zxid: Zxid, time: TimeMs) -> Self {
+        View { tree, pending, acls, zxid, time, changes: Vec::new(), undo: Vec::new() }
+    }
+
+    pub fn get(&self, path: &str) -> Option<Node> {
+        match self.pending.nodes.get(path) {
+            Some((_, node)) => node.clone(),
+            None => self.tree.get(path).map(|e| e.value().clone()),
+        }
+    }
+
+    fn put(&mut self, path: &str, node: Node) {
+        self.record(path, Some(node.clone()));
+        self.changes.push(Change::Put(path.to_owned(), node));
+    }
+
+    fn remove(&mut self, path: &str) {
+        self.record(path, None);
+        self.changes.push(Change::Remove(path.to_owned()));
+    }
+
+    fn record(&mut self, path: &str, node: Option<Node>) {
+        let old = self.pending.nodes.insert(path.to_owned(), (self.zxid, node));
+        self.undo.push((path.to_owned(), old));
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark { changes: self.changes.len(), undo: self.undo.len() }
+    }
+
+    /// Undoes everything recorded since `mark`.
+    pub fn rollback(&mut self, mark: Mark) {
+        for (path, old) in self.undo.drain(mark.undo..).rev() {
+            match old {
+                Some(entry) => self.pending.nodes.insert(path, entry),
+                None => self.pending.nodes.remove(&path),
+            };
+        }
+        self.changes.truncate(mark.changes);
+    }
+
+    /// The normal ephemerals `session` owns, prepared ones included.
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
+        let mut paths: Vec<String> =
+            self.tree.ephemerals(session).into_iter().filter(|p| !self.pending.nodes.contains_key(p)).collect();
+        for (p, (_, node)) in &self.pending.nodes {
+            if node.as_ref().is_some_and(|n| n.kind() == NodeKind::Ephemeral(session)) {
+                paths.push(p.clone());
+            }
+        }
+        paths.sort();
+        paths
+    }
+
+    /// Ends the view, returning the changes to commit.
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+}
+
+/// Interns ACL lists: most nodes share a handful.
+#[derive(Default)]
+pub struct AclCache {
+    lists: HashMap<Vec<Acl>, Arc<[Acl]>>,
+}
+
+impl AclCache {
+    pub fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        if let Some(list) = self.lists.get(acl) {
+            return list.clone();
+        }
+        let list: Arc<[Acl]> = acl.into();
+        self.lists.insert(acl.to_vec(), list.clone());
+        list
+    }
+}
+
+/// Applies `txn` to `view`, returning the client result and the watch events in
+/// the order ZooKeeper fires them.
+pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> OpResult {
+    let zxid = view.zxid;
+    match txn {
+        Txn::CreateSession { session, timeout_ms } => {
+            view.changes.push(Change::OpenSession(*session, *timeout_ms));
+            OpResult::CreateSession
+        }
+        Txn::CloseSession { session } => {
+            for p in view.ephemerals(*session) {
+                delete(view, &p, events);
+            }
+            view.changes.push(Change::CloseSession(*session));
+            OpResult::CloseSession
+        }
+        Txn::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
+            let parent_path = path::parent(path);
+            let mut parent = view.get(parent_path).expect("prepared create has a parent");
+            parent.child_creates = parent.child_creates.max(*parent_cversion);
+            parent.num_children += 1;
+            parent.pzxid = parent.pzxid.max(zxid);
+            let acl = view.acls.intern(acl);
+            let node = Node::new(data.clone(), acl, zxid, view.time, *ephemeral_owner);
+            let stat = node.stat();
+            view.put(parent_path, parent);
+            view.put(path, node);
+            events.push(WatchEvent { kind: EventType::NodeCreated, path: path.clone() });
+            events.push(WatchEvent { kind: EventType::NodeChildrenChanged, path: parent_path.to_owned() });
+            OpResult::Create { path: path.clone(), stat }
+        }
+        Txn::Delete { path } => {
+            delete(view, path, events);
+            OpResult::Delete
+        }
+        Txn::SetData { path, data, version } => {
+            let mut node = view.get(path).expect("prepared setData has its node");
+            node.data = data.clone();
+            node.version = *version;
+            node.mzxid = zxid;
+            node.mtime = view.time;
+            let stat = node.stat();
+            view.put(path, node);
+            events.push(WatchEvent { kind: EventType::NodeDataChanged, path: path.clone() });
+            OpResult::SetData { stat }
+        }
+        Txn::SetAcl { path, acl, version } => {
+            let mut node = view.get(path).expect("prepared setACL has its node");
+            node.acl = view.acls.intern(acl);
+            node.aversion = *version;
+            let stat = node.stat();
+            view.put(path, node);
+            OpResult::SetAcl { stat }
+        }
+        Txn::Check { .. } => OpResult::Check,
+        Txn::Multi(txns) => OpResult::Multi(txns.iter().map(|t| apply(t, view, events)).collect()),
+        Txn::Error(code) => OpResult::Error(*code),
+    }
+}
+
+fn delete(view: &mut View<'_>, path: &str, events: &mut Vec<WatchEvent>) {
+    let parent_path = path::parent(path);
+    let mut parent = view.get(parent_path).expect("deleted node has a parent");
+    parent.num_children -= 1;
+    parent.pzxid = parent.pzxid.max(view.zxid);
+    view.put(parent_path, parent);
+    view.remove(path);
+    events.push(WatchEvent { kind: EventType::NodeDeleted, path: path.to_owned() });
+    events.push(WatchEvent { kind: EventType::NodeChildrenChanged, path: parent_path.to_owned() });
+}
+
+impl DataTree {
+    /// Commits the changes of the transaction at `zxid`. Writer only.
+    pub fn commit(&self, zxid: Zxid, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Put(p, node) => self.put(p, node.clone()),
+                Change::Remove(p) => self.remove(p),
+                Change::OpenSession(s, timeout) => self.open_session(*s, *timeout),
+                Change::CloseSession(s) => self.close_session(*s),
+            }
+        }
+        self.set_last_zxid(zxid);
+    }
+}
