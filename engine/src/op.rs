@@ -1,11 +1,10 @@
 //! Write operations as the commit pipeline receives them (decoded from the wire,
 //! not yet validated) and what they return.
 
-use std::sync::Arc;
-
 use crate::acl::Acl;
 use crate::error::{ErrorCode, ZkResult};
 use crate::stat::Stat;
+use crate::tree::Data;
 
 /// ZooKeeper's `CreateMode`, numbered as its wire flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +55,7 @@ impl CreateMode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateOp {
     pub path: String,
-    pub data: Arc<[u8]>,
+    pub data: Data,
     pub acl: Vec<Acl>,
     /// The raw wire flags; turned into a [`CreateMode`] during preparation.
     pub flags: i32,
@@ -69,7 +68,7 @@ pub struct CreateOp {
 pub enum WriteOp {
     Create(CreateOp),
     Delete { path: String, version: i32 },
-    SetData { path: String, data: Arc<[u8]>, version: i32 },
+    SetData { path: String, data: Data, version: i32 },
     SetAcl { path: String, acl: Vec<Acl>, version: i32 },
     Check { path: String, version: i32 },
     Multi(Vec<WriteOp>),
@@ -94,15 +93,11 @@ pub enum OpResult {
 }
 
 impl OpResult {
-    /// The error code for the reply header: a multi reports its first failure.
+    /// The error code for the reply header. A multi always reports `Ok` there,
+    /// as ZooKeeper does: its per-op results carry the failure.
     pub fn error_code(&self) -> ErrorCode {
         match self {
             OpResult::Error(code) => *code,
-            OpResult::Multi(results) => results
-                .iter()
-                .map(OpResult::error_code)
-                .find(|c| *c != ErrorCode::Ok)
-                .unwrap_or(ErrorCode::Ok),
             _ => ErrorCode::Ok,
         }
     }

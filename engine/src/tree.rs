@@ -24,10 +24,37 @@ use crate::path;
 use crate::stat::{NodeKind, Stat};
 use crate::types::{SessionId, TimeMs, Zxid};
 
+/// Znode data. ZooKeeper keeps null (length -1 on the wire) apart from empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Data(Option<Arc<[u8]>>);
+
+impl Data {
+    pub fn null() -> Data {
+        Data(None)
+    }
+
+    pub fn new(bytes: &[u8]) -> Data {
+        Data(Some(bytes.into()))
+    }
+
+    /// The bytes, `None` for null data.
+    pub fn bytes(&self) -> Option<&[u8]> {
+        self.0.as_deref()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |d| d.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One znode. Cloning is cheap: data and ACL are shared.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Node {
-    pub data: Arc<[u8]>,
+    pub data: Data,
     pub acl: Arc<[Acl]>,
     pub czxid: Zxid,
     pub mzxid: Zxid,
@@ -45,7 +72,7 @@ pub struct Node {
 
 impl Node {
     /// A fresh node created at `zxid`.
-    pub fn new(data: Arc<[u8]>, acl: Arc<[Acl]>, zxid: Zxid, time: TimeMs, owner: i64) -> Node {
+    pub fn new(data: Data, acl: Arc<[Acl]>, zxid: Zxid, time: TimeMs, owner: i64) -> Node {
         Node {
             data,
             acl,
@@ -72,7 +99,11 @@ impl Node {
             version: self.version,
             cversion: self.child_creates * 2 - self.num_children,
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            // Clients see the owner of normal ephemerals only; containers and TTL nodes show 0.
+            ephemeral_owner: match self.kind() {
+                NodeKind::Ephemeral(session) => session,
+                _ => 0,
+            },
             data_length: self.data.len() as i32,
             num_children: self.num_children,
             pzxid: self.pzxid,
@@ -96,6 +127,8 @@ pub struct DataTree {
     node_count: AtomicUsize,
     data_bytes: AtomicUsize,
     last_zxid: AtomicI64,
+    /// The zxid being committed: set before its first change is visible.
+    applying_zxid: AtomicI64,
 }
 
 thread_local! {
@@ -137,9 +170,10 @@ impl DataTree {
             node_count: AtomicUsize::new(0),
             data_bytes: AtomicUsize::new(0),
             last_zxid: AtomicI64::new(0),
+            applying_zxid: AtomicI64::new(0),
         };
         let open: Arc<[Acl]> = Acl::open_unsafe().into();
-        let empty: Arc<[u8]> = Arc::from(&[][..]);
+        let empty = Data::new(&[]);
         let node = |children| Node { num_children: children, ..Node::new(empty.clone(), open.clone(), 0, 0, 0) };
         tree.put("/", node(1));
         tree.put("/zookeeper", node(2));
@@ -231,9 +265,20 @@ impl DataTree {
         self.last_zxid.load(Ordering::Acquire)
     }
 
+    /// An upper bound of every change a reader has seen so far: load it after a
+    /// read, and no change the read observed has a larger zxid.
+    pub fn applying_zxid(&self) -> Zxid {
+        self.applying_zxid.load(Ordering::Acquire)
+    }
+
+    /// Called by the applier before a transaction's first change is visible.
+    pub(crate) fn begin_commit(&self, zxid: Zxid) {
+        assert!(zxid > self.last_zxid(), "zxids are committed in increasing order");
+        self.applying_zxid.store(zxid, Ordering::Release);
+    }
+
     /// Called by the applier after a transaction's changes are in the tree.
-    pub fn set_last_zxid(&self, zxid: Zxid) {
-        debug_assert!(zxid >= self.last_zxid());
+    pub(crate) fn end_commit(&self, zxid: Zxid) {
         self.last_zxid.store(zxid, Ordering::Release);
     }
 

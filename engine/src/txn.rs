@@ -21,7 +21,7 @@ use crate::error::ErrorCode;
 use crate::op::OpResult;
 use crate::path;
 use crate::stat::NodeKind;
-use crate::tree::{DataTree, Node};
+use crate::tree::{Data, DataTree, Node};
 use crate::types::{SessionId, TimeMs, Zxid};
 
 /// A prepared write. Applying it cannot fail.
@@ -29,9 +29,9 @@ use crate::types::{SessionId, TimeMs, Zxid};
 pub enum Txn {
     CreateSession { session: SessionId, timeout_ms: i32 },
     CloseSession { session: SessionId },
-    Create { path: String, data: Arc<[u8]>, acl: Vec<Acl>, ephemeral_owner: i64, parent_cversion: i32 },
+    Create { path: String, data: Data, acl: Vec<Acl>, ephemeral_owner: i64, parent_cversion: i32 },
     Delete { path: String },
-    SetData { path: String, data: Arc<[u8]>, version: i32 },
+    SetData { path: String, data: Data, version: i32 },
     SetAcl { path: String, acl: Vec<Acl>, version: i32 },
     Check { path: String },
     Multi(Vec<Txn>),
@@ -255,6 +255,7 @@ fn delete(view: &mut View<'_>, path: &str, events: &mut Vec<WatchEvent>) {
 impl DataTree {
     /// Commits the changes of the transaction at `zxid`. Writer only.
     pub fn commit(&self, zxid: Zxid, changes: &[Change]) {
+        self.begin_commit(zxid);
         for change in changes {
             match change {
                 Change::Put(p, node) => self.put(p, node.clone()),
@@ -263,6 +264,6 @@ impl DataTree {
                 Change::CloseSession(s) => self.close_session(*s),
             }
         }
-        self.set_last_zxid(zxid);
+        self.end_commit(zxid);
     }
 }

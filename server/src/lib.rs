@@ -1,1 +1,145 @@
-pub fn x(){}
+//! herd on the wire: ZooKeeper's client protocol served by thread-per-core
+//! shards in front of one ordered commit pipeline.
+//!
+//! ```text
+//!  client ─TCP─► shard (glommio executor, one per core; SO_REUSEPORT)
+//!                  ├─ read  ─► shared DataTree ─► reply, on the same core
+//!                  └─ write ─► pipeline thread: prep ─► durable ─► commit
+//!                                 └─ Committed{zxid, events} + reply ─► shards
+//! ```
+//!
+//! - [`proto`]: jute records, frames and opcodes (pure);
+//! - [`conn`]: one connection, its handshake and FIFO order;
+//! - [`read`]: reads answered on the shard; [`watch`]: the shard's watch table;
+//! - [`shard`]: executors and the inbox from the pipeline;
+//! - [`pipeline`]: the single ordered commit path;
+//! - [`config`]: zoo.cfg; [`fourlw`] and [`stats`]: operations.
+//!
+//! [`Server::start`] is what the `herd` binary and the tests call.
+
+pub mod config;
+pub mod conn;
+pub mod fourlw;
+pub mod pipeline;
+pub mod proto;
+pub mod read;
+pub mod shard;
+pub mod stats;
+pub mod watch;
+
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use engine::tree::DataTree;
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+
+pub use config::Config;
+use pipeline::{Pipeline, ToPipeline};
+use shard::Shard;
+use stats::Shared;
+
+/// A running herd.
+pub struct Server {
+    client_addr: SocketAddr,
+    to_pipeline: mpsc::Sender<ToPipeline>,
+    pipeline: Option<JoinHandle<()>>,
+    shards: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the pipeline and the shards, bound to the configured client port
+    /// (port 0 picks a free one: see [`Server::client_addr`]).
+    pub fn start(config: Config) -> io::Result<Server> {
+        let config = Arc::new(config);
+        let tree = Arc::new(DataTree::new());
+        let shared = Arc::new(Shared::new(config.shards));
+        let (to_pipeline, pipeline_inbox) = mpsc::channel();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| async_channel::unbounded()).unzip();
+        let pipeline = Pipeline::new(config.clone(), tree.clone(), senders, secret());
+        let pipeline = std::thread::Builder::new().name("herd-pipeline".into()).spawn(move || pipeline.run(pipeline_inbox))?;
+        let mut shards = Vec::new();
+
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
+        for (index, inbox) in receivers.into_iter().enumerate() {
+            let (bound_tx, bound_rx) = mpsc::channel();
+            let (config, tree, shared, shard_tx) = (config.clone(), tree.clone(), shared.clone(), to_pipeline.clone());
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(index % cores))
+                .name(&format!("herd-shard-{index}"))
+                .spawn(move || async move {
+                    let listener = match TcpListener::bind(addr) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = bound_tx.send(listener.local_addr());
+                    let shard = Rc::new(Shard::new(index, config, tree, shared, shard_tx, inbox));
+                    shard.run(listener).await;
+                })
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            shards.push(handle);
+            match bound_rx.recv().map_err(io::Error::other)? {
+                Ok(bound) => addr = bound,
+                Err(e) => {
+                    let _ = to_pipeline.send(ToPipeline::Stop);
+                    return Err(io::Error::other(e.to_string()));
+                }
+            }
+        }
+        Ok(Server { client_addr: addr, to_pipeline, pipeline: Some(pipeline), shards })
+    }
+
+    /// The address clients connect to.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// Stops accepting, closes every connection and waits for all threads.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.to_pipeline.send(ToPipeline::Stop);
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(p) = self.pipeline.take() {
+            let _ = p.join();
+        }
+        for s in self.shards.drain(..) {
+            let _ = s.join();
+        }
+    }
+
+    /// Blocks until the server stops.
+    pub fn wait(mut self) {
+        self.join();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The secret session passwords are derived from: random per process, falling
+/// back to the clock where /dev/urandom cannot be read.
+fn secret() -> [u8; 16] {
+    use std::io::Read;
+    let mut s = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut s));
+    if read.is_err() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        s = (now.as_nanos() ^ u128::from(std::process::id())).to_le_bytes();
+    }
+    s
+}

@@ -1,1 +1,60 @@
-fn main(){}
+//! `herd`: a standalone server. No arguments: client port 2181 on 127.0.0.1, data
+//! under ./herd-data. `--config zoo.cfg` reads ZooKeeper's configuration keys;
+//! `--port N` and `--shards N` override them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use herd_server::{Config, Server};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const USAGE: &str = "usage: herd [--config zoo.cfg] [--port N] [--shards N]";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut config = Config::default();
+    let mut args = std::env::args().skip(1);
+    let mut overrides = Vec::new();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--config" => {
+                let file = PathBuf::from(value()?);
+                let (parsed, warnings) = Config::from_file(&file).map_err(|e| e.to_string())?;
+                for w in warnings {
+                    eprintln!("herd: warning: {w}");
+                }
+                config = parsed;
+            }
+            "--port" | "--shards" => overrides.push((arg.clone(), value()?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ => return Err(format!("unknown argument {arg}\n{USAGE}")),
+        }
+    }
+    for (flag, v) in overrides {
+        let n: usize = v.parse().map_err(|_| format!("{flag}: expected a number, got {v:?}"))?;
+        match flag.as_str() {
+            "--port" => config.client_port = u16::try_from(n).map_err(|_| format!("--port: {n} is not a port"))?,
+            _ => config.shards = n.max(1),
+        }
+    }
+    let shards = config.shards;
+    let server = Server::start(config).map_err(|e| format!("cannot start: {e}"))?;
+    println!("herd serving ZooKeeper clients on {} with {shards} shards", server.client_addr());
+    server.wait();
+    Ok(())
+}

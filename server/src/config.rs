@@ -1,0 +1,203 @@
+//! Server configuration: ZooKeeper's `zoo.cfg` keys, plus the Java system
+//! properties ZooKeeper users set (`zookeeper.extendedTypesEnabled`,
+//! `jute.maxbuffer`, ...) accepted as keys too, so an existing configuration
+//! carries over. An unknown key is a warning; an invalid value is an error that
+//! names the key and the file.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a standalone herd needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub tick_time_ms: u32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// Connections per client IP; 0 = unlimited.
+    pub max_client_cnxns: usize,
+    /// Largest frame accepted (`jute.maxbuffer`).
+    pub max_buffer_bytes: usize,
+    /// Number of glommio shards (executor threads).
+    pub shards: usize,
+    /// Four-letter words allowed (`4lw.commands.whitelist`).
+    pub four_letter_words: BTreeSet<String>,
+    /// TTL nodes allowed (`zookeeper.extendedTypesEnabled`).
+    pub extended_types: bool,
+    /// `user:base64(sha1(user:password))` of the super user.
+    pub super_digest: Option<String>,
+    pub container_check_interval_ms: u64,
+    pub container_max_never_used_interval_ms: u64,
+    /// The `myid` of this server; 0 standalone.
+    pub server_id: u8,
+}
+
+/// Every four-letter word herd answers.
+pub const ALL_FOUR_LETTER_WORDS: [&str; 15] =
+    ["ruok", "srvr", "stat", "isro", "envi", "conf", "cons", "crst", "srst", "mntr", "wchs", "wchc", "wchp", "dump", "dirs"];
+
+impl Default for Config {
+    fn default() -> Self {
+        let tick = 2000;
+        Config {
+            client_port: 2181,
+            client_port_address: IpAddr::from([127, 0, 0, 1]),
+            data_dir: PathBuf::from("herd-data"),
+            data_log_dir: PathBuf::from("herd-data"),
+            tick_time_ms: tick,
+            min_session_timeout_ms: 2 * tick as i32,
+            max_session_timeout_ms: 20 * tick as i32,
+            max_client_cnxns: 60,
+            max_buffer_bytes: 1024 * 1024,
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            four_letter_words: ["srvr".to_owned()].into(),
+            extended_types: false,
+            super_digest: None,
+            container_check_interval_ms: 60_000,
+            container_max_never_used_interval_ms: 0,
+            server_id: 0,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads a zoo.cfg file. Returns the config and warnings for unknown keys.
+    pub fn from_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses zoo.cfg text; `origin` names it in messages.
+    pub fn parse(text: &str, origin: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut c = Config::default();
+        let mut warnings = Vec::new();
+        let (mut min_set, mut max_set, mut log_dir_set) = (false, false, false);
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(ConfigError(format!("{origin}:{}: expected key=value, got {line:?}", n + 1)));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let bad = |what: &str| ConfigError(format!("{origin}:{}: {key}: {what}, got {value:?}", n + 1));
+            let num = |v: &str| v.parse::<u64>().map_err(|_| bad("expected a non-negative integer"));
+            match key {
+                "clientPort" => c.client_port = num(value)?.try_into().map_err(|_| bad("not a port"))?,
+                "clientPortAddress" => c.client_port_address = value.parse().map_err(|_| bad("expected an IP address"))?,
+                "dataDir" => c.data_dir = PathBuf::from(value),
+                "dataLogDir" => {
+                    c.data_log_dir = PathBuf::from(value);
+                    log_dir_set = true;
+                }
+                "tickTime" => c.tick_time_ms = num(value)?.clamp(1, u32::MAX as u64) as u32,
+                "minSessionTimeout" => {
+                    c.min_session_timeout_ms = num(value)?.min(i32::MAX as u64) as i32;
+                    min_set = true;
+                }
+                "maxSessionTimeout" => {
+                    c.max_session_timeout_ms = num(value)?.min(i32::MAX as u64) as i32;
+                    max_set = true;
+                }
+                "maxClientCnxns" => c.max_client_cnxns = num(value)? as usize,
+                "jute.maxbuffer" => c.max_buffer_bytes = num(value)?.max(1) as usize,
+                "shards" => c.shards = num(value)?.max(1) as usize,
+                "4lw.commands.whitelist" => {
+                    c.four_letter_words = value.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
+                    if c.four_letter_words.contains("*") {
+                        c.four_letter_words = ALL_FOUR_LETTER_WORDS.iter().map(|w| w.to_string()).collect();
+                    }
+                }
+                "zookeeper.extendedTypesEnabled" | "extendedTypesEnabled" => {
+                    c.extended_types = value.parse().map_err(|_| bad("expected true or false"))?
+                }
+                "zookeeper.DigestAuthenticationProvider.superDigest" | "DigestAuthenticationProvider.superDigest" => {
+                    if !value.contains(':') {
+                        return Err(bad("expected user:base64-sha1"));
+                    }
+                    c.super_digest = Some(value.to_owned());
+                }
+                "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
+                    c.container_check_interval_ms = num(value)?.max(1)
+                }
+                "znode.container.maxNeverUsedIntervalMs" | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
+                    c.container_max_never_used_interval_ms = num(value)?
+                }
+                // Accepted for compatibility; their features arrive with later work.
+                "initLimit" | "syncLimit" | "snapCount" | "preAllocSize" | "forceSync" | "autopurge.snapRetainCount"
+                | "autopurge.purgeInterval" | "admin.enableServer" | "admin.serverPort" | "standaloneEnabled"
+                | "reconfigEnabled" | "globalOutstandingLimit" | "clientPortListenBacklog" => {}
+                _ => warnings.push(format!("{origin}:{}: unknown key {key} ignored", n + 1)),
+            }
+        }
+        if !min_set {
+            c.min_session_timeout_ms = 2 * c.tick_time_ms as i32;
+        }
+        if !max_set {
+            c.max_session_timeout_ms = 20 * c.tick_time_ms as i32;
+        }
+        if !log_dir_set {
+            c.data_log_dir = c.data_dir.clone();
+        }
+        if c.min_session_timeout_ms > c.max_session_timeout_ms {
+            return Err(ConfigError(format!(
+                "{origin}: minSessionTimeout {} is larger than maxSessionTimeout {}",
+                c.min_session_timeout_ms, c.max_session_timeout_ms
+            )));
+        }
+        Ok((c, warnings))
+    }
+
+    /// The timeout a client asking for `requested_ms` gets.
+    pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
+        requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zookeeper_keys_and_defaults() {
+        let text = "# comment\ntickTime=1000\ndataDir=/tmp/x\nclientPort=2888\n4lw.commands.whitelist=ruok, mntr\n\
+                    zookeeper.extendedTypesEnabled=true\nfancy=1\n";
+        let (c, warnings) = Config::parse(text, "zoo.cfg").unwrap();
+        assert_eq!(c.tick_time_ms, 1000);
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (2000, 20000));
+        assert_eq!(c.data_log_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.client_port, 2888);
+        assert!(c.extended_types);
+        assert_eq!(c.four_letter_words.iter().collect::<Vec<_>>(), ["mntr", "ruok"]);
+        assert_eq!(warnings, vec!["zoo.cfg:7: unknown key fancy ignored"]);
+        assert_eq!(c.negotiate_timeout(100), 2000);
+        assert_eq!(c.negotiate_timeout(90_000), 20000);
+    }
+
+    #[test]
+    fn invalid_values_name_key_and_file() {
+        let err = Config::parse("clientPort=http\n", "conf/zoo.cfg").unwrap_err();
+        assert_eq!(err.0, "conf/zoo.cfg:1: clientPort: expected a non-negative integer, got \"http\"");
+        let err = Config::parse("minSessionTimeout=9000\nmaxSessionTimeout=10\n", "z").unwrap_err();
+        assert!(err.0.contains("minSessionTimeout 9000 is larger"), "{}", err.0);
+    }
+}

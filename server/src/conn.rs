@@ -1,0 +1,451 @@
+//! One client connection: the handshake, the request loop, and the session's
+//! FIFO order (ZooKeeper's `ServerCnxn`).
+//!
+//! Two tasks per connection: the reader decodes frames and handles requests; the
+//! writer flushes the outbox. Replies leave in request order: a read arriving
+//! while the session has writes in flight waits behind them (so it sees them),
+//! and a reply that could reflect a transaction the shard has not dispatched yet
+//! is held until it has, so the transaction's notifications go out first.
+//!
+//! A malformed, truncated or oversized frame closes this connection only.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Poll, Waker};
+use std::time::Instant;
+
+use engine::acl::{self, Id};
+use engine::op::OpResult;
+use engine::txn::WatchEvent;
+use engine::{ErrorCode, SessionId, Zxid};
+use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
+
+use crate::fourlw;
+use crate::pipeline::{ConnId, ToPipeline};
+use crate::proto::jute::{Malformed, Write as _};
+use crate::proto::{self, opcode, xid, ConnectRequest, ReadOp, Request};
+use crate::read;
+use crate::shard::Shard;
+use crate::stats::ConnInfo;
+
+/// Writes and syncs a session may have in flight before its reader pauses.
+pub const MAX_OUTSTANDING_PER_CONN: u64 = 1000;
+
+/// A request waiting for its turn to be answered.
+enum Queued {
+    /// A write or a sync (`sync_path`), answered when the pipeline replies.
+    Write { xid: i32, op: i32, kinds: Vec<i32>, sync_path: Option<String>, started: Instant },
+    Local { xid: i32, request: Local, started: Instant },
+}
+
+/// Requests answered on the shard.
+enum Local {
+    Read(ReadOp),
+    Ping,
+    Error(ErrorCode),
+}
+
+struct State {
+    session: SessionId,
+    auth: Arc<[Id]>,
+    queue: VecDeque<Queued>,
+    /// Replies waiting for `Committed` up to their zxid, in order.
+    held: VecDeque<(Zxid, Vec<u8>)>,
+}
+
+struct Outbox {
+    buf: Vec<u8>,
+    waker: Option<Waker>,
+    close: bool,
+}
+
+pub struct Conn {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    fd: RawFd,
+    pub info: Arc<ConnInfo>,
+    state: RefCell<State>,
+    out: RefCell<Outbox>,
+    handshake: Semaphore,
+    window: Semaphore,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    if !shard.shared.admit(peer.ip(), shard.config.max_client_cnxns) {
+        return; // over maxClientCnxns for this address: dropping closes it
+    }
+    let _ = stream.set_nodelay(true);
+    let conn = Rc::new(Conn {
+        id,
+        peer,
+        fd: stream.as_raw_fd(),
+        info: Arc::new(ConnInfo::new(peer)),
+        state: RefCell::new(State {
+            session: 0,
+            auth: vec![Id::new("ip", &peer.ip().to_string())].into(),
+            queue: VecDeque::new(),
+            held: VecDeque::new(),
+        }),
+        out: RefCell::new(Outbox { buf: Vec::new(), waker: None, close: false }),
+        handshake: Semaphore::new(0),
+        window: Semaphore::new(MAX_OUTSTANDING_PER_CONN),
+    });
+    shard.conns.borrow_mut().insert(id, conn.clone());
+    shard.shared.conns.lock().expect("conns lock").insert(id, conn.info.clone());
+    let (reader, writer) = futures_lite::io::split(stream);
+    let writing = glommio::spawn_local(write_loop(conn.clone(), writer));
+    let _ = read_loop(&shard, &conn, reader).await;
+    conn.close();
+    writing.await;
+    shard.conns.borrow_mut().remove(&id);
+    shard.watches.borrow_mut().remove_conn(id);
+    shard.shared.conns.lock().expect("conns lock").remove(&id);
+    shard.shared.release(peer.ip());
+    let session = conn.state.borrow().session;
+    if session != 0 {
+        let _ = shard.to_pipeline.send(ToPipeline::Disconnected { session, conn: id });
+    }
+}
+
+/// Buffered frame reading: `len (4 bytes) | payload`.
+struct Frames {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Frames {
+    /// Reads until at least `n` bytes are buffered; false at end of stream.
+    async fn fill(&mut self, rd: &mut (impl AsyncRead + Unpin), n: usize) -> io::Result<bool> {
+        while self.end - self.start < n {
+            if self.buf.len() - self.start < n {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if self.buf.len() < n {
+                    self.buf.resize(n.max(16 * 1024), 0);
+                }
+            } else if self.end == self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let got = rd.read(&mut self.buf[self.end..]).await?;
+            if got == 0 {
+                return Ok(false);
+            }
+            self.end += got;
+        }
+        Ok(true)
+    }
+
+    fn peek(&self, n: usize) -> &[u8] {
+        &self.buf[self.start..self.start + n]
+    }
+
+    /// The next frame's payload; `None` at end of stream.
+    async fn next(&mut self, rd: &mut (impl AsyncRead + Unpin), max: usize) -> io::Result<Option<&[u8]>> {
+        if !self.fill(rd, 4).await? {
+            return Ok(None);
+        }
+        let len = i32::from_be_bytes(self.peek(4).try_into().expect("4 bytes"));
+        if len < 0 || len as usize > max {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len} out of range")));
+        }
+        let total = 4 + len as usize;
+        if !self.fill(rd, total).await? {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        let frame = &self.buf[self.start + 4..self.start + total];
+        self.start += total;
+        Ok(Some(frame))
+    }
+}
+
+fn malformed(_: Malformed) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed request")
+}
+
+async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut rd: impl AsyncRead + Unpin) -> io::Result<()> {
+    let max = shard.config.max_buffer_bytes;
+    let mut frames = Frames { buf: vec![0; 16 * 1024], start: 0, end: 0 };
+    if !frames.fill(&mut rd, 4).await? {
+        return Ok(());
+    }
+    if let Some(word) = fourlw::word(frames.peek(4)) {
+        let text = fourlw::answer(shard, word);
+        conn.push_raw(text.as_bytes());
+        return Ok(());
+    }
+    let Some(frame) = frames.next(&mut rd, max).await? else { return Ok(()) };
+    let request = ConnectRequest::decode(frame).map_err(malformed)?;
+    if request.last_zxid_seen > shard.tree.last_zxid() {
+        // The client has seen a newer state than this server has: it must go elsewhere.
+        return Ok(());
+    }
+    shard.to_pipeline.send(ToPipeline::Connect { shard: shard.index, conn: conn.id, request }).map_err(io::Error::other)?;
+    let _ = conn.handshake.acquire(1).await;
+    if conn.state.borrow().session == 0 {
+        return Ok(());
+    }
+    loop {
+        let Some(frame) = frames.next(&mut rd, max).await? else { return Ok(()) };
+        let (xid, op, request) = proto::decode_request(frame).map_err(malformed)?;
+        conn.handle(shard, xid, op, request).await;
+        if conn.out.borrow().close {
+            return Ok(());
+        }
+    }
+}
+
+async fn write_loop(conn: Rc<Conn>, mut wr: impl futures_lite::io::AsyncWrite + Unpin) {
+    let mut buf = Vec::new();
+    loop {
+        let closing = poll_fn(|cx| {
+            let mut out = conn.out.borrow_mut();
+            if !out.buf.is_empty() {
+                std::mem::swap(&mut out.buf, &mut buf);
+                Poll::Ready(false)
+            } else if out.close {
+                Poll::Ready(true)
+            } else {
+                out.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        if closing || wr.write_all(&buf).await.is_err() {
+            break;
+        }
+        buf.clear();
+    }
+    let _ = wr.flush().await;
+    // SAFETY: `fd` belongs to the stream both halves share, which is still open
+    // (the reader holds its half); shutdown only ends I/O on it, so the reader's
+    // pending read returns and the connection winds down.
+    unsafe {
+        libc::shutdown(conn.fd, libc::SHUT_RDWR);
+    }
+}
+
+impl Conn {
+    pub fn session(&self) -> SessionId {
+        self.state.borrow().session
+    }
+
+    /// Closes the connection once everything queued is written.
+    pub fn close(&self) {
+        let mut out = self.out.borrow_mut();
+        out.close = true;
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn push_raw(&self, bytes: &[u8]) {
+        let mut out = self.out.borrow_mut();
+        out.buf.extend_from_slice(bytes);
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// Writes a frame straight to the outbox.
+    fn emit(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+        let mut out = self.out.borrow_mut();
+        encode(&mut out.buf);
+        if let Some(w) = out.waker.take() {
+            w.wake();
+        }
+        self.info.sent.fetch_add(1, Relaxed);
+    }
+
+    /// Sends a reply that may reflect transactions up to `need`, in request order.
+    fn send_reply(&self, shard: &Shard, need: Zxid, encode: impl FnOnce(&mut Vec<u8>)) {
+        shard.counters.sent.fetch_add(1, Relaxed);
+        let mut state = self.state.borrow_mut();
+        if state.held.is_empty() && need <= shard.seen_through() {
+            drop(state);
+            self.emit(encode);
+        } else {
+            let mut frame = Vec::new();
+            encode(&mut frame);
+            if state.held.is_empty() {
+                shard.hold(self.id);
+            }
+            state.held.push_back((need, frame));
+        }
+    }
+
+    /// Writes held replies now covered by `seen`; true if some still wait.
+    pub fn release(&self, seen: Zxid) -> bool {
+        let mut state = self.state.borrow_mut();
+        while state.held.front().is_some_and(|(need, _)| *need <= seen) {
+            let (_, frame) = state.held.pop_front().expect("front exists");
+            self.push_raw(&frame);
+            self.info.sent.fetch_add(1, Relaxed);
+        }
+        !state.held.is_empty()
+    }
+
+    pub fn notify(&self, zxid: Zxid, event: &WatchEvent) {
+        self.emit(|out| proto::notification(out, zxid, event.kind as i32, &event.path));
+    }
+
+    pub fn on_connected(&self, session: SessionId, timeout_ms: i32, password: [u8; 16]) {
+        self.state.borrow_mut().session = session;
+        self.info.session.store(session, Relaxed);
+        self.info.timeout_ms.store(i64::from(timeout_ms), Relaxed);
+        self.emit(|out| proto::connect_response(out, timeout_ms, session, &password));
+        if session == 0 {
+            self.close();
+        }
+        self.handshake.signal(1);
+    }
+
+    async fn handle(&self, shard: &Shard, xid: i32, op: i32, request: Request) {
+        let started = Instant::now();
+        shard.counters.received.fetch_add(1, Relaxed);
+        self.info.received.fetch_add(1, Relaxed);
+        let session = self.session();
+        shard.touch(session);
+        match request {
+            Request::Auth { scheme, auth } => self.authenticate(shard, &scheme, &auth),
+            Request::Write(write, kinds) => {
+                let _ = self.window.acquire(1).await;
+                let auth = {
+                    let mut state = self.state.borrow_mut();
+                    state.queue.push_back(Queued::Write { xid, op, kinds, sync_path: None, started });
+                    state.auth.clone()
+                };
+                self.info.queued.fetch_add(1, Relaxed);
+                let msg = ToPipeline::Write { shard: shard.index, conn: self.id, xid, session, auth, op: write };
+                if shard.to_pipeline.send(msg).is_err() {
+                    self.close();
+                }
+            }
+            Request::Sync(path) => {
+                let _ = self.window.acquire(1).await;
+                let sync_path = Some(path);
+                self.state.borrow_mut().queue.push_back(Queued::Write { xid, op, kinds: Vec::new(), sync_path, started });
+                self.info.queued.fetch_add(1, Relaxed);
+                if shard.to_pipeline.send(ToPipeline::Sync { shard: shard.index, conn: self.id, xid }).is_err() {
+                    self.close();
+                }
+            }
+            Request::Read(read) => self.local(shard, xid, Local::Read(read), started),
+            Request::Ping => self.local(shard, xid, Local::Ping, started),
+            Request::Refused(code) => self.local(shard, xid, Local::Error(code), started),
+            Request::Unknown => self.local(shard, xid, Local::Error(ErrorCode::Unimplemented), started),
+        }
+    }
+
+    fn local(&self, shard: &Shard, xid: i32, request: Local, started: Instant) {
+        let idle = self.state.borrow().queue.is_empty();
+        if idle {
+            self.answer(shard, xid, request, started);
+        } else {
+            self.state.borrow_mut().queue.push_back(Queued::Local { xid, request, started });
+        }
+    }
+
+    fn answer(&self, shard: &Shard, xid: i32, request: Local, started: Instant) {
+        match request {
+            Local::Ping => {
+                let zxid = shard.tree.last_zxid();
+                self.send_reply(shard, 0, |out| proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {}));
+            }
+            Local::Error(code) => {
+                let zxid = shard.tree.last_zxid();
+                self.send_reply(shard, 0, |out| proto::reply(out, xid, zxid, code, |_| {}));
+            }
+            Local::Read(read) => {
+                let (session, auth) = {
+                    let state = self.state.borrow();
+                    (state.session, state.auth.clone())
+                };
+                let mut frame = Vec::new();
+                read::answer(shard, self.id, session, &auth, xid, read, &mut frame);
+                // Whatever the read saw was committed at or before this zxid.
+                let need = shard.tree.applying_zxid();
+                self.send_reply(shard, need, |out| out.extend_from_slice(&frame));
+            }
+        }
+        shard.counters.record_latency(started);
+    }
+
+    pub fn on_reply(&self, shard: &Shard, xid: i32, zxid: Zxid, result: OpResult) {
+        let front = self.state.borrow_mut().queue.pop_front();
+        let Some(Queued::Write { xid: expected, op, kinds, sync_path, started }) = front else {
+            unreachable!("a reply arrives only for a queued write");
+        };
+        debug_assert_eq!(xid, expected, "replies come back in request order");
+        self.window.signal(1);
+        self.info.queued.fetch_sub(1, Relaxed);
+        self.info.last_zxid.store(zxid, Relaxed);
+        let err = result.error_code();
+        self.send_reply(shard, zxid, |out| {
+            proto::reply(out, xid, zxid, err, |out| {
+                if let Some(path) = &sync_path {
+                    out.string(path);
+                } else if err == ErrorCode::Ok || op == opcode::MULTI {
+                    proto::write_result(out, op, &kinds, &result);
+                }
+            })
+        });
+        shard.counters.record_latency(started);
+        if op == opcode::CLOSE_SESSION {
+            self.close();
+            return;
+        }
+        loop {
+            let next = {
+                let mut state = self.state.borrow_mut();
+                match state.queue.front() {
+                    Some(Queued::Local { .. }) => state.queue.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(Queued::Local { xid, request, started }) = next else { break };
+            self.answer(shard, xid, request, started);
+        }
+    }
+
+    fn authenticate(&self, shard: &Shard, scheme: &str, auth: &[u8]) {
+        let id = match scheme {
+            "digest" => Some(Id::new("digest", &acl::digest(&String::from_utf8_lossy(auth)))),
+            "ip" => Some(Id::new("ip", &self.peer.ip().to_string())),
+            _ => None,
+        };
+        let Some(id) = id else {
+            shard.counters.auth_failed.fetch_add(1, Relaxed);
+            self.send_reply(shard, 0, |out| proto::reply(out, xid::AUTH, 0, ErrorCode::AuthFailed, |_| {}));
+            self.close();
+            return;
+        };
+        let is_super = shard.config.super_digest.as_deref() == Some(id.id.as_str()) && id.scheme == "digest";
+        {
+            let mut state = self.state.borrow_mut();
+            let mut ids: Vec<Id> = state.auth.to_vec();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+            if is_super {
+                ids.push(Id::new("super", ""));
+            }
+            state.auth = ids.into();
+        }
+        self.send_reply(shard, 0, |out| proto::reply(out, xid::AUTH, 0, ErrorCode::Ok, |_| {}));
+    }
+}

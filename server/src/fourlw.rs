@@ -1,0 +1,211 @@
+//! Four-letter words on the client port (`ruok`, `srvr`, `mntr`, ...), in
+//! ZooKeeper's output formats, since monitoring tools and clients parse them
+//! (kazoo reads the version from `envi`). Only words in
+//! `4lw.commands.whitelist` are answered.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::config::ALL_FOUR_LETTER_WORDS;
+use crate::shard::Shard;
+
+/// The ZooKeeper release whose client protocol herd serves.
+pub const ZOOKEEPER_VERSION: &str = "3.9.3";
+
+/// The version line: ZooKeeper's version first (clients parse it), herd's beside it.
+pub fn version() -> String {
+    format!("{ZOOKEEPER_VERSION}-herd-{}, built on {}", env!("CARGO_PKG_VERSION"), env!("HERD_BUILT_ON"))
+}
+
+/// The word a connection opened with, if its first four bytes are one.
+pub fn word(first: &[u8]) -> Option<&'static str> {
+    ALL_FOUR_LETTER_WORDS.iter().copied().find(|w| w.as_bytes() == first)
+}
+
+/// The text answering `word`.
+pub fn answer(shard: &Shard, word: &str) -> String {
+    if !shard.config.four_letter_words.contains(word) {
+        return format!("{word} is not executed because it is not in the whitelist.\n");
+    }
+    let shared = &shard.shared;
+    let tree = &shard.tree;
+    let mut s = String::new();
+    let (min, avg, max) = shared.latency_ms();
+    let received = shared.total(|c| &c.received);
+    let sent = shared.total(|c| &c.sent);
+    let conns = shared.conns.lock().expect("conns lock");
+    let server_block = |s: &mut String| {
+        let _ = writeln!(s, "Latency min/avg/max: {}/{:.4}/{}", min.floor(), avg, max.ceil());
+        let _ = writeln!(s, "Received: {received}");
+        let _ = writeln!(s, "Sent: {sent}");
+        let _ = writeln!(s, "Connections: {}", conns.len());
+        let _ = writeln!(s, "Outstanding: {}", conns.values().map(|c| c.queued.load(Relaxed)).sum::<u64>());
+        let _ = writeln!(s, "Zxid: 0x{:x}", tree.last_zxid());
+        let _ = writeln!(s, "Mode: standalone");
+        let _ = writeln!(s, "Node count: {}", tree.node_count());
+    };
+    let cons = |s: &mut String| {
+        let mut list: Vec<_> = conns.values().collect();
+        list.sort_by_key(|c| c.peer);
+        for c in list {
+            let _ = writeln!(
+                s,
+                " /{}[1](queued={},recved={},sent={},sid=0x{:x},lop=NA,est=0,to={},lzxid=0x{:x})",
+                c.peer,
+                c.queued.load(Relaxed),
+                c.received.load(Relaxed),
+                c.sent.load(Relaxed),
+                c.session.load(Relaxed),
+                c.timeout_ms.load(Relaxed),
+                c.last_zxid.load(Relaxed),
+            );
+        }
+        s.push('\n');
+    };
+    match word {
+        "ruok" => s.push_str("imok"),
+        "isro" => s.push_str("rw"),
+        "srvr" => {
+            let _ = writeln!(s, "Zookeeper version: {}", version());
+            server_block(&mut s);
+        }
+        "stat" => {
+            let _ = writeln!(s, "Zookeeper version: {}", version());
+            s.push_str("Clients:\n");
+            cons(&mut s);
+            server_block(&mut s);
+        }
+        "cons" => cons(&mut s),
+        "envi" => {
+            s.push_str("Environment:\n");
+            let _ = writeln!(s, "zookeeper.version={}", version());
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let _ = writeln!(s, "host.name={}", host.trim());
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            let env = |k: &str| std::env::var(k).unwrap_or_default();
+            let _ = writeln!(s, "herd.version={}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(s, "os.name={}", if cfg!(target_os = "linux") { "Linux" } else { std::env::consts::OS });
+            let _ = writeln!(s, "os.arch={}", if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH });
+            let _ = writeln!(s, "os.version={}", release.trim());
+            let _ = writeln!(s, "user.name={}", env("USER"));
+            let _ = writeln!(s, "user.home={}", env("HOME"));
+            let _ = writeln!(s, "user.dir={}", std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
+        }
+        "conf" => {
+            let c = &shard.config;
+            let _ = writeln!(s, "clientPort={}", c.client_port);
+            let _ = writeln!(s, "secureClientPort=-1");
+            let _ = writeln!(s, "dataDir={}", c.data_dir.display());
+            let _ = writeln!(s, "dataLogDir={}", c.data_log_dir.display());
+            let _ = writeln!(s, "tickTime={}", c.tick_time_ms);
+            let _ = writeln!(s, "maxClientCnxns={}", c.max_client_cnxns);
+            let _ = writeln!(s, "minSessionTimeout={}", c.min_session_timeout_ms);
+            let _ = writeln!(s, "maxSessionTimeout={}", c.max_session_timeout_ms);
+            let _ = writeln!(s, "clientPortListenBacklog=-1");
+            let _ = writeln!(s, "serverId={}", c.server_id);
+        }
+        "crst" => {
+            for c in conns.values() {
+                c.received.store(0, Relaxed);
+                c.sent.store(0, Relaxed);
+            }
+            s.push_str("Connection stats reset.\n");
+        }
+        "srst" => {
+            for c in &shared.shards {
+                c.reset();
+            }
+            s.push_str("Server stats reset.\n");
+        }
+        "mntr" => {
+            let watches = shared.total(|c| &c.watches);
+            let ephemerals: usize = tree.sessions().iter().map(|(id, _)| tree.ephemerals(*id).len()).sum();
+            let rows: [(&str, String); 15] = [
+                ("zk_version", version()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_ephemerals_count", ephemerals.to_string()),
+                ("zk_num_alive_connections", conns.len().to_string()),
+                ("zk_avg_latency", format!("{avg:.4}")),
+                ("zk_outstanding_requests", conns.values().map(|c| c.queued.load(Relaxed)).sum::<u64>().to_string()),
+                ("zk_znode_count", tree.node_count().to_string()),
+                ("zk_global_sessions", tree.session_count().to_string()),
+                ("zk_packets_sent", sent.to_string()),
+                ("zk_packets_received", received.to_string()),
+                ("zk_watch_count", watches.to_string()),
+                ("zk_auth_failed_count", shared.total(|c| &c.auth_failed).to_string()),
+                ("zk_min_latency", format!("{}", min.floor())),
+                ("zk_approximate_data_size", tree.data_bytes().to_string()),
+                ("zk_max_latency", format!("{}", max.ceil())),
+            ];
+            for (k, v) in rows {
+                let _ = writeln!(s, "{k}\t{v}");
+            }
+            let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+            let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+            let max_fds = limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .unwrap_or("0")
+                .to_owned();
+            let _ = writeln!(s, "zk_open_file_descriptor_count\t{open_fds}");
+            let _ = writeln!(s, "zk_max_file_descriptor_count\t{max_fds}");
+            let _ = writeln!(s, "zk_local_sessions\t0");
+            let _ = writeln!(s, "zk_uptime\t{}", shared.started.elapsed().as_millis());
+        }
+        "wchs" => {
+            let _ = writeln!(s, "{} connections watching {} paths", conns.len(), shard.watches.borrow().paths().len());
+            let _ = writeln!(s, "Total watches:{}", shared.total(|c| &c.watches));
+        }
+        "wchp" => {
+            for (path, ids) in shard.watches.borrow().paths() {
+                let _ = writeln!(s, "{path}");
+                for id in ids {
+                    if let Some(c) = conns.get(&id) {
+                        let _ = writeln!(s, "\t0x{:x}", c.session.load(Relaxed));
+                    }
+                }
+            }
+        }
+        "wchc" => {
+            let mut by_conn: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+            for (path, ids) in shard.watches.borrow().paths() {
+                for id in ids {
+                    if let Some(c) = conns.get(&id) {
+                        by_conn.entry(c.session.load(Relaxed)).or_default().push(path.clone());
+                    }
+                }
+            }
+            for (session, paths) in by_conn {
+                let _ = writeln!(s, "0x{session:x}");
+                for p in paths {
+                    let _ = writeln!(s, "\t{p}");
+                }
+            }
+        }
+        "dump" => {
+            s.push_str("SessionTracker dump:\n");
+            let sessions = tree.sessions();
+            let _ = writeln!(s, "Global Sessions({}):", sessions.len());
+            for (id, timeout) in &sessions {
+                let _ = writeln!(s, "0x{id:x}\t{timeout}ms");
+            }
+            s.push_str("ephemeral nodes dump:\n");
+            let _ = writeln!(s, "Sessions with Ephemerals ({}):", sessions.iter().filter(|(id, _)| !tree.ephemerals(*id).is_empty()).count());
+            for (id, _) in &sessions {
+                let paths = tree.ephemerals(*id);
+                if !paths.is_empty() {
+                    let _ = writeln!(s, "0x{id:x}:");
+                    for p in paths {
+                        let _ = writeln!(s, "\t{p}");
+                    }
+                }
+            }
+        }
+        "dirs" => {
+            s.push_str("datadir_size: 0\nlogdir_size: 0\n");
+        }
+        _ => unreachable!("only known words reach here"),
+    }
+    s
+}

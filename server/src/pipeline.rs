@@ -1,0 +1,349 @@
+//! The commit pipeline: one thread that orders every write (ZooKeeper's
+//! `PrepRequestProcessor` -> `SyncRequestProcessor` -> `FinalRequestProcessor`).
+//!
+//! ```text
+//!  shards ──ToPipeline──► [prep: session check, validate, zxid, Txn]   one batch at a time
+//!                               │
+//!                         [make durable]   (the transaction log's place)
+//!                               │
+//!                         for each txn in zxid order:
+//!                           commit  ──► DataTree
+//!                           Committed{zxid, events} ──► every shard
+//!                           reply   ──► the origin shard
+//! ```
+//!
+//! Invariants:
+//! - zxids are assigned in arrival order and committed in that order;
+//! - every zxid reaches every shard as one `Committed` message, in zxid order,
+//!   after the tree shows it; a shard holds back a read reply until it has seen
+//!   `Committed` for everything the read could have observed, so notifications
+//!   always precede replies that reflect their change;
+//! - a reply leaves after its transaction is in the tree (read-your-writes) and
+//!   after every earlier transaction's events (zxid order on each session);
+//! - sessions are created, closed and expired only by committed transactions.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::acl::Id;
+use engine::op::{OpResult, WriteOp};
+use engine::prep::{self, Context};
+use engine::session::{self, SessionTracker};
+use engine::stat::NodeKind;
+use engine::tree::DataTree;
+use engine::txn::{apply, AclCache, Change, Pending, Txn, View, WatchEvent};
+use engine::types::now_ms;
+use engine::{ErrorCode, SessionId, Zxid};
+
+use crate::config::Config;
+use crate::proto::ConnectRequest;
+
+/// A connection, unique across shards.
+pub type ConnId = u64;
+
+/// Most messages taken from the inbox into one batch.
+pub const MAX_BATCH: usize = 4096;
+
+/// What shards send to the pipeline.
+pub enum ToPipeline {
+    Connect { shard: usize, conn: ConnId, request: ConnectRequest },
+    Write { shard: usize, conn: ConnId, xid: i32, session: SessionId, auth: Arc<[Id]>, op: WriteOp },
+    Sync { shard: usize, conn: ConnId, xid: i32 },
+    /// Sessions with client activity since the last touch.
+    Touch(Vec<SessionId>),
+    Disconnected { session: SessionId, conn: ConnId },
+    Stop,
+}
+
+/// What the pipeline sends to a shard, in order.
+#[derive(Debug)]
+pub enum ToShard {
+    /// Handshake outcome; `session == 0` means expired or unknown.
+    Connected { conn: ConnId, session: SessionId, timeout_ms: i32, password: [u8; 16] },
+    /// Transaction `zxid` is in the tree; these watches fire (none for a failed write).
+    Committed { zxid: Zxid, events: Option<Arc<[WatchEvent]>> },
+    Reply { conn: ConnId, xid: i32, zxid: Zxid, result: OpResult },
+    /// Close the connection (its session expired or moved elsewhere).
+    Close { conn: ConnId },
+}
+
+/// A shard's inbox: the pipeline sends a batch of messages at a time.
+pub type ShardSender = async_channel::Sender<Vec<ToShard>>;
+
+struct Origin {
+    shard: usize,
+    conn: ConnId,
+    xid: i32,
+}
+
+/// One prepared transaction, or a reply that only needs ordering (sync, handshakes).
+struct Entry {
+    zxid: Zxid,
+    /// Whether `zxid` was taken by this entry (a transaction) or is just the current one.
+    is_txn: bool,
+    changes: Vec<Change>,
+    events: Vec<WatchEvent>,
+    reply: Option<(Origin, OpResult)>,
+    connected: Option<(usize, ToShard)>,
+    closes_session: Option<SessionId>,
+}
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    tree: Arc<DataTree>,
+    pending: Pending,
+    acls: AclCache,
+    tracker: SessionTracker,
+    shards: Vec<ShardSender>,
+    out: Vec<Vec<ToShard>>,
+    zxid: Zxid,
+    secret: [u8; 16],
+    /// Which connection currently holds each session.
+    owners: HashMap<SessionId, (usize, ConnId)>,
+    next_container_check: Instant,
+    super_ids: Arc<[Id]>,
+}
+
+impl Pipeline {
+    pub fn new(config: Arc<Config>, tree: Arc<DataTree>, shards: Vec<ShardSender>, secret: [u8; 16]) -> Pipeline {
+        let n = shards.len();
+        let check = Duration::from_millis(config.container_check_interval_ms);
+        Pipeline {
+            tracker: SessionTracker::new(config.server_id, now_ms()),
+            zxid: tree.last_zxid(),
+            config,
+            tree,
+            pending: Pending::default(),
+            acls: AclCache::default(),
+            shards,
+            out: (0..n).map(|_| Vec::new()).collect(),
+            secret,
+            owners: HashMap::new(),
+            next_container_check: Instant::now() + check,
+            super_ids: vec![Id::new("super", "")].into(),
+        }
+    }
+
+    /// Runs until `Stop` arrives or every sender is gone.
+    pub fn run(mut self, inbox: Receiver<ToPipeline>) {
+        let tick = Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
+        let mut batch = Vec::new();
+        loop {
+            match inbox.recv_timeout(tick) {
+                Ok(ToPipeline::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Ok(msg) => batch.push(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let mut stop = false;
+            while batch.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(ToPipeline::Stop) => {
+                        stop = true;
+                        break;
+                    }
+                    Ok(msg) => batch.push(msg),
+                    Err(_) => break,
+                }
+            }
+            let mut entries = Vec::with_capacity(batch.len());
+            for msg in batch.drain(..) {
+                self.prepare(msg, &mut entries);
+            }
+            self.expire_sessions(&mut entries);
+            self.check_containers(&mut entries);
+            if !entries.is_empty() {
+                self.make_durable(&entries);
+                self.commit(entries);
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    fn prepare(&mut self, msg: ToPipeline, entries: &mut Vec<Entry>) {
+        let now = now_ms();
+        match msg {
+            ToPipeline::Connect { shard, conn, request } => self.connect(shard, conn, request, entries),
+            ToPipeline::Write { shard, conn, xid, session, auth, op } => {
+                let origin = Origin { shard, conn, xid };
+                if !self.tracker.touch(session, now) {
+                    let result = OpResult::Error(ErrorCode::SessionExpired);
+                    entries.push(Entry::reply(self.zxid, origin, result));
+                    return;
+                }
+                if op == WriteOp::CloseSession {
+                    self.tracker.set_closing(session);
+                }
+                let closes = (op == WriteOp::CloseSession).then_some(session);
+                let mut entry = self.execute(&op, session, &auth);
+                entry.reply = Some((origin, entry.reply.take().expect("executed").1));
+                entry.closes_session = closes;
+                entries.push(entry);
+            }
+            ToPipeline::Sync { shard, conn, xid } => {
+                entries.push(Entry::reply(self.zxid, Origin { shard, conn, xid }, OpResult::Check));
+            }
+            ToPipeline::Touch(sessions) => {
+                for s in sessions {
+                    self.tracker.touch(s, now);
+                }
+            }
+            ToPipeline::Disconnected { session, conn } => {
+                if self.owners.get(&session).is_some_and(|(_, c)| *c == conn) {
+                    self.owners.remove(&session);
+                }
+            }
+            ToPipeline::Stop => unreachable!("handled by run"),
+        }
+    }
+
+    /// Validates and applies one write to the pending view, taking a zxid.
+    fn execute(&mut self, op: &WriteOp, session: SessionId, auth: &[Id]) -> Entry {
+        self.zxid += 1;
+        let ctx = Context { session, auth, extended_types: self.config.extended_types };
+        let mut view = View::new(&self.tree, &mut self.pending, &mut self.acls, self.zxid, now_ms());
+        let prepared = prep::execute(op, &ctx, &mut view);
+        let changes = view.into_changes();
+        Entry {
+            zxid: self.zxid,
+            is_txn: true,
+            changes,
+            events: prepared.events,
+            reply: Some((Origin { shard: usize::MAX, conn: 0, xid: 0 }, prepared.result)),
+            connected: None,
+            closes_session: None,
+        }
+    }
+
+    fn connect(&mut self, shard: usize, conn: ConnId, request: ConnectRequest, entries: &mut Vec<Entry>) {
+        let now = now_ms();
+        let refused = ToShard::Connected { conn, session: 0, timeout_ms: 0, password: [0; 16] };
+        if request.session_id == 0 {
+            let session = self.tracker.next_session_id();
+            let timeout_ms = self.config.negotiate_timeout(request.timeout_ms);
+            self.zxid += 1;
+            let mut view = View::new(&self.tree, &mut self.pending, &mut self.acls, self.zxid, now);
+            apply(&Txn::CreateSession { session, timeout_ms }, &mut view, &mut Vec::new());
+            let changes = view.into_changes();
+            self.tracker.add(session, timeout_ms, now);
+            self.owners.insert(session, (shard, conn));
+            let password = session::password(&self.secret, session);
+            let connected = ToShard::Connected { conn, session, timeout_ms, password };
+            entries.push(Entry { changes, is_txn: true, connected: Some((shard, connected)), ..Entry::empty(self.zxid) });
+            return;
+        }
+        let session = request.session_id;
+        let valid = request.password == session::password(&self.secret, session) && self.tracker.touch(session, now);
+        let connected = match (valid, self.tracker.timeout_ms(session)) {
+            (true, Some(timeout_ms)) => {
+                if let Some((old_shard, old_conn)) = self.owners.insert(session, (shard, conn)) {
+                    if old_conn != conn {
+                        self.out[old_shard].push(ToShard::Close { conn: old_conn });
+                    }
+                }
+                let password = session::password(&self.secret, session);
+                ToShard::Connected { conn, session, timeout_ms, password }
+            }
+            _ => refused,
+        };
+        entries.push(Entry { connected: Some((shard, connected)), ..Entry::empty(self.zxid) });
+    }
+
+    fn expire_sessions(&mut self, entries: &mut Vec<Entry>) {
+        for session in self.tracker.expired(now_ms()) {
+            let mut entry = self.execute(&WriteOp::CloseSession, session, &[]);
+            entry.reply = None;
+            entry.closes_session = Some(session);
+            entries.push(entry);
+        }
+    }
+
+    /// Deletes empty containers that once had children and TTL nodes unmodified
+    /// past their TTL (ZooKeeper's `ContainerManager`).
+    fn check_containers(&mut self, entries: &mut Vec<Entry>) {
+        let now = Instant::now();
+        if now < self.next_container_check {
+            return;
+        }
+        self.next_container_check = now + Duration::from_millis(self.config.container_check_interval_ms);
+        let wall = now_ms();
+        let never_used = self.config.container_max_never_used_interval_ms as i64;
+        let mut candidates = Vec::new();
+        for path in self.tree.containers().into_iter().chain(self.tree.ttls()) {
+            let Some(node) = self.tree.get(&path).map(|e| e.value().clone()) else { continue };
+            if node.num_children != 0 {
+                continue;
+            }
+            let idle = wall - node.mtime;
+            let due = match node.kind() {
+                NodeKind::Container => node.child_creates > 0 || (never_used > 0 && idle > never_used),
+                NodeKind::Ttl(ttl) => ttl != 0 && idle > ttl,
+                _ => false,
+            };
+            if due {
+                candidates.push(path);
+            }
+        }
+        let ids = self.super_ids.clone();
+        for path in candidates {
+            let mut entry = self.execute(&WriteOp::DeleteContainer { path }, 0, &ids);
+            entry.reply = None;
+            entries.push(entry);
+        }
+    }
+
+    /// Where the group-commit transaction log makes the batch durable. herd keeps
+    /// its state in memory until that log exists: nothing to wait for yet.
+    fn make_durable(&mut self, _entries: &[Entry]) {}
+
+    fn commit(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if entry.is_txn {
+                self.tree.commit(entry.zxid, &entry.changes);
+                self.pending.retire(entry.zxid, &entry.changes);
+                let events: Option<Arc<[WatchEvent]>> = (!entry.events.is_empty()).then(|| entry.events.into());
+                for out in &mut self.out {
+                    out.push(ToShard::Committed { zxid: entry.zxid, events: events.clone() });
+                }
+            }
+            if let Some(session) = entry.closes_session {
+                self.tracker.remove(session);
+                if let Some((shard, conn)) = self.owners.remove(&session) {
+                    if entry.reply.as_ref().is_none_or(|(o, _)| o.conn != conn) {
+                        self.out[shard].push(ToShard::Close { conn });
+                    }
+                }
+            }
+            if let Some((origin, result)) = entry.reply {
+                let reply = ToShard::Reply { conn: origin.conn, xid: origin.xid, zxid: entry.zxid, result };
+                self.out[origin.shard].push(reply);
+            }
+            if let Some((shard, msg)) = entry.connected {
+                self.out[shard].push(msg);
+            }
+        }
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        for (out, shard) in self.out.iter_mut().zip(&self.shards) {
+            if !out.is_empty() {
+                // An unbounded channel: fails only when the shard is gone (shutdown).
+                let _ = shard.try_send(std::mem::take(out));
+            }
+        }
+    }
+}
+
+impl Entry {
+    fn empty(zxid: Zxid) -> Entry {
+        Entry { zxid, is_txn: false, changes: Vec::new(), events: Vec::new(), reply: None, connected: None, closes_session: None }
+    }
+
+    fn reply(zxid: Zxid, origin: Origin, result: OpResult) -> Entry {
+        Entry { reply: Some((origin, result)), ..Entry::empty(zxid) }
+    }
+}

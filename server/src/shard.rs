@@ -1,0 +1,187 @@
+//! A shard: one glommio executor on its own thread that accepts connections on
+//! the shared client port (SO_REUSEPORT), owns those connections, their sessions'
+//! I/O and their watches, and answers reads from the shared tree on its own core.
+//!
+//! The shard's inbox carries, in zxid order, what the commit pipeline sends it:
+//! watch events (before the tree shows the change), replies to its writes (after),
+//! and handshake outcomes. Before answering a read the shard drains that inbox, so
+//! a read that observes a change is always written after the change's notification.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::tree::DataTree;
+use engine::{SessionId, Zxid};
+use futures_lite::StreamExt;
+use glommio::net::TcpListener;
+
+use crate::config::Config;
+use crate::conn::{self, Conn};
+use crate::pipeline::{ConnId, ToPipeline, ToShard};
+use crate::stats::{Counters, Shared};
+use crate::watch::WatchTable;
+
+pub struct Shard {
+    pub index: usize,
+    pub config: Arc<Config>,
+    pub tree: Arc<DataTree>,
+    pub shared: Arc<Shared>,
+    pub counters: Arc<Counters>,
+    pub to_pipeline: Sender<ToPipeline>,
+    inbox: async_channel::Receiver<Vec<ToShard>>,
+    pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
+    pub watches: RefCell<WatchTable>,
+    touched: RefCell<Vec<SessionId>>,
+    next_conn: Cell<u64>,
+    scratch: RefCell<Vec<ConnId>>,
+    /// Every transaction up to this zxid has been dispatched here.
+    seen_through: Cell<Zxid>,
+    /// Connections with replies held back for transactions not yet seen.
+    holding: RefCell<Vec<ConnId>>,
+}
+
+impl Shard {
+    pub fn new(
+        index: usize,
+        config: Arc<Config>,
+        tree: Arc<DataTree>,
+        shared: Arc<Shared>,
+        to_pipeline: Sender<ToPipeline>,
+        inbox: async_channel::Receiver<Vec<ToShard>>,
+    ) -> Shard {
+        Shard {
+            index,
+            counters: shared.shards[index].clone(),
+            seen_through: Cell::new(tree.last_zxid()),
+            holding: RefCell::new(Vec::new()),
+            config,
+            tree,
+            shared,
+            to_pipeline,
+            inbox,
+            conns: RefCell::new(HashMap::new()),
+            watches: RefCell::new(WatchTable::default()),
+            touched: RefCell::new(Vec::new()),
+            next_conn: Cell::new(0),
+            scratch: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Serves until the pipeline goes away.
+    pub async fn run(self: Rc<Self>, listener: TcpListener) {
+        let accept = {
+            let shard = self.clone();
+            async move {
+                let mut incoming = listener.incoming();
+                while let Some(stream) = incoming.next().await {
+                    if let Ok(stream) = stream {
+                        let id = shard.new_conn_id();
+                        glommio::spawn_local(conn::serve(shard.clone(), id, stream)).detach();
+                    }
+                }
+            }
+        };
+        let touch = {
+            let shard = self.clone();
+            let every = Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
+            async move {
+                loop {
+                    glommio::timer::sleep(every).await;
+                    shard.flush_touches();
+                }
+            }
+        };
+        glommio::spawn_local(touch).detach();
+        let dispatch = async move {
+            while let Ok(batch) = self.inbox.recv().await {
+                self.dispatch(batch);
+            }
+        };
+        futures_lite::future::or(accept, dispatch).await;
+    }
+
+    fn new_conn_id(&self) -> ConnId {
+        let n = self.next_conn.get() + 1;
+        self.next_conn.set(n);
+        ((self.index as u64) << 48) | n
+    }
+
+    fn dispatch(&self, batch: Vec<ToShard>) {
+        for msg in batch {
+            match msg {
+                ToShard::Committed { zxid, events } => {
+                    let mut targets = self.scratch.borrow_mut();
+                    for event in events.iter().flat_map(|e| e.iter()) {
+                        self.watches.borrow_mut().trigger(event, &mut targets);
+                        for id in targets.iter() {
+                            if let Some(conn) = self.conn(*id) {
+                                conn.notify(zxid, event);
+                            }
+                        }
+                    }
+                    drop(targets);
+                    self.seen_through.set(zxid);
+                    self.release_held();
+                }
+                ToShard::Reply { conn, xid, zxid, result } => {
+                    if let Some(conn) = self.conn(conn) {
+                        conn.on_reply(self, xid, zxid, result);
+                    }
+                }
+                ToShard::Connected { conn, session, timeout_ms, password } => {
+                    if let Some(conn) = self.conn(conn) {
+                        conn.on_connected(session, timeout_ms, password);
+                    }
+                }
+                ToShard::Close { conn } => {
+                    if let Some(conn) = self.conn(conn) {
+                        conn.close();
+                    }
+                }
+            }
+        }
+    }
+
+    /// The zxid through which this shard has dispatched every transaction.
+    pub fn seen_through(&self) -> Zxid {
+        self.seen_through.get()
+    }
+
+    /// Remembers that `conn` holds replies waiting for a later `Committed`.
+    pub fn hold(&self, conn: ConnId) {
+        self.holding.borrow_mut().push(conn);
+    }
+
+    fn release_held(&self) {
+        let waiting = std::mem::take(&mut *self.holding.borrow_mut());
+        for id in waiting {
+            if let Some(conn) = self.conn(id) {
+                if conn.release(self.seen_through.get()) {
+                    self.holding.borrow_mut().push(id);
+                }
+            }
+        }
+    }
+
+    pub fn conn(&self, id: ConnId) -> Option<Rc<Conn>> {
+        self.conns.borrow().get(&id).cloned()
+    }
+
+    /// Notes client activity; sent to the session tracker in batches.
+    pub fn touch(&self, session: SessionId) {
+        self.touched.borrow_mut().push(session);
+    }
+
+    fn flush_touches(&self) {
+        let mut touched = std::mem::take(&mut *self.touched.borrow_mut());
+        if !touched.is_empty() {
+            touched.sort_unstable();
+            touched.dedup();
+            let _ = self.to_pipeline.send(ToPipeline::Touch(touched));
+        }
+    }
+}

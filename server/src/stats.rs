@@ -1,0 +1,125 @@
+//! Counters behind the four-letter words (`srvr`, `mntr`, `cons`, ...). Each
+//! shard writes its own atomics; readers sum them. Connection records live in a
+//! registry touched only on connect and close, never per request.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::pipeline::ConnId;
+
+/// Request latency and packet counters (one per shard).
+#[derive(Default)]
+pub struct Counters {
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub latency_count: AtomicU64,
+    pub latency_sum_us: AtomicU64,
+    pub latency_min_us: AtomicU64,
+    pub latency_max_us: AtomicU64,
+    pub auth_failed: AtomicU64,
+    pub watches: AtomicU64,
+}
+
+impl Counters {
+    pub fn record_latency(&self, started: Instant) {
+        let us = started.elapsed().as_micros() as u64;
+        if self.latency_count.fetch_add(1, Relaxed) == 0 {
+            self.latency_min_us.store(us, Relaxed);
+        } else {
+            self.latency_min_us.fetch_min(us, Relaxed);
+        }
+        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.latency_max_us.fetch_max(us, Relaxed);
+    }
+
+    pub fn reset(&self) {
+        for c in [&self.received, &self.sent, &self.latency_count, &self.latency_sum_us, &self.latency_min_us, &self.latency_max_us] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+/// One client connection as `cons` shows it.
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub session: AtomicI64,
+    pub timeout_ms: AtomicI64,
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
+    pub queued: AtomicU64,
+    pub last_zxid: AtomicI64,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            peer,
+            session: AtomicI64::new(0),
+            timeout_ms: AtomicI64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            last_zxid: AtomicI64::new(-1),
+        }
+    }
+}
+
+/// State every shard shares.
+pub struct Shared {
+    pub started: Instant,
+    pub shards: Vec<Arc<Counters>>,
+    pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Shared {
+    pub fn new(shards: usize) -> Shared {
+        Shared {
+            started: Instant::now(),
+            shards: (0..shards).map(|_| Arc::new(Counters::default())).collect(),
+            conns: Mutex::new(HashMap::new()),
+            per_ip: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a new connection from `ip`; false when that would exceed `max` (0 = no limit).
+    pub fn admit(&self, ip: IpAddr, max: usize) -> bool {
+        let mut per_ip = self.per_ip.lock().expect("per-ip lock");
+        let n = per_ip.entry(ip).or_default();
+        if max != 0 && *n >= max {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    pub fn release(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().expect("per-ip lock");
+        if let Some(n) = per_ip.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Sum of one counter over all shards.
+    pub fn total(&self, f: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.shards.iter().map(|c| f(c).load(Relaxed)).sum()
+    }
+
+    /// (min, avg, max) request latency in milliseconds.
+    pub fn latency_ms(&self) -> (f64, f64, f64) {
+        let count = self.total(|c| &c.latency_count);
+        if count == 0 {
+            return (0.0, 0.0, 0.0);
+        }
+        let min = self.shards.iter().filter(|c| c.latency_count.load(Relaxed) > 0).map(|c| c.latency_min_us.load(Relaxed)).min().unwrap_or(0);
+        let max = self.shards.iter().map(|c| c.latency_max_us.load(Relaxed)).max().unwrap_or(0);
+        let avg = self.total(|c| &c.latency_sum_us) as f64 / count as f64;
+        (min as f64 / 1000.0, avg / 1000.0, max as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Cross-client test driver for herd (ZooKeeper 3.8 compatible server).
+#
+#   run.sh --setup              install prerequisites (venv with kazoo, zkCli)
+#   run.sh HOST:PORT            run both suites against a running server
+#   run.sh --setup HOST:PORT    both
+#
+# The venv lives at ${HERD_VENV:-<this dir>/.venv-cross}.  The zkCli used is
+# ${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh} (Debian package `zookeeper`).
+# Exit status is non-zero if setup fails or either suite fails.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VENV=${HERD_VENV:-$HERE/.venv-cross}
+KAZOO_VERSION=2.11.0
+export ZKCLI=${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}
+
+usage() {
+    echo "usage: $0 [--setup] [HOST:PORT]" >&2
+    exit 2
+}
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "need root for: $*" >&2
+        return 1
+    fi
+}
+
+apt_install() {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+setup() {
+    local pkgs=()
+    if [ ! -x "$ZKCLI" ]; then
+        pkgs+=(zookeeper)
+    fi
+    if ! command -v java >/dev/null 2>&1; then
+        pkgs+=(default-jre-headless)
+    fi
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        pkgs+=(python3-venv)
+    fi
+    if ! command -v timeout >/dev/null 2>&1; then
+        pkgs+=(coreutils)
+    fi
+    if [ ${#pkgs[@]} -gt 0 ]; then
+        echo "setup: apt-get install ${pkgs[*]}"
+        apt_install "${pkgs[@]}"
+    fi
+    if [ ! -x "$ZKCLI" ]; then
+        echo "setup: $ZKCLI still missing after installing zookeeper" >&2
+        return 1
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        echo "setup: creating venv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kazoo==$KAZOO_VERSION"
+    "$VENV/bin/python" -c 'import kazoo.client'
+    echo "setup: done (venv $VENV, kazoo $KAZOO_VERSION, zkCli $ZKCLI)"
+}
+
+python_for_kazoo() {
+    if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import kazoo.client' 2>/dev/null; then
+        echo "$VENV/bin/python"
+    elif python3 -c 'import kazoo.client' 2>/dev/null; then
+        echo python3
+    else
+        return 1
+    fi
+}
+
+wait_for_server() { # up to 15s for a TCP connect + ruok
+    python3 - "$1" <<'EOF'
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+deadline = time.time() + 15
+last = None
+while time.time() < deadline:
+    try:
+        s = socket.create_connection((host, int(port)), timeout=2)
+        s.sendall(b"ruok")
+        s.settimeout(2)
+        if s.recv(16) == b"imok":
+            sys.exit(0)
+        last = "no imok"
+    except OSError as e:
+        last = e
+    time.sleep(0.3)
+print("server %s not answering: %s" % (sys.argv[1], last), file=sys.stderr)
+sys.exit(1)
+EOF
+}
+
+run_suites() {
+    local target=$1 py rc_k=0 rc_z=0 t
+    if ! py=$(python_for_kazoo); then
+        echo "kazoo not available; run: $0 --setup" >&2
+        return 1
+    fi
+    wait_for_server "$target"
+
+    echo "=== kazoo suite ($target)"
+    t=$(date +%s)
+    "$py" "$HERE/kazoo_suite.py" "$target" || rc_k=$?
+    echo "=== kazoo suite: exit $rc_k in $(( $(date +%s) - t ))s"
+
+    echo "=== zkCli suite ($target)"
+    t=$(date +%s)
+    bash "$HERE/zkcli_suite.sh" "$target" || rc_z=$?
+    echo "=== zkCli suite: exit $rc_z in $(( $(date +%s) - t ))s"
+
+    if [ "$rc_k" -ne 0 ] || [ "$rc_z" -ne 0 ]; then
+        echo "=== FAILED (kazoo=$rc_k, zkcli=$rc_z)"
+        return 1
+    fi
+    echo "=== all cross-client suites passed"
+}
+
+DO_SETUP=0
+TARGET=
+for arg in "$@"; do
+    case "$arg" in
+        --setup) DO_SETUP=1 ;;
+        -h|--help) usage ;;
+        -*) usage ;;
+        *:*) [ -z "$TARGET" ] || usage; TARGET=$arg ;;
+        *) usage ;;
+    esac
+done
+[ "$DO_SETUP" = 1 ] || [ -n "$TARGET" ] || usage
+
+if [ "$DO_SETUP" = 1 ]; then
+    setup
+fi
+if [ -n "$TARGET" ]; then
+    run_suites "$TARGET"
+fi
