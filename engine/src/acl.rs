@@ -32,7 +32,10 @@ pub struct Id {
 
 impl Id {
     pub fn new(scheme: &str, id: &str) -> Id {
-        Id { scheme: scheme.to_owned(), id: id.to_owned() }
+        Id {
+            scheme: scheme.to_owned(),
+            id: id.to_owned(),
+        }
     }
 }
 
@@ -46,20 +49,31 @@ pub struct Acl {
 impl Acl {
     /// `world:anyone` with all permissions, ZooKeeper's `OPEN_ACL_UNSAFE`.
     pub fn open_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::ALL, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perms::ALL,
+            id: Id::new("world", "anyone"),
+        }]
     }
 
     /// `world:anyone` read-only, as on `/zookeeper/config`.
     pub fn read_unsafe() -> Vec<Acl> {
-        vec![Acl { perms: perms::READ, id: Id::new("world", "anyone") }]
+        vec![Acl {
+            perms: perms::READ,
+            id: Id::new("world", "anyone"),
+        }]
     }
 }
 
 /// `user:base64(sha1("user:password"))`, the id the digest scheme stores.
 pub fn digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
-    let hash = sha1_smol::Sha1::from(user_password.as_bytes()).digest().bytes();
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    let hash = sha1_smol::Sha1::from(user_password.as_bytes())
+        .digest()
+        .bytes();
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 /// Whether the session with these ids may do `perm` on a node with `acl`.
@@ -71,7 +85,10 @@ pub fn check(acl: &[Acl], perm: i32, ids: &[Id]) -> ZkResult<()> {
         if entry.id.scheme == "world" && entry.id.id == "anyone" {
             return Ok(());
         }
-        if ids.iter().any(|id| id.scheme == entry.id.scheme && matches(&entry.id, &id.id)) {
+        if ids
+            .iter()
+            .any(|id| id.scheme == entry.id.scheme && matches(&entry.id, &id.id))
+        {
             return Ok(());
         }
     }
@@ -108,7 +125,10 @@ pub fn fixup(acl: &[Acl], ids: &[Id]) -> ZkResult<Vec<Acl>> {
                 // Only schemes whose identities are "authenticated" expand: digest does, ip does not.
                 for id in ids.iter().filter(|id| id.scheme == "digest") {
                     any = true;
-                    push(Acl { perms: entry.perms, id: id.clone() });
+                    push(Acl {
+                        perms: entry.perms,
+                        id: id.clone(),
+                    });
                 }
                 if !any {
                     return Err(ErrorCode::InvalidAcl);
@@ -156,7 +176,11 @@ fn ip_matches(range: &str, client: &str) -> bool {
         (IpAddr::V6(n), IpAddr::V6(a)) => (u128::from(n), u128::from(a), 128),
         _ => return false,
     };
-    let mask = if bits == 0 { 0 } else { u128::MAX << (width - bits) & (u128::MAX >> (128 - width)) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u128::MAX << (width - bits) & (u128::MAX >> (128 - width))
+    };
     net & mask == addr & mask
 }
 
@@ -165,7 +189,10 @@ mod tests {
     use super::*;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl { perms, id: Id::new(scheme, id) }
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
     }
 
     #[test]
@@ -178,14 +205,58 @@ mod tests {
     fn check_decisions() {
         let bob = Id::new("digest", &digest("bob:pw"));
         let ip = Id::new("ip", "127.0.0.1");
-        let rows: [(&[Acl], i32, Vec<Id>, bool, &str); 8] = [
-            (&[acl(perms::ALL, "world", "anyone")], perms::READ, vec![], true, "open"),
-            (&[acl(perms::WRITE, "world", "anyone")], perms::READ, vec![], false, "perm missing"),
-            (&[acl(perms::READ, "digest", &bob.id)], perms::READ, vec![bob.clone()], true, "digest"),
-            (&[acl(perms::READ, "digest", &bob.id)], perms::READ, vec![ip.clone()], false, "no digest"),
-            (&[acl(perms::READ, "ip", "127.0.0.0/8")], perms::READ, vec![ip.clone()], true, "ip range"),
-            (&[acl(perms::READ, "ip", "10.0.0.0/8")], perms::READ, vec![ip.clone()], false, "other net"),
-            (&[acl(0, "world", "anyone")], perms::ADMIN, vec![Id::new("super", "")], true, "super"),
+        // (ACL, permission asked, session ids, allowed, why)
+        type Row<'a> = (&'a [Acl], i32, Vec<Id>, bool, &'a str);
+        let rows: [Row; 8] = [
+            (
+                &[acl(perms::ALL, "world", "anyone")],
+                perms::READ,
+                vec![],
+                true,
+                "open",
+            ),
+            (
+                &[acl(perms::WRITE, "world", "anyone")],
+                perms::READ,
+                vec![],
+                false,
+                "perm missing",
+            ),
+            (
+                &[acl(perms::READ, "digest", &bob.id)],
+                perms::READ,
+                vec![bob.clone()],
+                true,
+                "digest",
+            ),
+            (
+                &[acl(perms::READ, "digest", &bob.id)],
+                perms::READ,
+                vec![ip.clone()],
+                false,
+                "no digest",
+            ),
+            (
+                &[acl(perms::READ, "ip", "127.0.0.0/8")],
+                perms::READ,
+                vec![ip.clone()],
+                true,
+                "ip range",
+            ),
+            (
+                &[acl(perms::READ, "ip", "10.0.0.0/8")],
+                perms::READ,
+                vec![ip.clone()],
+                false,
+                "other net",
+            ),
+            (
+                &[acl(0, "world", "anyone")],
+                perms::ADMIN,
+                vec![Id::new("super", "")],
+                true,
+                "super",
+            ),
             (&[], perms::ADMIN, vec![], true, "empty acl allows all"),
         ];
         for (list, perm, ids, ok, why) in rows {
@@ -198,15 +269,30 @@ mod tests {
         let bob = Id::new("digest", &digest("bob:pw"));
         let ip = Id::new("ip", "127.0.0.1");
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "world", "bob")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "nope", "x")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "auth", "")], &[ip.clone()]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(1, "world", "bob")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "nope", "x")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "auth", "")], std::slice::from_ref(&ip)),
+            Err(ErrorCode::InvalidAcl)
+        );
         assert_eq!(
             fixup(&[acl(31, "auth", "")], &[ip, bob.clone()]),
             Ok(vec![Acl { perms: 31, id: bob }])
         );
-        assert_eq!(fixup(&[acl(1, "ip", "1.2.3.4/33")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "digest", "nohash")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(1, "ip", "1.2.3.4/33")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "digest", "nohash")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
         let open = Acl::open_unsafe();
         let doubled = [open[0].clone(), open[0].clone()];
         assert_eq!(fixup(&doubled, &[]), Ok(open));

@@ -43,11 +43,17 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 }
 
@@ -67,23 +73,46 @@ pub struct CreateOp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteOp {
     Create(CreateOp),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Data, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Data,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<WriteOp>),
     /// Server-initiated removal of an empty container or an expired TTL node.
-    DeleteContainer { path: String },
+    DeleteContainer {
+        path: String,
+    },
     CloseSession,
 }
 
 /// The outcome of one write, before it is encoded for the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResult {
-    Create { path: String, stat: Stat },
+    Create {
+        path: String,
+        stat: Stat,
+    },
     Delete,
-    SetData { stat: Stat },
-    SetAcl { stat: Stat },
+    SetData {
+        stat: Stat,
+    },
+    SetAcl {
+        stat: Stat,
+    },
     Check,
     /// Per-op results; a failed multi has only `Error` entries.
     Multi(Vec<OpResult>),

@@ -53,12 +53,20 @@ pub fn execute(op: &WriteOp, ctx: &Context<'_>, view: &mut View<'_>) -> Prepared
                     }
                 }
             }
-            return Prepared { txn: Txn::Multi(txns), result: OpResult::Multi(results), events };
+            return Prepared {
+                txn: Txn::Multi(txns),
+                result: OpResult::Multi(results),
+                events,
+            };
         }
         op => prepare(op, ctx, view).unwrap_or_else(Txn::Error),
     };
     let result = apply(&txn, view, &mut events);
-    Prepared { txn, result, events }
+    Prepared {
+        txn,
+        result,
+        events,
+    }
 }
 
 fn failed_multi(len: usize, failed: usize, code: ErrorCode) -> Vec<Txn> {
@@ -99,20 +107,36 @@ fn prepare(op: &WriteOp, ctx: &Context<'_>, view: &View<'_>) -> ZkResult<Txn> {
             }
             Ok(Txn::Delete { path: path.clone() })
         }
-        WriteOp::SetData { path, data, version } => {
+        WriteOp::SetData {
+            path,
+            data,
+            version,
+        } => {
             path::validate(path)?;
             let node = view.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::WRITE, ctx.auth)?;
             let version = next_version(node.version, *version)?;
-            Ok(Txn::SetData { path: path.clone(), data: data.clone(), version })
+            Ok(Txn::SetData {
+                path: path.clone(),
+                data: data.clone(),
+                version,
+            })
         }
-        WriteOp::SetAcl { path, acl: list, version } => {
+        WriteOp::SetAcl {
+            path,
+            acl: list,
+            version,
+        } => {
             path::validate(path)?;
             let list = acl::fixup(list, ctx.auth)?;
             let node = view.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&node.acl, perms::ADMIN, ctx.auth)?;
             let version = next_version(node.aversion, *version)?;
-            Ok(Txn::SetAcl { path: path.clone(), acl: list, version })
+            Ok(Txn::SetAcl {
+                path: path.clone(),
+                acl: list,
+                version,
+            })
         }
         WriteOp::Check { path, version } => {
             path::validate(path)?;
@@ -121,7 +145,9 @@ fn prepare(op: &WriteOp, ctx: &Context<'_>, view: &View<'_>) -> ZkResult<Txn> {
             next_version(node.version, *version)?;
             Ok(Txn::Check { path: path.clone() })
         }
-        WriteOp::CloseSession => Ok(Txn::CloseSession { session: ctx.session }),
+        WriteOp::CloseSession => Ok(Txn::CloseSession {
+            session: ctx.session,
+        }),
         WriteOp::Multi(_) => Err(ErrorCode::BadArguments),
     }
 }
@@ -131,7 +157,11 @@ fn prepare_create(op: &CreateOp, ctx: &Context<'_>, view: &View<'_>) -> ZkResult
     if mode.is_ttl() && !ctx.extended_types {
         return Err(ErrorCode::Unimplemented);
     }
-    let ttl_ok = if mode.is_ttl() { op.ttl_ms > 0 && op.ttl_ms <= TTL_MAX_MS } else { op.ttl_ms < 0 };
+    let ttl_ok = if mode.is_ttl() {
+        op.ttl_ms > 0 && op.ttl_ms <= TTL_MAX_MS
+    } else {
+        op.ttl_ms < 0
+    };
     if !ttl_ok || !op.path.contains('/') || op.path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
@@ -169,7 +199,10 @@ fn prepare_create(op: &CreateOp, ctx: &Context<'_>, view: &View<'_>) -> ZkResult
 /// The parent of a node that may be deleted; the root and ZooKeeper's own nodes may not.
 fn deletable_parent(path: &str) -> ZkResult<&str> {
     path::validate(path)?;
-    if matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config") {
+    if matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    ) {
         return Err(ErrorCode::BadArguments);
     }
     Ok(path::parent(path))
@@ -181,4 +214,179 @@ fn next_version(current: i32, expected: i32) -> ZkResult<i32> {
         return Err(ErrorCode::BadVersion);
     }
     Ok(current.wrapping_add(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::Acl;
+    use crate::op::CreateOp;
+    use crate::tree::{Data, DataTree};
+    use crate::txn::{AclCache, Pending};
+
+    struct Harness {
+        tree: DataTree,
+        pending: Pending,
+        acls: AclCache,
+        zxid: i64,
+        uncommitted: Vec<(i64, Vec<crate::txn::Change>)>,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            Harness {
+                tree: DataTree::new(),
+                pending: Pending::default(),
+                acls: AclCache::default(),
+                zxid: 0,
+                uncommitted: Vec::new(),
+            }
+        }
+
+        /// Prepares `op` against the tree plus everything prepared but not committed.
+        fn prepare(&mut self, op: WriteOp) -> OpResult {
+            self.zxid += 1;
+            let ctx = Context {
+                session: 7,
+                auth: &[],
+                extended_types: true,
+            };
+            let mut view = View::new(
+                &self.tree,
+                &mut self.pending,
+                &mut self.acls,
+                self.zxid,
+                1000,
+            );
+            let prepared = execute(&op, &ctx, &mut view);
+            self.uncommitted.push((self.zxid, view.into_changes()));
+            prepared.result
+        }
+
+        fn commit_all(&mut self) {
+            for (zxid, changes) in self.uncommitted.drain(..) {
+                self.tree.commit(zxid, &changes);
+                self.pending.retire(zxid, &changes);
+            }
+            assert!(self.pending.is_empty());
+        }
+    }
+
+    fn create(path: &str, flags: i32) -> WriteOp {
+        WriteOp::Create(CreateOp {
+            path: path.into(),
+            data: Data::new(b"d"),
+            acl: Acl::open_unsafe(),
+            flags,
+            ttl_ms: -1,
+        })
+    }
+
+    #[test]
+    fn pipelined_writes_see_each_other_before_commit() {
+        let mut h = Harness::new();
+        assert!(matches!(
+            h.prepare(create("/a", 0)),
+            OpResult::Create { .. }
+        ));
+        assert!(matches!(
+            h.prepare(create("/a/n", 0)),
+            OpResult::Create { .. }
+        ));
+        let set = h.prepare(WriteOp::SetData {
+            path: "/a/n".into(),
+            data: Data::new(b"v1"),
+            version: 0,
+        });
+        assert!(matches!(set, OpResult::SetData { stat } if stat.version == 1));
+        assert_eq!(
+            h.prepare(WriteOp::Delete {
+                path: "/a/n".into(),
+                version: 1
+            }),
+            OpResult::Delete
+        );
+        assert_eq!(
+            h.prepare(WriteOp::Delete {
+                path: "/a/n".into(),
+                version: -1
+            }),
+            OpResult::Error(ErrorCode::NoNode)
+        );
+        h.commit_all();
+        let a = h.tree.get("/a").unwrap().value().stat();
+        assert_eq!((a.num_children, a.cversion), (0, 2));
+        assert!(h.tree.get("/a/n").is_none());
+    }
+
+    #[test]
+    fn failed_multi_reports_ok_error_runtime_inconsistency_and_changes_nothing() {
+        let mut h = Harness::new();
+        let multi = WriteOp::Multi(vec![
+            create("/m", 0),
+            create("/m", 0),
+            WriteOp::Check {
+                path: "/m".into(),
+                version: 3,
+            },
+        ]);
+        let expected = OpResult::Multi(vec![
+            OpResult::Error(ErrorCode::Ok),
+            OpResult::Error(ErrorCode::NodeExists),
+            OpResult::Error(ErrorCode::RuntimeInconsistency),
+        ]);
+        assert_eq!(h.prepare(multi), expected);
+        h.commit_all();
+        assert!(h.tree.get("/m").is_none());
+        assert_eq!(
+            h.tree.get("/").unwrap().value().child_creates,
+            0,
+            "no sequence number used"
+        );
+    }
+
+    #[test]
+    fn create_checks_in_zookeeper_order() {
+        let mut h = Harness::new();
+        h.prepare(create("/e", 1));
+        let rows = [
+            (create("/missing/x", 0), ErrorCode::NoNode, "parent missing"),
+            (
+                create("/e/x", 0),
+                ErrorCode::NoChildrenForEphemerals,
+                "ephemeral parent",
+            ),
+            (create("/e", 0), ErrorCode::NodeExists, "exists"),
+            (
+                create("/bad/", 0),
+                ErrorCode::NoNode,
+                "parent of /bad/ is /bad",
+            ),
+            (create("/x", 9), ErrorCode::BadArguments, "unknown flags"),
+            (
+                create("/x", 5),
+                ErrorCode::BadArguments,
+                "TTL mode without a TTL",
+            ),
+            (
+                WriteOp::Create(CreateOp {
+                    path: "/x".into(),
+                    data: Data::null(),
+                    acl: vec![],
+                    flags: 0,
+                    ttl_ms: -1,
+                }),
+                ErrorCode::InvalidAcl,
+                "empty ACL",
+            ),
+        ];
+        for (op, code, why) in rows {
+            assert_eq!(h.prepare(op), OpResult::Error(code), "{why}");
+        }
+        let seq = h.prepare(create("/s-", 2));
+        assert!(
+            matches!(seq, OpResult::Create { ref path, .. } if path == "/s-0000000001"),
+            "{seq:?}"
+        );
+    }
 }

@@ -28,7 +28,10 @@ impl SessionTracker {
     /// Ids start from the clock, with `server_id` in the top byte, as in ZooKeeper.
     pub fn new(server_id: u8, now: TimeMs) -> SessionTracker {
         let base = ((now as u64) << 24 >> 8) as i64;
-        SessionTracker { sessions: HashMap::new(), next_id: base | (i64::from(server_id) << 56) }
+        SessionTracker {
+            sessions: HashMap::new(),
+            next_id: base | (i64::from(server_id) << 56),
+        }
     }
 
     /// A fresh session id.
@@ -41,7 +44,14 @@ impl SessionTracker {
     /// Starts tracking `session` (new, or recovered from a snapshot).
     pub fn add(&mut self, session: SessionId, timeout_ms: i32, now: TimeMs) {
         let expires_at_ms = now + i64::from(timeout_ms);
-        self.sessions.insert(session, Tracked { timeout_ms, expires_at_ms, closing: false });
+        self.sessions.insert(
+            session,
+            Tracked {
+                timeout_ms,
+                expires_at_ms,
+                closing: false,
+            },
+        );
     }
 
     /// Extends the session's deadline; false when it is unknown or closing.
@@ -57,7 +67,10 @@ impl SessionTracker {
 
     /// The negotiated timeout of a live session.
     pub fn timeout_ms(&self, session: SessionId) -> Option<i32> {
-        self.sessions.get(&session).filter(|t| !t.closing).map(|t| t.timeout_ms)
+        self.sessions
+            .get(&session)
+            .filter(|t| !t.closing)
+            .map(|t| t.timeout_ms)
     }
 
     /// Marks the session as closing: it can no longer be touched or reconnected.

@@ -174,11 +174,18 @@ impl DataTree {
         };
         let open: Arc<[Acl]> = Acl::open_unsafe().into();
         let empty = Data::new(&[]);
-        let node = |children| Node { num_children: children, ..Node::new(empty.clone(), open.clone(), 0, 0, 0) };
+        let node = |children| Node {
+            num_children: children,
+            ..Node::new(empty.clone(), open.clone(), 0, 0, 0)
+        };
         tree.put("/", node(1));
         tree.put("/zookeeper", node(2));
         tree.put("/zookeeper/quota", node(0));
-        let config = Node { acl: Acl::read_unsafe().into(), aversion: -1, ..node(0) };
+        let config = Node {
+            acl: Acl::read_unsafe().into(),
+            aversion: -1,
+            ..node(0)
+        };
         tree.put("/zookeeper/config", config);
         tree
     }
@@ -200,7 +207,10 @@ impl DataTree {
         let mut end = start.clone();
         end.pop();
         end.push('\u{1}');
-        let range = (Bound::Included(start.as_str()), Bound::Excluded(end.as_str()));
+        let range = (
+            Bound::Included(start.as_str()),
+            Bound::Excluded(end.as_str()),
+        );
         for entry in self.nodes.range::<str, _>(range) {
             f(&entry.key()[path.len() + 1..]);
         }
@@ -235,7 +245,10 @@ impl DataTree {
 
     /// Open sessions with their timeouts.
     pub fn sessions(&self) -> Vec<(SessionId, i32)> {
-        self.sessions.iter().map(|e| (*e.key(), *e.value())).collect()
+        self.sessions
+            .iter()
+            .map(|e| (*e.key(), *e.value()))
+            .collect()
     }
 
     pub fn session_count(&self) -> usize {
@@ -273,7 +286,10 @@ impl DataTree {
 
     /// Called by the applier before a transaction's first change is visible.
     pub(crate) fn begin_commit(&self, zxid: Zxid) {
-        assert!(zxid > self.last_zxid(), "zxids are committed in increasing order");
+        assert!(
+            zxid > self.last_zxid(),
+            "zxids are committed in increasing order"
+        );
         self.applying_zxid.store(zxid, Ordering::Release);
     }
 
@@ -295,7 +311,8 @@ impl DataTree {
                 0
             }
         };
-        self.data_bytes.fetch_add(node.data.len(), Ordering::Relaxed);
+        self.data_bytes
+            .fetch_add(node.data.len(), Ordering::Relaxed);
         self.data_bytes.fetch_sub(old_len, Ordering::Relaxed);
         match node.kind() {
             NodeKind::Ephemeral(s) => {
@@ -317,7 +334,8 @@ impl DataTree {
         if let Some(old) = self.nodes.remove(key_of(path).as_str()) {
             self.unindex(path, old.value());
             self.node_count.fetch_sub(1, Ordering::Relaxed);
-            self.data_bytes.fetch_sub(old.value().data.len(), Ordering::Relaxed);
+            self.data_bytes
+                .fetch_sub(old.value().data.len(), Ordering::Relaxed);
         }
     }
 

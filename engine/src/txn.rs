@@ -27,13 +27,36 @@ use crate::types::{SessionId, TimeMs, Zxid};
 /// A prepared write. Applying it cannot fail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Txn {
-    CreateSession { session: SessionId, timeout_ms: i32 },
-    CloseSession { session: SessionId },
-    Create { path: String, data: Data, acl: Vec<Acl>, ephemeral_owner: i64, parent_cversion: i32 },
-    Delete { path: String },
-    SetData { path: String, data: Data, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    Check { path: String },
+    CreateSession {
+        session: SessionId,
+        timeout_ms: i32,
+    },
+    CloseSession {
+        session: SessionId,
+    },
+    Create {
+        path: String,
+        data: Data,
+        acl: Vec<Acl>,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+    },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Data,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+    },
     Multi(Vec<Txn>),
     Error(ErrorCode),
 }
@@ -63,10 +86,13 @@ pub enum Change {
     CloseSession(SessionId),
 }
 
+/// A prepared node state (`None`: deleted) and the zxid that wrote it.
+type PendingNode = (Zxid, Option<Node>);
+
 /// Node states prepared but not yet committed, with the zxid that last wrote each.
 #[derive(Default)]
 pub struct Pending {
-    nodes: HashMap<String, (Zxid, Option<Node>)>,
+    nodes: HashMap<String, PendingNode>,
 }
 
 impl Pending {
@@ -94,7 +120,7 @@ pub struct View<'a> {
     pub zxid: Zxid,
     pub time: TimeMs,
     changes: Vec<Change>,
-    undo: Vec<(String, Option<(Zxid, Option<Node>)>)>,
+    undo: Vec<(String, Option<PendingNode>)>,
 }
 
 /// A point to roll a [`View`] back to (a failed multi).
@@ -104,8 +130,22 @@ pub struct Mark {
 }
 
 impl<'a> View<'a> {
-    pub fn new(tree: &'a DataTree, pending: &'a mut Pending, acls: &'a mut AclCache, zxid: Zxid, time: TimeMs) -> Self {
-        View { tree, pending, acls, zxid, time, changes: Vec::new(), undo: Vec::new() }
+    pub fn new(
+        tree: &'a DataTree,
+        pending: &'a mut Pending,
+        acls: &'a mut AclCache,
+        zxid: Zxid,
+        time: TimeMs,
+    ) -> Self {
+        View {
+            tree,
+            pending,
+            acls,
+            zxid,
+            time,
+            changes: Vec::new(),
+            undo: Vec::new(),
+        }
     }
 
     pub fn get(&self, path: &str) -> Option<Node> {
@@ -126,12 +166,18 @@ impl<'a> View<'a> {
     }
 
     fn record(&mut self, path: &str, node: Option<Node>) {
-        let old = self.pending.nodes.insert(path.to_owned(), (self.zxid, node));
+        let old = self
+            .pending
+            .nodes
+            .insert(path.to_owned(), (self.zxid, node));
         self.undo.push((path.to_owned(), old));
     }
 
     pub fn mark(&self) -> Mark {
-        Mark { changes: self.changes.len(), undo: self.undo.len() }
+        Mark {
+            changes: self.changes.len(),
+            undo: self.undo.len(),
+        }
     }
 
     /// Undoes everything recorded since `mark`.
@@ -147,10 +193,17 @@ impl<'a> View<'a> {
 
     /// The normal ephemerals `session` owns, prepared ones included.
     pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
-        let mut paths: Vec<String> =
-            self.tree.ephemerals(session).into_iter().filter(|p| !self.pending.nodes.contains_key(p)).collect();
+        let mut paths: Vec<String> = self
+            .tree
+            .ephemerals(session)
+            .into_iter()
+            .filter(|p| !self.pending.nodes.contains_key(p))
+            .collect();
         for (p, (_, node)) in &self.pending.nodes {
-            if node.as_ref().is_some_and(|n| n.kind() == NodeKind::Ephemeral(session)) {
+            if node
+                .as_ref()
+                .is_some_and(|n| n.kind() == NodeKind::Ephemeral(session))
+            {
                 paths.push(p.clone());
             }
         }
@@ -186,8 +239,12 @@ impl AclCache {
 pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> OpResult {
     let zxid = view.zxid;
     match txn {
-        Txn::CreateSession { session, timeout_ms } => {
-            view.changes.push(Change::OpenSession(*session, *timeout_ms));
+        Txn::CreateSession {
+            session,
+            timeout_ms,
+        } => {
+            view.changes
+                .push(Change::OpenSession(*session, *timeout_ms));
             OpResult::CreateSession
         }
         Txn::CloseSession { session } => {
@@ -197,7 +254,13 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             view.changes.push(Change::CloseSession(*session));
             OpResult::CloseSession
         }
-        Txn::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
+        Txn::Create {
+            path,
+            data,
+            acl,
+            ephemeral_owner,
+            parent_cversion,
+        } => {
             let parent_path = path::parent(path);
             let mut parent = view.get(parent_path).expect("prepared create has a parent");
             parent.child_creates = parent.child_creates.max(*parent_cversion);
@@ -208,15 +271,28 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             let stat = node.stat();
             view.put(parent_path, parent);
             view.put(path, node);
-            events.push(WatchEvent { kind: EventType::NodeCreated, path: path.clone() });
-            events.push(WatchEvent { kind: EventType::NodeChildrenChanged, path: parent_path.to_owned() });
-            OpResult::Create { path: path.clone(), stat }
+            events.push(WatchEvent {
+                kind: EventType::NodeCreated,
+                path: path.clone(),
+            });
+            events.push(WatchEvent {
+                kind: EventType::NodeChildrenChanged,
+                path: parent_path.to_owned(),
+            });
+            OpResult::Create {
+                path: path.clone(),
+                stat,
+            }
         }
         Txn::Delete { path } => {
             delete(view, path, events);
             OpResult::Delete
         }
-        Txn::SetData { path, data, version } => {
+        Txn::SetData {
+            path,
+            data,
+            version,
+        } => {
             let mut node = view.get(path).expect("prepared setData has its node");
             node.data = data.clone();
             node.version = *version;
@@ -224,7 +300,10 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             node.mtime = view.time;
             let stat = node.stat();
             view.put(path, node);
-            events.push(WatchEvent { kind: EventType::NodeDataChanged, path: path.clone() });
+            events.push(WatchEvent {
+                kind: EventType::NodeDataChanged,
+                path: path.clone(),
+            });
             OpResult::SetData { stat }
         }
         Txn::SetAcl { path, acl, version } => {
@@ -248,8 +327,14 @@ fn delete(view: &mut View<'_>, path: &str, events: &mut Vec<WatchEvent>) {
     parent.pzxid = parent.pzxid.max(view.zxid);
     view.put(parent_path, parent);
     view.remove(path);
-    events.push(WatchEvent { kind: EventType::NodeDeleted, path: path.to_owned() });
-    events.push(WatchEvent { kind: EventType::NodeChildrenChanged, path: parent_path.to_owned() });
+    events.push(WatchEvent {
+        kind: EventType::NodeDeleted,
+        path: path.to_owned(),
+    });
+    events.push(WatchEvent {
+        kind: EventType::NodeChildrenChanged,
+        path: parent_path.to_owned(),
+    });
 }
 
 impl DataTree {

@@ -38,8 +38,10 @@ pub struct Config {
 }
 
 /// Every four-letter word herd answers.
-pub const ALL_FOUR_LETTER_WORDS: [&str; 15] =
-    ["ruok", "srvr", "stat", "isro", "envi", "conf", "cons", "crst", "srst", "mntr", "wchs", "wchc", "wchp", "dump", "dirs"];
+pub const ALL_FOUR_LETTER_WORDS: [&str; 15] = [
+    "ruok", "srvr", "stat", "isro", "envi", "conf", "cons", "crst", "srst", "mntr", "wchs", "wchc",
+    "wchp", "dump", "dirs",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -96,14 +98,27 @@ impl Config {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(ConfigError(format!("{origin}:{}: expected key=value, got {line:?}", n + 1)));
+                return Err(ConfigError(format!(
+                    "{origin}:{}: expected key=value, got {line:?}",
+                    n + 1
+                )));
             };
             let (key, value) = (key.trim(), value.trim());
-            let bad = |what: &str| ConfigError(format!("{origin}:{}: {key}: {what}, got {value:?}", n + 1));
-            let num = |v: &str| v.parse::<u64>().map_err(|_| bad("expected a non-negative integer"));
+            let bad = |what: &str| {
+                ConfigError(format!("{origin}:{}: {key}: {what}, got {value:?}", n + 1))
+            };
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| bad("expected a non-negative integer"))
+            };
             match key {
-                "clientPort" => c.client_port = num(value)?.try_into().map_err(|_| bad("not a port"))?,
-                "clientPortAddress" => c.client_port_address = value.parse().map_err(|_| bad("expected an IP address"))?,
+                "clientPort" => {
+                    c.client_port = num(value)?.try_into().map_err(|_| bad("not a port"))?
+                }
+                "clientPortAddress" => {
+                    c.client_port_address =
+                        value.parse().map_err(|_| bad("expected an IP address"))?
+                }
                 "dataDir" => c.data_dir = PathBuf::from(value),
                 "dataLogDir" => {
                     c.data_log_dir = PathBuf::from(value);
@@ -122,15 +137,23 @@ impl Config {
                 "jute.maxbuffer" => c.max_buffer_bytes = num(value)?.max(1) as usize,
                 "shards" => c.shards = num(value)?.max(1) as usize,
                 "4lw.commands.whitelist" => {
-                    c.four_letter_words = value.split(',').map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
+                    c.four_letter_words = value
+                        .split(',')
+                        .map(|w| w.trim().to_owned())
+                        .filter(|w| !w.is_empty())
+                        .collect();
                     if c.four_letter_words.contains("*") {
-                        c.four_letter_words = ALL_FOUR_LETTER_WORDS.iter().map(|w| w.to_string()).collect();
+                        c.four_letter_words = ALL_FOUR_LETTER_WORDS
+                            .iter()
+                            .map(|w| w.to_string())
+                            .collect();
                     }
                 }
                 "zookeeper.extendedTypesEnabled" | "extendedTypesEnabled" => {
                     c.extended_types = value.parse().map_err(|_| bad("expected true or false"))?
                 }
-                "zookeeper.DigestAuthenticationProvider.superDigest" | "DigestAuthenticationProvider.superDigest" => {
+                "zookeeper.DigestAuthenticationProvider.superDigest"
+                | "DigestAuthenticationProvider.superDigest" => {
                     if !value.contains(':') {
                         return Err(bad("expected user:base64-sha1"));
                     }
@@ -139,13 +162,24 @@ impl Config {
                 "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
                     c.container_check_interval_ms = num(value)?.max(1)
                 }
-                "znode.container.maxNeverUsedIntervalMs" | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
+                "znode.container.maxNeverUsedIntervalMs"
+                | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
                     c.container_max_never_used_interval_ms = num(value)?
                 }
                 // Accepted for compatibility; their features arrive with later work.
-                "initLimit" | "syncLimit" | "snapCount" | "preAllocSize" | "forceSync" | "autopurge.snapRetainCount"
-                | "autopurge.purgeInterval" | "admin.enableServer" | "admin.serverPort" | "standaloneEnabled"
-                | "reconfigEnabled" | "globalOutstandingLimit" | "clientPortListenBacklog" => {}
+                "initLimit"
+                | "syncLimit"
+                | "snapCount"
+                | "preAllocSize"
+                | "forceSync"
+                | "autopurge.snapRetainCount"
+                | "autopurge.purgeInterval"
+                | "admin.enableServer"
+                | "admin.serverPort"
+                | "standaloneEnabled"
+                | "reconfigEnabled"
+                | "globalOutstandingLimit"
+                | "clientPortListenBacklog" => {}
                 _ => warnings.push(format!("{origin}:{}: unknown key {key} ignored", n + 1)),
             }
         }
@@ -183,11 +217,17 @@ mod tests {
                     zookeeper.extendedTypesEnabled=true\nfancy=1\n";
         let (c, warnings) = Config::parse(text, "zoo.cfg").unwrap();
         assert_eq!(c.tick_time_ms, 1000);
-        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (2000, 20000));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (2000, 20000)
+        );
         assert_eq!(c.data_log_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.client_port, 2888);
         assert!(c.extended_types);
-        assert_eq!(c.four_letter_words.iter().collect::<Vec<_>>(), ["mntr", "ruok"]);
+        assert_eq!(
+            c.four_letter_words.iter().collect::<Vec<_>>(),
+            ["mntr", "ruok"]
+        );
         assert_eq!(warnings, vec!["zoo.cfg:7: unknown key fancy ignored"]);
         assert_eq!(c.negotiate_timeout(100), 2000);
         assert_eq!(c.negotiate_timeout(90_000), 20000);
@@ -196,8 +236,15 @@ mod tests {
     #[test]
     fn invalid_values_name_key_and_file() {
         let err = Config::parse("clientPort=http\n", "conf/zoo.cfg").unwrap_err();
-        assert_eq!(err.0, "conf/zoo.cfg:1: clientPort: expected a non-negative integer, got \"http\"");
+        assert_eq!(
+            err.0,
+            "conf/zoo.cfg:1: clientPort: expected a non-negative integer, got \"http\""
+        );
         let err = Config::parse("minSessionTimeout=9000\nmaxSessionTimeout=10\n", "z").unwrap_err();
-        assert!(err.0.contains("minSessionTimeout 9000 is larger"), "{}", err.0);
+        assert!(
+            err.0.contains("minSessionTimeout 9000 is larger"),
+            "{}",
+            err.0
+        );
     }
 }

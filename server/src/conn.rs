@@ -43,8 +43,21 @@ pub const MAX_OUTSTANDING_PER_CONN: u64 = 1000;
 /// A request waiting for its turn to be answered.
 enum Queued {
     /// A write or a sync (`sync_path`), answered when the pipeline replies.
-    Write { xid: i32, op: i32, kinds: Vec<i32>, sync_path: Option<String>, started: Instant },
-    Local { xid: i32, request: Local, started: Instant },
+    /// `unsent` holds it back while a read queued before it is unanswered, so
+    /// that read sees the session's earlier writes and none of its later ones.
+    Write {
+        xid: i32,
+        op: i32,
+        kinds: Vec<i32>,
+        sync_path: Option<String>,
+        unsent: Option<ToPipeline>,
+        started: Instant,
+    },
+    Local {
+        xid: i32,
+        request: Local,
+        started: Instant,
+    },
 }
 
 /// Requests answered on the shard.
@@ -97,12 +110,21 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
             queue: VecDeque::new(),
             held: VecDeque::new(),
         }),
-        out: RefCell::new(Outbox { buf: Vec::new(), waker: None, close: false }),
+        out: RefCell::new(Outbox {
+            buf: Vec::new(),
+            waker: None,
+            close: false,
+        }),
         handshake: Semaphore::new(0),
         window: Semaphore::new(MAX_OUTSTANDING_PER_CONN),
     });
     shard.conns.borrow_mut().insert(id, conn.clone());
-    shard.shared.conns.lock().expect("conns lock").insert(id, conn.info.clone());
+    shard
+        .shared
+        .conns
+        .lock()
+        .expect("conns lock")
+        .insert(id, conn.info.clone());
     let (reader, writer) = futures_lite::io::split(stream);
     let writing = glommio::spawn_local(write_loop(conn.clone(), writer));
     let _ = read_loop(&shard, &conn, reader).await;
@@ -114,7 +136,9 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
     shard.shared.release(peer.ip());
     let session = conn.state.borrow().session;
     if session != 0 {
-        let _ = shard.to_pipeline.send(ToPipeline::Disconnected { session, conn: id });
+        let _ = shard
+            .to_pipeline
+            .send(ToPipeline::Disconnected { session, conn: id });
     }
 }
 
@@ -155,13 +179,20 @@ impl Frames {
     }
 
     /// The next frame's payload; `None` at end of stream.
-    async fn next(&mut self, rd: &mut (impl AsyncRead + Unpin), max: usize) -> io::Result<Option<&[u8]>> {
+    async fn next(
+        &mut self,
+        rd: &mut (impl AsyncRead + Unpin),
+        max: usize,
+    ) -> io::Result<Option<&[u8]>> {
         if !self.fill(rd, 4).await? {
             return Ok(None);
         }
         let len = i32::from_be_bytes(self.peek(4).try_into().expect("4 bytes"));
         if len < 0 || len as usize > max {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("frame length {len} out of range")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame length {len} out of range"),
+            ));
         }
         let total = 4 + len as usize;
         if !self.fill(rd, total).await? {
@@ -177,9 +208,17 @@ fn malformed(_: Malformed) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, "malformed request")
 }
 
-async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut rd: impl AsyncRead + Unpin) -> io::Result<()> {
+async fn read_loop(
+    shard: &Rc<Shard>,
+    conn: &Rc<Conn>,
+    mut rd: impl AsyncRead + Unpin,
+) -> io::Result<()> {
     let max = shard.config.max_buffer_bytes;
-    let mut frames = Frames { buf: vec![0; 16 * 1024], start: 0, end: 0 };
+    let mut frames = Frames {
+        buf: vec![0; 16 * 1024],
+        start: 0,
+        end: 0,
+    };
     if !frames.fill(&mut rd, 4).await? {
         return Ok(());
     }
@@ -188,19 +227,30 @@ async fn read_loop(shard: &Rc<Shard>, conn: &Rc<Conn>, mut rd: impl AsyncRead + 
         conn.push_raw(text.as_bytes());
         return Ok(());
     }
-    let Some(frame) = frames.next(&mut rd, max).await? else { return Ok(()) };
+    let Some(frame) = frames.next(&mut rd, max).await? else {
+        return Ok(());
+    };
     let request = ConnectRequest::decode(frame).map_err(malformed)?;
     if request.last_zxid_seen > shard.tree.last_zxid() {
         // The client has seen a newer state than this server has: it must go elsewhere.
         return Ok(());
     }
-    shard.to_pipeline.send(ToPipeline::Connect { shard: shard.index, conn: conn.id, request }).map_err(io::Error::other)?;
+    shard
+        .to_pipeline
+        .send(ToPipeline::Connect {
+            shard: shard.index,
+            conn: conn.id,
+            request,
+        })
+        .map_err(io::Error::other)?;
     let _ = conn.handshake.acquire(1).await;
     if conn.state.borrow().session == 0 {
         return Ok(());
     }
     loop {
-        let Some(frame) = frames.next(&mut rd, max).await? else { return Ok(()) };
+        let Some(frame) = frames.next(&mut rd, max).await? else {
+            return Ok(());
+        };
         let (xid, op, request) = proto::decode_request(frame).map_err(malformed)?;
         conn.handle(shard, xid, op, request).await;
         if conn.out.borrow().close {
@@ -321,33 +371,100 @@ impl Conn {
         let session = self.session();
         shard.touch(session);
         match request {
-            Request::Auth { scheme, auth } => self.authenticate(shard, &scheme, &auth),
+            Request::Auth { scheme, auth } => self.authenticate(shard, xid, &scheme, &auth),
             Request::Write(write, kinds) => {
                 let _ = self.window.acquire(1).await;
-                let auth = {
-                    let mut state = self.state.borrow_mut();
-                    state.queue.push_back(Queued::Write { xid, op, kinds, sync_path: None, started });
-                    state.auth.clone()
+                let auth = self.state.borrow().auth.clone();
+                let msg = ToPipeline::Write {
+                    shard: shard.index,
+                    conn: self.id,
+                    xid,
+                    session,
+                    auth,
+                    op: write,
                 };
-                self.info.queued.fetch_add(1, Relaxed);
-                let msg = ToPipeline::Write { shard: shard.index, conn: self.id, xid, session, auth, op: write };
-                if shard.to_pipeline.send(msg).is_err() {
-                    self.close();
-                }
+                self.enqueue_write(
+                    shard,
+                    Queued::Write {
+                        xid,
+                        op,
+                        kinds,
+                        sync_path: None,
+                        unsent: Some(msg),
+                        started,
+                    },
+                );
             }
             Request::Sync(path) => {
                 let _ = self.window.acquire(1).await;
+                let msg = ToPipeline::Sync {
+                    shard: shard.index,
+                    conn: self.id,
+                    xid,
+                };
                 let sync_path = Some(path);
-                self.state.borrow_mut().queue.push_back(Queued::Write { xid, op, kinds: Vec::new(), sync_path, started });
-                self.info.queued.fetch_add(1, Relaxed);
-                if shard.to_pipeline.send(ToPipeline::Sync { shard: shard.index, conn: self.id, xid }).is_err() {
-                    self.close();
-                }
+                self.enqueue_write(
+                    shard,
+                    Queued::Write {
+                        xid,
+                        op,
+                        kinds: Vec::new(),
+                        sync_path,
+                        unsent: Some(msg),
+                        started,
+                    },
+                );
             }
             Request::Read(read) => self.local(shard, xid, Local::Read(read), started),
             Request::Ping => self.local(shard, xid, Local::Ping, started),
             Request::Refused(code) => self.local(shard, xid, Local::Error(code), started),
-            Request::Unknown => self.local(shard, xid, Local::Error(ErrorCode::Unimplemented), started),
+            Request::Unknown => {
+                self.local(shard, xid, Local::Error(ErrorCode::Unimplemented), started)
+            }
+        }
+    }
+
+    fn enqueue_write(&self, shard: &Shard, write: Queued) {
+        self.info.queued.fetch_add(1, Relaxed);
+        self.state.borrow_mut().queue.push_back(write);
+        self.advance(shard);
+    }
+
+    /// Moves the session's queue forward: answers reads whose writes are done and
+    /// sends writes that no unanswered read precedes.
+    fn advance(&self, shard: &Shard) {
+        loop {
+            let front = {
+                let mut state = self.state.borrow_mut();
+                match state.queue.front() {
+                    Some(Queued::Local { .. }) => state.queue.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(Queued::Local {
+                xid,
+                request,
+                started,
+            }) = front
+            else {
+                break;
+            };
+            self.answer(shard, xid, request, started);
+        }
+        let mut to_send = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            for item in state.queue.iter_mut() {
+                match item {
+                    Queued::Local { .. } => break,
+                    Queued::Write { unsent, .. } => to_send.extend(unsent.take()),
+                }
+            }
+        }
+        for msg in to_send {
+            if shard.to_pipeline.send(msg).is_err() {
+                self.close();
+            }
         }
     }
 
@@ -356,7 +473,11 @@ impl Conn {
         if idle {
             self.answer(shard, xid, request, started);
         } else {
-            self.state.borrow_mut().queue.push_back(Queued::Local { xid, request, started });
+            self.state.borrow_mut().queue.push_back(Queued::Local {
+                xid,
+                request,
+                started,
+            });
         }
     }
 
@@ -364,7 +485,9 @@ impl Conn {
         match request {
             Local::Ping => {
                 let zxid = shard.tree.last_zxid();
-                self.send_reply(shard, 0, |out| proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {}));
+                self.send_reply(shard, 0, |out| {
+                    proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {})
+                });
             }
             Local::Error(code) => {
                 let zxid = shard.tree.last_zxid();
@@ -387,7 +510,15 @@ impl Conn {
 
     pub fn on_reply(&self, shard: &Shard, xid: i32, zxid: Zxid, result: OpResult) {
         let front = self.state.borrow_mut().queue.pop_front();
-        let Some(Queued::Write { xid: expected, op, kinds, sync_path, started }) = front else {
+        let Some(Queued::Write {
+            xid: expected,
+            op,
+            kinds,
+            sync_path,
+            started,
+            ..
+        }) = front
+        else {
             unreachable!("a reply arrives only for a queued write");
         };
         debug_assert_eq!(xid, expected, "replies come back in request order");
@@ -409,32 +540,29 @@ impl Conn {
             self.close();
             return;
         }
-        loop {
-            let next = {
-                let mut state = self.state.borrow_mut();
-                match state.queue.front() {
-                    Some(Queued::Local { .. }) => state.queue.pop_front(),
-                    _ => None,
-                }
-            };
-            let Some(Queued::Local { xid, request, started }) = next else { break };
-            self.answer(shard, xid, request, started);
-        }
+        self.advance(shard);
     }
 
-    fn authenticate(&self, shard: &Shard, scheme: &str, auth: &[u8]) {
+    /// `addauth`: the reply echoes the request's xid (-4 from most clients).
+    fn authenticate(&self, shard: &Shard, xid: i32, scheme: &str, auth: &[u8]) {
         let id = match scheme {
-            "digest" => Some(Id::new("digest", &acl::digest(&String::from_utf8_lossy(auth)))),
+            "digest" => Some(Id::new(
+                "digest",
+                &acl::digest(&String::from_utf8_lossy(auth)),
+            )),
             "ip" => Some(Id::new("ip", &self.peer.ip().to_string())),
             _ => None,
         };
         let Some(id) = id else {
             shard.counters.auth_failed.fetch_add(1, Relaxed);
-            self.send_reply(shard, 0, |out| proto::reply(out, xid::AUTH, 0, ErrorCode::AuthFailed, |_| {}));
+            self.send_reply(shard, 0, |out| {
+                proto::reply(out, xid, 0, ErrorCode::AuthFailed, |_| {})
+            });
             self.close();
             return;
         };
-        let is_super = shard.config.super_digest.as_deref() == Some(id.id.as_str()) && id.scheme == "digest";
+        let is_super =
+            shard.config.super_digest.as_deref() == Some(id.id.as_str()) && id.scheme == "digest";
         {
             let mut state = self.state.borrow_mut();
             let mut ids: Vec<Id> = state.auth.to_vec();
@@ -446,6 +574,8 @@ impl Conn {
             }
             state.auth = ids.into();
         }
-        self.send_reply(shard, 0, |out| proto::reply(out, xid::AUTH, 0, ErrorCode::Ok, |_| {}));
+        self.send_reply(shard, 0, |out| {
+            proto::reply(out, xid, 0, ErrorCode::Ok, |_| {})
+        });
     }
 }

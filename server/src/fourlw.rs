@@ -14,12 +14,19 @@ pub const ZOOKEEPER_VERSION: &str = "3.9.3";
 
 /// The version line: ZooKeeper's version first (clients parse it), herd's beside it.
 pub fn version() -> String {
-    format!("{ZOOKEEPER_VERSION}-herd-{}, built on {}", env!("CARGO_PKG_VERSION"), env!("HERD_BUILT_ON"))
+    format!(
+        "{ZOOKEEPER_VERSION}-herd-{}, built on {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("HERD_BUILT_ON")
+    )
 }
 
 /// The word a connection opened with, if its first four bytes are one.
 pub fn word(first: &[u8]) -> Option<&'static str> {
-    ALL_FOUR_LETTER_WORDS.iter().copied().find(|w| w.as_bytes() == first)
+    ALL_FOUR_LETTER_WORDS
+        .iter()
+        .copied()
+        .find(|w| w.as_bytes() == first)
 }
 
 /// The text answering `word`.
@@ -35,11 +42,21 @@ pub fn answer(shard: &Shard, word: &str) -> String {
     let sent = shared.total(|c| &c.sent);
     let conns = shared.conns.lock().expect("conns lock");
     let server_block = |s: &mut String| {
-        let _ = writeln!(s, "Latency min/avg/max: {}/{:.4}/{}", min.floor(), avg, max.ceil());
+        let _ = writeln!(
+            s,
+            "Latency min/avg/max: {}/{:.4}/{}",
+            min.floor(),
+            avg,
+            max.ceil()
+        );
         let _ = writeln!(s, "Received: {received}");
         let _ = writeln!(s, "Sent: {sent}");
         let _ = writeln!(s, "Connections: {}", conns.len());
-        let _ = writeln!(s, "Outstanding: {}", conns.values().map(|c| c.queued.load(Relaxed)).sum::<u64>());
+        let _ = writeln!(
+            s,
+            "Outstanding: {}",
+            conns.values().map(|c| c.queued.load(Relaxed)).sum::<u64>()
+        );
         let _ = writeln!(s, "Zxid: 0x{:x}", tree.last_zxid());
         let _ = writeln!(s, "Mode: standalone");
         let _ = writeln!(s, "Node count: {}", tree.node_count());
@@ -84,12 +101,34 @@ pub fn answer(shard: &Shard, word: &str) -> String {
             let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
             let env = |k: &str| std::env::var(k).unwrap_or_default();
             let _ = writeln!(s, "herd.version={}", env!("CARGO_PKG_VERSION"));
-            let _ = writeln!(s, "os.name={}", if cfg!(target_os = "linux") { "Linux" } else { std::env::consts::OS });
-            let _ = writeln!(s, "os.arch={}", if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH });
+            let _ = writeln!(
+                s,
+                "os.name={}",
+                if cfg!(target_os = "linux") {
+                    "Linux"
+                } else {
+                    std::env::consts::OS
+                }
+            );
+            let _ = writeln!(
+                s,
+                "os.arch={}",
+                if cfg!(target_arch = "x86_64") {
+                    "amd64"
+                } else {
+                    std::env::consts::ARCH
+                }
+            );
             let _ = writeln!(s, "os.version={}", release.trim());
             let _ = writeln!(s, "user.name={}", env("USER"));
             let _ = writeln!(s, "user.home={}", env("HOME"));
-            let _ = writeln!(s, "user.dir={}", std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default());
+            let _ = writeln!(
+                s,
+                "user.dir={}",
+                std::env::current_dir()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            );
         }
         "conf" => {
             let c = &shard.config;
@@ -119,20 +158,34 @@ pub fn answer(shard: &Shard, word: &str) -> String {
         }
         "mntr" => {
             let watches = shared.total(|c| &c.watches);
-            let ephemerals: usize = tree.sessions().iter().map(|(id, _)| tree.ephemerals(*id).len()).sum();
+            let ephemerals: usize = tree
+                .sessions()
+                .iter()
+                .map(|(id, _)| tree.ephemerals(*id).len())
+                .sum();
             let rows: [(&str, String); 15] = [
                 ("zk_version", version()),
                 ("zk_server_state", "standalone".into()),
                 ("zk_ephemerals_count", ephemerals.to_string()),
                 ("zk_num_alive_connections", conns.len().to_string()),
                 ("zk_avg_latency", format!("{avg:.4}")),
-                ("zk_outstanding_requests", conns.values().map(|c| c.queued.load(Relaxed)).sum::<u64>().to_string()),
+                (
+                    "zk_outstanding_requests",
+                    conns
+                        .values()
+                        .map(|c| c.queued.load(Relaxed))
+                        .sum::<u64>()
+                        .to_string(),
+                ),
                 ("zk_znode_count", tree.node_count().to_string()),
                 ("zk_global_sessions", tree.session_count().to_string()),
                 ("zk_packets_sent", sent.to_string()),
                 ("zk_packets_received", received.to_string()),
                 ("zk_watch_count", watches.to_string()),
-                ("zk_auth_failed_count", shared.total(|c| &c.auth_failed).to_string()),
+                (
+                    "zk_auth_failed_count",
+                    shared.total(|c| &c.auth_failed).to_string(),
+                ),
                 ("zk_min_latency", format!("{}", min.floor())),
                 ("zk_approximate_data_size", tree.data_bytes().to_string()),
                 ("zk_max_latency", format!("{}", max.ceil())),
@@ -154,7 +207,12 @@ pub fn answer(shard: &Shard, word: &str) -> String {
             let _ = writeln!(s, "zk_uptime\t{}", shared.started.elapsed().as_millis());
         }
         "wchs" => {
-            let _ = writeln!(s, "{} connections watching {} paths", conns.len(), shard.watches.borrow().paths().len());
+            let _ = writeln!(
+                s,
+                "{} connections watching {} paths",
+                conns.len(),
+                shard.watches.borrow().paths().len()
+            );
             let _ = writeln!(s, "Total watches:{}", shared.total(|c| &c.watches));
         }
         "wchp" => {
@@ -172,7 +230,10 @@ pub fn answer(shard: &Shard, word: &str) -> String {
             for (path, ids) in shard.watches.borrow().paths() {
                 for id in ids {
                     if let Some(c) = conns.get(&id) {
-                        by_conn.entry(c.session.load(Relaxed)).or_default().push(path.clone());
+                        by_conn
+                            .entry(c.session.load(Relaxed))
+                            .or_default()
+                            .push(path.clone());
                     }
                 }
             }
@@ -191,7 +252,14 @@ pub fn answer(shard: &Shard, word: &str) -> String {
                 let _ = writeln!(s, "0x{id:x}\t{timeout}ms");
             }
             s.push_str("ephemeral nodes dump:\n");
-            let _ = writeln!(s, "Sessions with Ephemerals ({}):", sessions.iter().filter(|(id, _)| !tree.ephemerals(*id).is_empty()).count());
+            let _ = writeln!(
+                s,
+                "Sessions with Ephemerals ({}):",
+                sessions
+                    .iter()
+                    .filter(|(id, _)| !tree.ephemerals(*id).is_empty())
+                    .count()
+            );
             for (id, _) in &sessions {
                 let paths = tree.ephemerals(*id);
                 if !paths.is_empty() {

@@ -58,16 +58,25 @@ impl Server {
         let tree = Arc::new(DataTree::new());
         let shared = Arc::new(Shared::new(config.shards));
         let (to_pipeline, pipeline_inbox) = mpsc::channel();
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards).map(|_| async_channel::unbounded()).unzip();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
+            .map(|_| async_channel::unbounded())
+            .unzip();
         let pipeline = Pipeline::new(config.clone(), tree.clone(), senders, secret());
-        let pipeline = std::thread::Builder::new().name("herd-pipeline".into()).spawn(move || pipeline.run(pipeline_inbox))?;
+        let pipeline = std::thread::Builder::new()
+            .name("herd-pipeline".into())
+            .spawn(move || pipeline.run(pipeline_inbox))?;
         let mut shards = Vec::new();
 
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
         for (index, inbox) in receivers.into_iter().enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
-            let (config, tree, shared, shard_tx) = (config.clone(), tree.clone(), shared.clone(), to_pipeline.clone());
+            let (config, tree, shared, shard_tx) = (
+                config.clone(),
+                tree.clone(),
+                shared.clone(),
+                to_pipeline.clone(),
+            );
             let handle = LocalExecutorBuilder::new(Placement::Fixed(index % cores))
                 .name(&format!("herd-shard-{index}"))
                 .spawn(move || async move {
@@ -92,7 +101,12 @@ impl Server {
                 }
             }
         }
-        Ok(Server { client_addr: addr, to_pipeline, pipeline: Some(pipeline), shards })
+        Ok(Server {
+            client_addr: addr,
+            to_pipeline,
+            pipeline: Some(pipeline),
+            shards,
+        })
     }
 
     /// The address clients connect to.
@@ -138,7 +152,9 @@ fn secret() -> [u8; 16] {
     let mut s = [0u8; 16];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut s));
     if read.is_err() {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         s = (now.as_nanos() ^ u128::from(std::process::id())).to_le_bytes();
     }
     s

@@ -48,12 +48,30 @@ pub const MAX_BATCH: usize = 4096;
 
 /// What shards send to the pipeline.
 pub enum ToPipeline {
-    Connect { shard: usize, conn: ConnId, request: ConnectRequest },
-    Write { shard: usize, conn: ConnId, xid: i32, session: SessionId, auth: Arc<[Id]>, op: WriteOp },
-    Sync { shard: usize, conn: ConnId, xid: i32 },
+    Connect {
+        shard: usize,
+        conn: ConnId,
+        request: ConnectRequest,
+    },
+    Write {
+        shard: usize,
+        conn: ConnId,
+        xid: i32,
+        session: SessionId,
+        auth: Arc<[Id]>,
+        op: WriteOp,
+    },
+    Sync {
+        shard: usize,
+        conn: ConnId,
+        xid: i32,
+    },
     /// Sessions with client activity since the last touch.
     Touch(Vec<SessionId>),
-    Disconnected { session: SessionId, conn: ConnId },
+    Disconnected {
+        session: SessionId,
+        conn: ConnId,
+    },
     Stop,
 }
 
@@ -61,10 +79,23 @@ pub enum ToPipeline {
 #[derive(Debug)]
 pub enum ToShard {
     /// Handshake outcome; `session == 0` means expired or unknown.
-    Connected { conn: ConnId, session: SessionId, timeout_ms: i32, password: [u8; 16] },
+    Connected {
+        conn: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+        password: [u8; 16],
+    },
     /// Transaction `zxid` is in the tree; these watches fire (none for a failed write).
-    Committed { zxid: Zxid, events: Option<Arc<[WatchEvent]>> },
-    Reply { conn: ConnId, xid: i32, zxid: Zxid, result: OpResult },
+    Committed {
+        zxid: Zxid,
+        events: Option<Arc<[WatchEvent]>>,
+    },
+    Reply {
+        conn: ConnId,
+        xid: i32,
+        zxid: Zxid,
+        result: OpResult,
+    },
     /// Close the connection (its session expired or moved elsewhere).
     Close { conn: ConnId },
 }
@@ -107,7 +138,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: Arc<Config>, tree: Arc<DataTree>, shards: Vec<ShardSender>, secret: [u8; 16]) -> Pipeline {
+    pub fn new(
+        config: Arc<Config>,
+        tree: Arc<DataTree>,
+        shards: Vec<ShardSender>,
+        secret: [u8; 16],
+    ) -> Pipeline {
         let n = shards.len();
         let check = Duration::from_millis(config.container_check_interval_ms);
         Pipeline {
@@ -166,8 +202,19 @@ impl Pipeline {
     fn prepare(&mut self, msg: ToPipeline, entries: &mut Vec<Entry>) {
         let now = now_ms();
         match msg {
-            ToPipeline::Connect { shard, conn, request } => self.connect(shard, conn, request, entries),
-            ToPipeline::Write { shard, conn, xid, session, auth, op } => {
+            ToPipeline::Connect {
+                shard,
+                conn,
+                request,
+            } => self.connect(shard, conn, request, entries),
+            ToPipeline::Write {
+                shard,
+                conn,
+                xid,
+                session,
+                auth,
+                op,
+            } => {
                 let origin = Origin { shard, conn, xid };
                 if !self.tracker.touch(session, now) {
                     let result = OpResult::Error(ErrorCode::SessionExpired);
@@ -184,7 +231,11 @@ impl Pipeline {
                 entries.push(entry);
             }
             ToPipeline::Sync { shard, conn, xid } => {
-                entries.push(Entry::reply(self.zxid, Origin { shard, conn, xid }, OpResult::Check));
+                entries.push(Entry::reply(
+                    self.zxid,
+                    Origin { shard, conn, xid },
+                    OpResult::Check,
+                ));
             }
             ToPipeline::Touch(sessions) => {
                 for s in sessions {
@@ -203,8 +254,18 @@ impl Pipeline {
     /// Validates and applies one write to the pending view, taking a zxid.
     fn execute(&mut self, op: &WriteOp, session: SessionId, auth: &[Id]) -> Entry {
         self.zxid += 1;
-        let ctx = Context { session, auth, extended_types: self.config.extended_types };
-        let mut view = View::new(&self.tree, &mut self.pending, &mut self.acls, self.zxid, now_ms());
+        let ctx = Context {
+            session,
+            auth,
+            extended_types: self.config.extended_types,
+        };
+        let mut view = View::new(
+            &self.tree,
+            &mut self.pending,
+            &mut self.acls,
+            self.zxid,
+            now_ms(),
+        );
         let prepared = prep::execute(op, &ctx, &mut view);
         let changes = view.into_changes();
         Entry {
@@ -212,31 +273,73 @@ impl Pipeline {
             is_txn: true,
             changes,
             events: prepared.events,
-            reply: Some((Origin { shard: usize::MAX, conn: 0, xid: 0 }, prepared.result)),
+            reply: Some((
+                Origin {
+                    shard: usize::MAX,
+                    conn: 0,
+                    xid: 0,
+                },
+                prepared.result,
+            )),
             connected: None,
             closes_session: None,
         }
     }
 
-    fn connect(&mut self, shard: usize, conn: ConnId, request: ConnectRequest, entries: &mut Vec<Entry>) {
+    fn connect(
+        &mut self,
+        shard: usize,
+        conn: ConnId,
+        request: ConnectRequest,
+        entries: &mut Vec<Entry>,
+    ) {
         let now = now_ms();
-        let refused = ToShard::Connected { conn, session: 0, timeout_ms: 0, password: [0; 16] };
+        let refused = ToShard::Connected {
+            conn,
+            session: 0,
+            timeout_ms: 0,
+            password: [0; 16],
+        };
         if request.session_id == 0 {
             let session = self.tracker.next_session_id();
             let timeout_ms = self.config.negotiate_timeout(request.timeout_ms);
             self.zxid += 1;
-            let mut view = View::new(&self.tree, &mut self.pending, &mut self.acls, self.zxid, now);
-            apply(&Txn::CreateSession { session, timeout_ms }, &mut view, &mut Vec::new());
+            let mut view = View::new(
+                &self.tree,
+                &mut self.pending,
+                &mut self.acls,
+                self.zxid,
+                now,
+            );
+            apply(
+                &Txn::CreateSession {
+                    session,
+                    timeout_ms,
+                },
+                &mut view,
+                &mut Vec::new(),
+            );
             let changes = view.into_changes();
             self.tracker.add(session, timeout_ms, now);
             self.owners.insert(session, (shard, conn));
             let password = session::password(&self.secret, session);
-            let connected = ToShard::Connected { conn, session, timeout_ms, password };
-            entries.push(Entry { changes, is_txn: true, connected: Some((shard, connected)), ..Entry::empty(self.zxid) });
+            let connected = ToShard::Connected {
+                conn,
+                session,
+                timeout_ms,
+                password,
+            };
+            entries.push(Entry {
+                changes,
+                is_txn: true,
+                connected: Some((shard, connected)),
+                ..Entry::empty(self.zxid)
+            });
             return;
         }
         let session = request.session_id;
-        let valid = request.password == session::password(&self.secret, session) && self.tracker.touch(session, now);
+        let valid = request.password == session::password(&self.secret, session)
+            && self.tracker.touch(session, now);
         let connected = match (valid, self.tracker.timeout_ms(session)) {
             (true, Some(timeout_ms)) => {
                 if let Some((old_shard, old_conn)) = self.owners.insert(session, (shard, conn)) {
@@ -245,11 +348,19 @@ impl Pipeline {
                     }
                 }
                 let password = session::password(&self.secret, session);
-                ToShard::Connected { conn, session, timeout_ms, password }
+                ToShard::Connected {
+                    conn,
+                    session,
+                    timeout_ms,
+                    password,
+                }
             }
             _ => refused,
         };
-        entries.push(Entry { connected: Some((shard, connected)), ..Entry::empty(self.zxid) });
+        entries.push(Entry {
+            connected: Some((shard, connected)),
+            ..Entry::empty(self.zxid)
+        });
     }
 
     fn expire_sessions(&mut self, entries: &mut Vec<Entry>) {
@@ -268,18 +379,23 @@ impl Pipeline {
         if now < self.next_container_check {
             return;
         }
-        self.next_container_check = now + Duration::from_millis(self.config.container_check_interval_ms);
+        self.next_container_check =
+            now + Duration::from_millis(self.config.container_check_interval_ms);
         let wall = now_ms();
         let never_used = self.config.container_max_never_used_interval_ms as i64;
         let mut candidates = Vec::new();
         for path in self.tree.containers().into_iter().chain(self.tree.ttls()) {
-            let Some(node) = self.tree.get(&path).map(|e| e.value().clone()) else { continue };
+            let Some(node) = self.tree.get(&path).map(|e| e.value().clone()) else {
+                continue;
+            };
             if node.num_children != 0 {
                 continue;
             }
             let idle = wall - node.mtime;
             let due = match node.kind() {
-                NodeKind::Container => node.child_creates > 0 || (never_used > 0 && idle > never_used),
+                NodeKind::Container => {
+                    node.child_creates > 0 || (never_used > 0 && idle > never_used)
+                }
                 NodeKind::Ttl(ttl) => ttl != 0 && idle > ttl,
                 _ => false,
             };
@@ -304,9 +420,13 @@ impl Pipeline {
             if entry.is_txn {
                 self.tree.commit(entry.zxid, &entry.changes);
                 self.pending.retire(entry.zxid, &entry.changes);
-                let events: Option<Arc<[WatchEvent]>> = (!entry.events.is_empty()).then(|| entry.events.into());
+                let events: Option<Arc<[WatchEvent]>> =
+                    (!entry.events.is_empty()).then(|| entry.events.into());
                 for out in &mut self.out {
-                    out.push(ToShard::Committed { zxid: entry.zxid, events: events.clone() });
+                    out.push(ToShard::Committed {
+                        zxid: entry.zxid,
+                        events: events.clone(),
+                    });
                 }
             }
             if let Some(session) = entry.closes_session {
@@ -318,7 +438,12 @@ impl Pipeline {
                 }
             }
             if let Some((origin, result)) = entry.reply {
-                let reply = ToShard::Reply { conn: origin.conn, xid: origin.xid, zxid: entry.zxid, result };
+                let reply = ToShard::Reply {
+                    conn: origin.conn,
+                    xid: origin.xid,
+                    zxid: entry.zxid,
+                    result,
+                };
                 self.out[origin.shard].push(reply);
             }
             if let Some((shard, msg)) = entry.connected {
@@ -340,10 +465,21 @@ impl Pipeline {
 
 impl Entry {
     fn empty(zxid: Zxid) -> Entry {
-        Entry { zxid, is_txn: false, changes: Vec::new(), events: Vec::new(), reply: None, connected: None, closes_session: None }
+        Entry {
+            zxid,
+            is_txn: false,
+            changes: Vec::new(),
+            events: Vec::new(),
+            reply: None,
+            connected: None,
+            closes_session: None,
+        }
     }
 
     fn reply(zxid: Zxid, origin: Origin, result: OpResult) -> Entry {
-        Entry { reply: Some((origin, result)), ..Entry::empty(zxid) }
+        Entry {
+            reply: Some((origin, result)),
+            ..Entry::empty(zxid)
+        }
     }
 }

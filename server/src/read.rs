@@ -18,11 +18,20 @@ use crate::shard::Shard;
 use crate::watch::{WatchKind, WatchTable};
 
 /// Answers one read into `out` (a whole reply frame).
-pub fn answer(shard: &Shard, conn: ConnId, session: SessionId, auth: &[Id], xid: i32, read: ReadOp, out: &mut Vec<u8>) {
+pub fn answer(
+    shard: &Shard,
+    conn: ConnId,
+    session: SessionId,
+    auth: &[Id],
+    xid: i32,
+    read: ReadOp,
+    out: &mut Vec<u8>,
+) {
     let tree = &*shard.tree;
     let zxid = tree.last_zxid();
     let mut watches = shard.watches.borrow_mut();
-    let reply = |out: &mut Vec<u8>, result: ZkResult<()>, body: &dyn Fn(&mut Vec<u8>)| match result {
+    let reply = |out: &mut Vec<u8>, result: ZkResult<()>, body: &dyn Fn(&mut Vec<u8>)| match result
+    {
         Ok(()) => proto::reply(out, xid, zxid, ErrorCode::Ok, body),
         Err(code) => proto::reply(out, xid, zxid, code, |_| {}),
     };
@@ -65,7 +74,11 @@ pub fn answer(shard: &Shard, conn: ConnId, session: SessionId, auth: &[Id], xid:
             }
             Err(code) => reply(out, Err(code), &|_| {}),
         },
-        ReadOp::GetChildren { path, watch, with_stat } => match readable(tree, &path, perms::READ, auth) {
+        ReadOp::GetChildren {
+            path,
+            watch,
+            with_stat,
+        } => match readable(tree, &path, perms::READ, auth) {
             Ok(node) => {
                 if watch {
                     watches.add(conn, WatchKind::Child, &path);
@@ -102,14 +115,24 @@ pub fn answer(shard: &Shard, conn: ConnId, session: SessionId, auth: &[Id], xid:
             proto::reply(out, xid, zxid, ErrorCode::Ok, |out| {
                 for op in ops {
                     match op {
-                        ReadOp::GetChildren { path, .. } => match readable(tree, &path, perms::READ, auth) {
-                            Ok(_) => proto::multi_read_item(out, ReadResult::Children(&tree.children(&path))),
-                            Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
-                        },
-                        ReadOp::GetData { path, .. } => match readable(tree, &path, perms::READ, auth) {
-                            Ok(node) => proto::multi_read_item(out, ReadResult::Data(&node.data, &node.stat())),
-                            Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
-                        },
+                        ReadOp::GetChildren { path, .. } => {
+                            match readable(tree, &path, perms::READ, auth) {
+                                Ok(_) => proto::multi_read_item(
+                                    out,
+                                    ReadResult::Children(&tree.children(&path)),
+                                ),
+                                Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
+                            }
+                        }
+                        ReadOp::GetData { path, .. } => {
+                            match readable(tree, &path, perms::READ, auth) {
+                                Ok(node) => proto::multi_read_item(
+                                    out,
+                                    ReadResult::Data(&node.data, &node.stat()),
+                                ),
+                                Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
+                            }
+                        }
                         _ => unreachable!("the decoder admits only getChildren and getData"),
                     }
                 }
@@ -121,23 +144,49 @@ pub fn answer(shard: &Shard, conn: ConnId, session: SessionId, auth: &[Id], xid:
             for id in auth {
                 out.string(&id.scheme);
                 // The digest scheme names its user without the password hash.
-                let user = if id.scheme == "digest" { id.id.split(':').next().unwrap_or("") } else { &id.id };
+                let user = if id.scheme == "digest" {
+                    id.id.split(':').next().unwrap_or("")
+                } else {
+                    &id.id
+                };
                 out.string(user);
             }
         }),
         ReadOp::CheckWatches { path, kind } => {
-            let found = WatchTable::kinds_of(kind).iter().any(|k| watches.contains(conn, *k, &path));
-            reply(out, if found { Ok(()) } else { Err(ErrorCode::NoWatcher) }, &|_| {})
+            let found = WatchTable::kinds_of(kind)
+                .iter()
+                .any(|k| watches.contains(conn, *k, &path));
+            reply(
+                out,
+                if found {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                },
+                &|_| {},
+            )
         }
         ReadOp::RemoveWatches { path, kind } => {
             let mut removed = false;
             for k in WatchTable::kinds_of(kind) {
                 removed |= watches.remove(conn, *k, &path);
             }
-            reply(out, if removed { Ok(()) } else { Err(ErrorCode::NoWatcher) }, &|_| {})
+            reply(
+                out,
+                if removed {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::NoWatcher)
+                },
+                &|_| {},
+            )
         }
         ReadOp::AddWatch { path, recursive } => {
-            let kind = if recursive { WatchKind::Recursive } else { WatchKind::Persistent };
+            let kind = if recursive {
+                WatchKind::Recursive
+            } else {
+                WatchKind::Persistent
+            };
             watches.add(conn, kind, &path);
             reply(out, Ok(()), &|out| out.i32(0))
         }
@@ -146,14 +195,19 @@ pub fn answer(shard: &Shard, conn: ConnId, session: SessionId, auth: &[Id], xid:
             proto::reply(out, xid::SET_WATCHES, zxid, ErrorCode::Ok, |_| {});
         }
     }
-    shard.counters.watches.store(watches.count() as u64, Relaxed);
+    shard
+        .counters
+        .watches
+        .store(watches.count() as u64, Relaxed);
 }
 
 fn lookup(tree: &DataTree, path: &str) -> ZkResult<engine::stat::Stat> {
     if path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    tree.get(path).map(|e| e.value().stat()).ok_or(ErrorCode::NoNode)
+    tree.get(path)
+        .map(|e| e.value().stat())
+        .ok_or(ErrorCode::NoNode)
 }
 
 /// The node at `path` if it exists and the session may `perm` on it.
@@ -161,7 +215,10 @@ fn readable(tree: &DataTree, path: &str, perm: i32, auth: &[Id]) -> ZkResult<eng
     if path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    let node = tree.get(path).map(|e| e.value().clone()).ok_or(ErrorCode::NoNode)?;
+    let node = tree
+        .get(path)
+        .map(|e| e.value().clone())
+        .ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perm, auth)?;
     Ok(node)
 }
@@ -180,8 +237,15 @@ fn descendants(tree: &DataTree, path: &str) -> i32 {
 
 /// Re-registers a reconnecting client's watches; changes it missed since
 /// `relative_zxid` are notified at once instead (ZooKeeper's `DataTree.setWatches`).
-fn set_watches(tree: &DataTree, watches: &mut WatchTable, conn: ConnId, w: &SetWatches, out: &mut Vec<u8>) {
-    let fire = |out: &mut Vec<u8>, kind: EventType, p: &str| proto::notification(out, -1, kind as i32, p);
+fn set_watches(
+    tree: &DataTree,
+    watches: &mut WatchTable,
+    conn: ConnId,
+    w: &SetWatches,
+    out: &mut Vec<u8>,
+) {
+    let fire =
+        |out: &mut Vec<u8>, kind: EventType, p: &str| proto::notification(out, -1, kind as i32, p);
     for p in &w.data {
         match tree.get(p).map(|e| e.value().mzxid) {
             None => fire(out, EventType::NodeDeleted, p),

@@ -87,7 +87,8 @@ impl Shard {
         };
         let touch = {
             let shard = self.clone();
-            let every = Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
+            let every =
+                Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
             async move {
                 loop {
                     glommio::timer::sleep(every).await;
@@ -127,12 +128,22 @@ impl Shard {
                     self.seen_through.set(zxid);
                     self.release_held();
                 }
-                ToShard::Reply { conn, xid, zxid, result } => {
+                ToShard::Reply {
+                    conn,
+                    xid,
+                    zxid,
+                    result,
+                } => {
                     if let Some(conn) = self.conn(conn) {
                         conn.on_reply(self, xid, zxid, result);
                     }
                 }
-                ToShard::Connected { conn, session, timeout_ms, password } => {
+                ToShard::Connected {
+                    conn,
+                    session,
+                    timeout_ms,
+                    password,
+                } => {
                     if let Some(conn) = self.conn(conn) {
                         conn.on_connected(session, timeout_ms, password);
                     }

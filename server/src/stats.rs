@@ -36,7 +36,14 @@ impl Counters {
     }
 
     pub fn reset(&self) {
-        for c in [&self.received, &self.sent, &self.latency_count, &self.latency_sum_us, &self.latency_min_us, &self.latency_max_us] {
+        for c in [
+            &self.received,
+            &self.sent,
+            &self.latency_count,
+            &self.latency_sum_us,
+            &self.latency_min_us,
+            &self.latency_max_us,
+        ] {
             c.store(0, Relaxed);
         }
     }
@@ -117,8 +124,19 @@ impl Shared {
         if count == 0 {
             return (0.0, 0.0, 0.0);
         }
-        let min = self.shards.iter().filter(|c| c.latency_count.load(Relaxed) > 0).map(|c| c.latency_min_us.load(Relaxed)).min().unwrap_or(0);
-        let max = self.shards.iter().map(|c| c.latency_max_us.load(Relaxed)).max().unwrap_or(0);
+        let min = self
+            .shards
+            .iter()
+            .filter(|c| c.latency_count.load(Relaxed) > 0)
+            .map(|c| c.latency_min_us.load(Relaxed))
+            .min()
+            .unwrap_or(0);
+        let max = self
+            .shards
+            .iter()
+            .map(|c| c.latency_max_us.load(Relaxed))
+            .max()
+            .unwrap_or(0);
         let avg = self.total(|c| &c.latency_sum_us) as f64 / count as f64;
         (min as f64 / 1000.0, avg / 1000.0, max as f64 / 1000.0)
     }

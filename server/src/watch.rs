@@ -24,7 +24,12 @@ pub enum WatchKind {
     Recursive,
 }
 
-const KINDS: [WatchKind; 4] = [WatchKind::Data, WatchKind::Child, WatchKind::Persistent, WatchKind::Recursive];
+const KINDS: [WatchKind; 4] = [
+    WatchKind::Data,
+    WatchKind::Child,
+    WatchKind::Persistent,
+    WatchKind::Recursive,
+];
 
 #[derive(Default)]
 pub struct WatchTable {
@@ -38,18 +43,28 @@ impl WatchTable {
     }
 
     pub fn add(&mut self, conn: ConnId, kind: WatchKind, path: &str) {
-        self.map(kind).entry(path.to_owned()).or_default().insert(conn);
-        self.by_conn.entry(conn).or_default().insert((kind, path.to_owned()));
+        self.map(kind)
+            .entry(path.to_owned())
+            .or_default()
+            .insert(conn);
+        self.by_conn
+            .entry(conn)
+            .or_default()
+            .insert((kind, path.to_owned()));
     }
 
     pub fn contains(&self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
-        self.by_path[kind as usize].get(path).is_some_and(|s| s.contains(&conn))
+        self.by_path[kind as usize]
+            .get(path)
+            .is_some_and(|s| s.contains(&conn))
     }
 
     /// Removes one registration; whether it was there.
     pub fn remove(&mut self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
         let map = self.map(kind);
-        let Some(set) = map.get_mut(path) else { return false };
+        let Some(set) = map.get_mut(path) else {
+            return false;
+        };
         let removed = set.remove(&conn);
         if set.is_empty() {
             map.remove(path);
@@ -86,7 +101,10 @@ impl WatchTable {
 
     /// Total registrations, for `wchs` and `mntr`.
     pub fn count(&self) -> usize {
-        self.by_path.iter().map(|m| m.values().map(HashSet::len).sum::<usize>()).sum()
+        self.by_path
+            .iter()
+            .map(|m| m.values().map(HashSet::len).sum::<usize>())
+            .sum()
     }
 
     /// Every (path, connections) pair, for `wchp` and `wchc`.
@@ -97,7 +115,10 @@ impl WatchTable {
                 all.entry(p).or_default().extend(conns);
             }
         }
-        let mut out: Vec<_> = all.into_iter().map(|(p, c)| (p.to_owned(), c.into_iter().collect())).collect();
+        let mut out: Vec<_> = all
+            .into_iter()
+            .map(|(p, c)| (p.to_owned(), c.into_iter().collect()))
+            .collect();
         out.sort();
         out
     }
@@ -151,7 +172,13 @@ mod tests {
 
     fn fire(t: &mut WatchTable, kind: EventType, path: &str) -> Vec<ConnId> {
         let mut out = Vec::new();
-        t.trigger(&WatchEvent { kind, path: path.to_owned() }, &mut out);
+        t.trigger(
+            &WatchEvent {
+                kind,
+                path: path.to_owned(),
+            },
+            &mut out,
+        );
         out
     }
 
@@ -161,9 +188,16 @@ mod tests {
         t.add(1, WatchKind::Data, "/a");
         t.add(2, WatchKind::Child, "/a");
         assert_eq!(fire(&mut t, EventType::NodeDataChanged, "/a"), vec![1]);
-        assert_eq!(fire(&mut t, EventType::NodeDataChanged, "/a"), Vec::<ConnId>::new());
+        assert_eq!(
+            fire(&mut t, EventType::NodeDataChanged, "/a"),
+            Vec::<ConnId>::new()
+        );
         t.add(1, WatchKind::Data, "/a");
-        assert_eq!(fire(&mut t, EventType::NodeDeleted, "/a"), vec![1, 2], "delete fires data and child watches");
+        assert_eq!(
+            fire(&mut t, EventType::NodeDeleted, "/a"),
+            vec![1, 2],
+            "delete fires data and child watches"
+        );
         assert_eq!(t.count(), 0);
     }
 
@@ -173,12 +207,23 @@ mod tests {
         t.add(1, WatchKind::Persistent, "/a");
         t.add(2, WatchKind::Recursive, "/");
         t.add(1, WatchKind::Data, "/a");
-        assert_eq!(fire(&mut t, EventType::NodeDataChanged, "/a"), vec![1, 2], "one notification per connection");
-        assert_eq!(fire(&mut t, EventType::NodeChildrenChanged, "/a"), vec![1], "recursive skips child events");
+        assert_eq!(
+            fire(&mut t, EventType::NodeDataChanged, "/a"),
+            vec![1, 2],
+            "one notification per connection"
+        );
+        assert_eq!(
+            fire(&mut t, EventType::NodeChildrenChanged, "/a"),
+            vec![1],
+            "recursive skips child events"
+        );
         assert_eq!(fire(&mut t, EventType::NodeCreated, "/a/b/c"), vec![2]);
         assert_eq!(t.count(), 2, "persistent watches stay");
         t.remove_conn(2);
-        assert_eq!(fire(&mut t, EventType::NodeCreated, "/x"), Vec::<ConnId>::new());
+        assert_eq!(
+            fire(&mut t, EventType::NodeCreated, "/x"),
+            Vec::<ConnId>::new()
+        );
         assert!(t.remove(1, WatchKind::Persistent, "/a"));
         assert!(!t.remove(1, WatchKind::Persistent, "/a"));
         assert_eq!(t.count(), 0);

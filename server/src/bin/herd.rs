@@ -27,7 +27,10 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut overrides = Vec::new();
     while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{arg} needs a value\n{USAGE}"))
+        };
         match arg.as_str() {
             "--config" => {
                 let file = PathBuf::from(value()?);
@@ -46,15 +49,23 @@ fn run() -> Result<(), String> {
         }
     }
     for (flag, v) in overrides {
-        let n: usize = v.parse().map_err(|_| format!("{flag}: expected a number, got {v:?}"))?;
+        let n: usize = v
+            .parse()
+            .map_err(|_| format!("{flag}: expected a number, got {v:?}"))?;
         match flag.as_str() {
-            "--port" => config.client_port = u16::try_from(n).map_err(|_| format!("--port: {n} is not a port"))?,
+            "--port" => {
+                config.client_port =
+                    u16::try_from(n).map_err(|_| format!("--port: {n} is not a port"))?
+            }
             _ => config.shards = n.max(1),
         }
     }
     let shards = config.shards;
     let server = Server::start(config).map_err(|e| format!("cannot start: {e}"))?;
-    println!("herd serving ZooKeeper clients on {} with {shards} shards", server.client_addr());
+    println!(
+        "herd serving ZooKeeper clients on {} with {shards} shards",
+        server.client_addr()
+    );
     server.wait();
     Ok(())
 }

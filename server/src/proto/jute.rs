@@ -33,11 +33,15 @@ impl<'a> Reader<'a> {
     }
 
     pub fn i32(&mut self) -> Result<i32, Malformed> {
-        Ok(i32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(i32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     pub fn i64(&mut self) -> Result<i64, Malformed> {
-        Ok(i64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(i64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     pub fn bool(&mut self) -> Result<bool, Malformed> {
@@ -79,7 +83,10 @@ impl<'a> Reader<'a> {
                 let perms = self.i32()?;
                 let scheme = self.string()?;
                 let id = self.string()?;
-                Ok(Acl { perms, id: Id { scheme, id } })
+                Ok(Acl {
+                    perms,
+                    id: Id { scheme, id },
+                })
             })
             .collect()
     }

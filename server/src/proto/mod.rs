@@ -86,7 +86,11 @@ impl ConnectRequest {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             password: r.buffer()?.to_vec(),
-            read_only: if r.remaining() > 0 { Some(r.bool()?) } else { None },
+            read_only: if r.remaining() > 0 {
+                Some(r.bool()?)
+            } else {
+                None
+            },
         })
     }
 }
@@ -126,17 +130,42 @@ pub struct SetWatches {
 /// A request answered on the shard from the local tree and watch table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadOp {
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    GetAcl { path: String },
-    GetChildren { path: String, watch: bool, with_stat: bool },
-    GetAllChildrenNumber { path: String },
-    GetEphemerals { prefix: String },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    GetAcl {
+        path: String,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+        with_stat: bool,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
     MultiRead(Vec<ReadOp>),
     WhoAmI,
-    CheckWatches { path: String, kind: WatcherType },
-    RemoveWatches { path: String, kind: WatcherType },
-    AddWatch { path: String, recursive: bool },
+    CheckWatches {
+        path: String,
+        kind: WatcherType,
+    },
+    RemoveWatches {
+        path: String,
+        kind: WatcherType,
+    },
+    AddWatch {
+        path: String,
+        recursive: bool,
+    },
     SetWatches(SetWatches),
 }
 
@@ -148,7 +177,10 @@ pub enum Request {
     Write(WriteOp, Vec<i32>),
     Sync(String),
     Ping,
-    Auth { scheme: String, auth: Vec<u8> },
+    Auth {
+        scheme: String,
+        auth: Vec<u8>,
+    },
     /// Known opcodes herd answers with a fixed error (reconfig, sasl).
     Refused(ErrorCode),
     /// An opcode ZooKeeper does not know.
@@ -164,7 +196,10 @@ pub fn decode_request(frame: &[u8]) -> Result<(i32, i32, Request), Malformed> {
         opcode::PING => Request::Ping,
         opcode::AUTH => {
             let _type = r.i32()?;
-            Request::Auth { scheme: r.string()?, auth: r.buffer()?.to_vec() }
+            Request::Auth {
+                scheme: r.string()?,
+                auth: r.buffer()?.to_vec(),
+            }
         }
         opcode::SYNC => Request::Sync(r.string()?),
         opcode::CLOSE_SESSION => Request::Write(WriteOp::CloseSession, Vec::new()),
@@ -173,9 +208,12 @@ pub fn decode_request(frame: &[u8]) -> Result<(i32, i32, Request), Malformed> {
             Request::Write(WriteOp::Multi(ops), kinds)
         }
         opcode::MULTI_READ => Request::Read(ReadOp::MultiRead(decode_multi_read(&mut r)?)),
-        opcode::DELETE_CONTAINER => {
-            Request::Write(WriteOp::DeleteContainer { path: String::from_utf8_lossy(frame[8..].as_ref()).into_owned() }, Vec::new())
-        }
+        opcode::DELETE_CONTAINER => Request::Write(
+            WriteOp::DeleteContainer {
+                path: String::from_utf8_lossy(frame[8..].as_ref()).into_owned(),
+            },
+            Vec::new(),
+        ),
         opcode::RECONFIG => Request::Refused(ErrorCode::ReconfigDisabled),
         opcode::SASL => Request::Refused(ErrorCode::AuthFailed),
         opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
@@ -217,7 +255,9 @@ pub fn decode_request(frame: &[u8]) -> Result<(i32, i32, Request), Malformed> {
             };
             Request::Read(ReadOp::AddWatch { path, recursive })
         }
-        opcode::GET_EPHEMERALS => Request::Read(ReadOp::GetEphemerals { prefix: r.string()? }),
+        opcode::GET_EPHEMERALS => Request::Read(ReadOp::GetEphemerals {
+            prefix: r.string()?,
+        }),
         opcode::WHO_AM_I => Request::Read(ReadOp::WhoAmI),
         _ => match decode_op(op, &mut r)? {
             Some(DecodedOp::Read(read)) => Request::Read(read),
@@ -242,15 +282,45 @@ fn decode_op(op: i32, r: &mut Reader<'_>) -> Result<Option<DecodedOp>, Malformed
             let data = r.data()?;
             let acl = r.acls()?;
             let flags = r.i32()?;
-            let ttl_ms = if op == opcode::CREATE_TTL { r.i64()? } else { -1 };
-            Write(WriteOp::Create(CreateOp { path, data, acl, flags, ttl_ms }))
+            let ttl_ms = if op == opcode::CREATE_TTL {
+                r.i64()?
+            } else {
+                -1
+            };
+            Write(WriteOp::Create(CreateOp {
+                path,
+                data,
+                acl,
+                flags,
+                ttl_ms,
+            }))
         }
-        opcode::DELETE => Write(WriteOp::Delete { path: r.string()?, version: r.i32()? }),
-        opcode::SET_DATA => Write(WriteOp::SetData { path: r.string()?, data: r.data()?, version: r.i32()? }),
-        opcode::SET_ACL => Write(WriteOp::SetAcl { path: r.string()?, acl: r.acls()?, version: r.i32()? }),
-        opcode::CHECK => Write(WriteOp::Check { path: r.string()?, version: r.i32()? }),
-        opcode::EXISTS => Read(ReadOp::Exists { path: r.string()?, watch: r.bool()? }),
-        opcode::GET_DATA => Read(ReadOp::GetData { path: r.string()?, watch: r.bool()? }),
+        opcode::DELETE => Write(WriteOp::Delete {
+            path: r.string()?,
+            version: r.i32()?,
+        }),
+        opcode::SET_DATA => Write(WriteOp::SetData {
+            path: r.string()?,
+            data: r.data()?,
+            version: r.i32()?,
+        }),
+        opcode::SET_ACL => Write(WriteOp::SetAcl {
+            path: r.string()?,
+            acl: r.acls()?,
+            version: r.i32()?,
+        }),
+        opcode::CHECK => Write(WriteOp::Check {
+            path: r.string()?,
+            version: r.i32()?,
+        }),
+        opcode::EXISTS => Read(ReadOp::Exists {
+            path: r.string()?,
+            watch: r.bool()?,
+        }),
+        opcode::GET_DATA => Read(ReadOp::GetData {
+            path: r.string()?,
+            watch: r.bool()?,
+        }),
         opcode::GET_ACL => Read(ReadOp::GetAcl { path: r.string()? }),
         opcode::GET_CHILDREN | opcode::GET_CHILDREN2 => Read(ReadOp::GetChildren {
             path: r.string()?,
@@ -263,7 +333,10 @@ fn decode_op(op: i32, r: &mut Reader<'_>) -> Result<Option<DecodedOp>, Malformed
 }
 
 /// `MultiHeader {type, done, err}` then the op, until a header with done set.
-fn multi_ops(r: &mut Reader<'_>, mut each: impl FnMut(i32, DecodedOp) -> Result<(), Malformed>) -> Result<(), Malformed> {
+fn multi_ops(
+    r: &mut Reader<'_>,
+    mut each: impl FnMut(i32, DecodedOp) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
     loop {
         let op = r.i32()?;
         let done = r.bool()?;
@@ -302,7 +375,13 @@ fn decode_multi_read(r: &mut Reader<'_>) -> Result<Vec<ReadOp>, Malformed> {
 
 /// Appends a reply frame: header, then `body` when the request succeeded or
 /// `always_body` (multi) is set.
-pub fn reply(out: &mut Vec<u8>, xid: i32, zxid: i64, err: ErrorCode, body: impl FnOnce(&mut Vec<u8>)) {
+pub fn reply(
+    out: &mut Vec<u8>,
+    xid: i32,
+    zxid: i64,
+    err: ErrorCode,
+    body: impl FnOnce(&mut Vec<u8>),
+) {
     let at = jute::begin_frame(out);
     out.i32(xid);
     out.i64(zxid);
@@ -408,7 +487,13 @@ pub fn masked_acls(acl: &Arc<[Acl]>, admin: bool) -> Vec<Acl> {
         .map(|a| {
             if !admin && a.id.scheme == "digest" {
                 let user = a.id.id.split(':').next().unwrap_or("");
-                Acl { perms: a.perms, id: engine::acl::Id { scheme: a.id.scheme.clone(), id: format!("{user}:x") } }
+                Acl {
+                    perms: a.perms,
+                    id: engine::acl::Id {
+                        scheme: a.id.scheme.clone(),
+                        id: format!("{user}:x"),
+                    },
+                }
             } else {
                 a.clone()
             }
