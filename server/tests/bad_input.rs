@@ -1,0 +1,469 @@
+//! Hostile and broken input on the wire: oversized, negative and truncated
+//! frames, malformed and unknown requests, maxClientCnxns, wrong session
+//! passwords, four-letter words and session expiry of a silent client.
+//!
+//! Each test talks raw jute over a blocking `std::net::TcpStream` (with read
+//! timeouts, so nothing hangs) and checks that a well-behaved session opened
+//! before the bad input keeps working afterwards.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write as _};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use herd_server::proto::jute::{self, Reader, Write};
+use zookeeper_client::{Acls, Client, CreateMode, CreateOptions};
+
+const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
+
+const GET_DATA: i32 = 4;
+const SET_DATA: i32 = 5;
+const CREATE: i32 = 1;
+const PING: i32 = 11;
+const PING_XID: i32 = -2;
+const UNIMPLEMENTED: i32 = -6;
+
+/// How long a raw read may wait before the test fails instead of hanging.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The reply to a handshake: `(timeout_ms, session_id, password)`.
+type Handshake = (i32, i64, Vec<u8>);
+
+fn open(server: &common::TestServer) -> TcpStream {
+    let stream = TcpStream::connect(&server.addr).expect("tcp connect");
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Writes one length-prefixed frame holding `payload`.
+fn send_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    let at = jute::begin_frame(&mut out);
+    out.extend_from_slice(payload);
+    jute::end_frame(&mut out, at);
+    stream.write_all(&out)
+}
+
+/// Reads one frame's payload; `None` if the server closed the connection.
+/// Panics on a read timeout.
+fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    if !read_exact_or_closed(stream, &mut len) {
+        return None;
+    }
+    let len = i32::from_be_bytes(len);
+    assert!(len >= 0, "server sent a negative frame length {len}");
+    let mut payload = vec![0u8; len as usize];
+    if !read_exact_or_closed(stream, &mut payload) {
+        return None;
+    }
+    Some(payload)
+}
+
+/// False when the stream ended (EOF or reset) before `buf` was filled.
+fn read_exact_or_closed(stream: &mut TcpStream, buf: &mut [u8]) -> bool {
+    let mut got = 0;
+    while got < buf.len() {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(e) if is_timeout(&e) => panic!("read timed out after {READ_TIMEOUT:?}"),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+/// Asserts the server closes the connection without sending anything more.
+fn assert_closed(stream: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 256];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => panic!("{what}: expected the connection to close, got {n} bytes"),
+            Err(e) if is_timeout(&e) => {
+                panic!("{what}: connection still open after {READ_TIMEOUT:?}")
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return, // reset: closed too
+        }
+    }
+}
+
+fn connect_request(timeout_ms: i32, session_id: i64, password: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.i32(0); // protocolVersion
+    out.i64(0); // lastZxidSeen
+    out.i32(timeout_ms);
+    out.i64(session_id);
+    out.buffer(password);
+    out.bool(false); // readOnly
+    out
+}
+
+/// Sends a ConnectRequest; returns the ConnectResponse, or `None` if the
+/// server closed the connection instead of answering.
+fn handshake(
+    stream: &mut TcpStream,
+    timeout_ms: i32,
+    session_id: i64,
+    password: &[u8],
+) -> Option<Handshake> {
+    if send_frame(stream, &connect_request(timeout_ms, session_id, password)).is_err() {
+        return None;
+    }
+    let frame = read_frame(stream)?;
+    let mut r = Reader::new(&frame);
+    assert_eq!(r.i32(), Ok(0), "protocolVersion");
+    let timeout = r.i32().expect("timeOut");
+    let session = r.i64().expect("sessionId");
+    let password = r.buffer().expect("passwd").to_vec();
+    assert_eq!(r.bool(), Ok(false), "readOnly");
+    assert_eq!(r.remaining(), 0, "trailing bytes in ConnectResponse");
+    Some((timeout, session, password))
+}
+
+/// A raw connection with a new session.
+fn raw_session(server: &common::TestServer, timeout_ms: i32) -> (TcpStream, Handshake) {
+    let mut stream = open(server);
+    let reply = handshake(&mut stream, timeout_ms, 0, &[0; 16]).expect("handshake accepted");
+    assert_ne!(reply.1, 0, "new session id");
+    assert_eq!(reply.2.len(), 16, "password length");
+    (stream, reply)
+}
+
+/// Reads a reply header: `(xid, zxid, err)` and the body.
+fn read_reply(stream: &mut TcpStream) -> (i32, i64, i32, Vec<u8>) {
+    let frame = read_frame(stream).expect("a reply, not a closed connection");
+    let mut r = Reader::new(&frame);
+    let xid = r.i32().expect("xid");
+    let zxid = r.i64().expect("zxid");
+    let err = r.i32().expect("err");
+    (xid, zxid, err, frame[16..].to_vec())
+}
+
+/// Sends a 4-letter word and reads the whole answer.
+fn four_letter_word(server: &common::TestServer, word: &str) -> String {
+    let mut stream = open(server);
+    stream.write_all(word.as_bytes()).unwrap();
+    let mut text = Vec::new();
+    match stream.read_to_end(&mut text) {
+        Ok(_) => {}
+        Err(e) if is_timeout(&e) => panic!("{word}: no end of answer after {READ_TIMEOUT:?}"),
+        Err(e) => panic!("{word}: {e}"),
+    }
+    String::from_utf8(text).expect("utf-8 answer")
+}
+
+/// Checks that a session opened before the bad input still works.
+async fn assert_works(client: &Client, path: &str) {
+    client
+        .create(path, b"still here", &PERSISTENT)
+        .await
+        .expect("create after bad input");
+    let (data, _) = client.get_data(path).await.expect("get_data after bad input");
+    assert_eq!(data, b"still here");
+}
+
+#[tokio::test]
+async fn frame_over_max_buffer_closes_connection() {
+    let mut config = common::config();
+    config.max_buffer_bytes = 1024;
+    let server = common::start_with(config);
+    let other = common::connect(&server).await;
+
+    let (mut stream, _) = raw_session(&server, 10_000);
+    // setData whose frame is 1100 bytes, over jute.maxbuffer = 1024.
+    let mut payload = Vec::new();
+    payload.i32(1);
+    payload.i32(SET_DATA);
+    payload.string("/big");
+    payload.buffer(&[b'x'; 1100 - 4 - 4 - 4 - 4 - 4 - 4]);
+    payload.i32(-1);
+    assert_eq!(payload.len(), 1100);
+    let _ = send_frame(&mut stream, &payload);
+    assert_closed(&mut stream, "frame of 1100 bytes");
+
+    // Only the length is judged: a bare header announcing 1025 bytes is enough.
+    let (mut stream, _) = raw_session(&server, 10_000);
+    stream.write_all(&1025i32.to_be_bytes()).unwrap();
+    assert_closed(&mut stream, "frame length 1025");
+
+    // Also before the handshake.
+    let mut stream = open(&server);
+    stream.write_all(&4096i32.to_be_bytes()).unwrap();
+    assert_closed(&mut stream, "oversized ConnectRequest");
+
+    assert_works(&other, "/after_big_frame").await;
+}
+
+#[tokio::test]
+async fn negative_frame_length_closes_connection() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+
+    let mut stream = open(&server);
+    stream.write_all(&(-1i32).to_be_bytes()).unwrap();
+    assert_closed(&mut stream, "negative length before handshake");
+
+    let (mut stream, _) = raw_session(&server, 10_000);
+    stream.write_all(&i32::MIN.to_be_bytes()).unwrap();
+    assert_closed(&mut stream, "negative length after handshake");
+
+    assert_works(&other, "/after_negative_length").await;
+}
+
+#[tokio::test]
+async fn truncated_frame_closes_connection() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+
+    // Before the handshake.
+    let mut stream = open(&server);
+    stream.write_all(&100i32.to_be_bytes()).unwrap();
+    stream.write_all(&[0u8; 10]).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut stream, "truncated ConnectRequest");
+
+    // After the handshake.
+    let (mut stream, _) = raw_session(&server, 10_000);
+    stream.write_all(&100i32.to_be_bytes()).unwrap();
+    stream.write_all(&[0u8; 10]).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_closed(&mut stream, "truncated request");
+
+    assert_works(&other, "/after_truncated").await;
+}
+
+#[tokio::test]
+async fn malformed_request_closes_connection() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+
+    // getData whose path claims 1000 bytes in a frame of 19.
+    let (mut stream, _) = raw_session(&server, 10_000);
+    let mut payload = Vec::new();
+    payload.i32(1);
+    payload.i32(GET_DATA);
+    payload.i32(1000);
+    payload.extend_from_slice(b"/a");
+    payload.bool(false);
+    send_frame(&mut stream, &payload).unwrap();
+    assert_closed(&mut stream, "getData with an overlong path");
+
+    // getData cut short after its header.
+    let (mut stream, _) = raw_session(&server, 10_000);
+    let mut payload = Vec::new();
+    payload.i32(1);
+    payload.i32(GET_DATA);
+    send_frame(&mut stream, &payload).unwrap();
+    assert_closed(&mut stream, "getData without a body");
+
+    // A ConnectRequest too short to hold its fields.
+    let mut stream = open(&server);
+    send_frame(&mut stream, &[0u8; 7]).unwrap();
+    assert_closed(&mut stream, "short ConnectRequest");
+
+    assert_works(&other, "/after_malformed").await;
+}
+
+#[tokio::test]
+async fn unknown_opcode_is_unimplemented_and_connection_stays() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+
+    let (mut stream, _) = raw_session(&server, 10_000);
+    let mut payload = Vec::new();
+    payload.i32(77);
+    payload.i32(999);
+    payload.string("/whatever");
+    send_frame(&mut stream, &payload).unwrap();
+    let (xid, _zxid, err, body) = read_reply(&mut stream);
+    assert_eq!(xid, 77);
+    assert_eq!(err, UNIMPLEMENTED);
+    assert!(body.is_empty(), "error reply has no body: {body:?}");
+
+    let mut ping = Vec::new();
+    ping.i32(PING_XID);
+    ping.i32(PING);
+    send_frame(&mut stream, &ping).unwrap();
+    let (xid, _zxid, err, _) = read_reply(&mut stream);
+    assert_eq!(xid, PING_XID);
+    assert_eq!(err, 0);
+
+    // A real request on the same connection too.
+    let mut payload = Vec::new();
+    payload.i32(78);
+    payload.i32(3); // exists
+    payload.string("/");
+    payload.bool(false);
+    send_frame(&mut stream, &payload).unwrap();
+    let (xid, _zxid, err, body) = read_reply(&mut stream);
+    assert_eq!(xid, 78);
+    assert_eq!(err, 0);
+    assert_eq!(body.len(), 68, "exists replies with a Stat");
+
+    assert_works(&other, "/after_unknown_opcode").await;
+}
+
+#[tokio::test]
+async fn max_client_cnxns_per_address() {
+    let mut config = common::config();
+    config.max_client_cnxns = 3;
+    let server = common::start_with(config);
+    // The well-behaved client is one of the three connections from 127.0.0.1.
+    let other = common::connect(&server).await;
+    let (first, _) = raw_session(&server, 10_000);
+    let (_second, _) = raw_session(&server, 10_000);
+
+    let mut fourth = open(&server);
+    assert_eq!(
+        handshake(&mut fourth, 10_000, 0, &[0; 16]),
+        None,
+        "a fourth connection from the same address gets no ConnectResponse"
+    );
+    assert_closed(&mut fourth, "fourth connection");
+
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let accepted = loop {
+        let mut stream = open(&server);
+        if let Some(reply) = handshake(&mut stream, 10_000, 0, &[0; 16]) {
+            break Some((stream, reply));
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (_stream, (timeout, session, _)) =
+        accepted.expect("a connection is accepted once one of the three closed");
+    assert_ne!(session, 0);
+    assert_eq!(timeout, 10_000);
+
+    assert_works(&other, "/after_max_cnxns").await;
+}
+
+#[tokio::test]
+async fn reconnect_with_wrong_password_is_refused() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+
+    let (_first, (timeout, session, password)) = raw_session(&server, 10_000);
+    assert_eq!(timeout, 10_000);
+
+    let mut wrong = password.clone();
+    wrong[0] ^= 0xff;
+    let mut stream = open(&server);
+    let reply = handshake(&mut stream, 10_000, session, &wrong).expect("a ConnectResponse");
+    assert_eq!(reply.0, 0, "timeOut of a refused reconnect");
+    assert_eq!(reply.1, 0, "sessionId of a refused reconnect");
+    assert_closed(&mut stream, "refused reconnect");
+
+    let mut stream = open(&server);
+    let reply = handshake(&mut stream, 10_000, session, &password).expect("a ConnectResponse");
+    assert_eq!(reply.1, session, "same session with the right password");
+    assert_eq!(reply.0, 10_000, "the session's timeout");
+    assert_eq!(reply.2, password);
+
+    // The reattached connection works.
+    let mut ping = Vec::new();
+    ping.i32(PING_XID);
+    ping.i32(PING);
+    send_frame(&mut stream, &ping).unwrap();
+    let (xid, _, err, _) = read_reply(&mut stream);
+    assert_eq!((xid, err), (PING_XID, 0));
+
+    assert_works(&other, "/after_wrong_password").await;
+}
+
+#[tokio::test]
+async fn four_letter_words_and_whitelist() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+    assert_eq!(four_letter_word(&server, "ruok"), "imok");
+    assert_works(&other, "/after_ruok").await;
+
+    let mut config = common::config();
+    config.four_letter_words = ["srvr".to_owned()].into();
+    let server = common::start_with(config);
+    let other = common::connect(&server).await;
+    assert_eq!(
+        four_letter_word(&server, "mntr"),
+        "mntr is not executed because it is not in the whitelist.\n"
+    );
+    assert_eq!(
+        four_letter_word(&server, "ruok"),
+        "ruok is not executed because it is not in the whitelist.\n"
+    );
+    let srvr = four_letter_word(&server, "srvr");
+    assert!(
+        srvr.starts_with("Zookeeper version: 3.9"),
+        "srvr answer: {srvr:?}"
+    );
+    assert_works(&other, "/after_srvr").await;
+}
+
+#[tokio::test]
+async fn silent_session_expires_and_loses_its_ephemeral() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+
+    // A raw session with the smallest timeout (2 × tickTime), which creates an
+    // ephemeral node and then says nothing more.
+    let (mut stream, (timeout, session, password)) = raw_session(&server, 4000);
+    assert_eq!(timeout, 4000);
+    let mut payload = Vec::new();
+    payload.i32(1);
+    payload.i32(CREATE);
+    payload.string("/silent");
+    payload.buffer(b"e");
+    payload.i32(1); // one ACL: world:anyone, all permissions
+    payload.i32(31);
+    payload.string("world");
+    payload.string("anyone");
+    payload.i32(1); // ephemeral
+    send_frame(&mut stream, &payload).unwrap();
+    let (xid, _, err, body) = read_reply(&mut stream);
+    assert_eq!((xid, err), (1, 0));
+    let mut r = Reader::new(&body);
+    assert_eq!(r.string().as_deref(), Ok("/silent"));
+
+    let stat = other
+        .check_stat("/silent")
+        .await
+        .unwrap()
+        .expect("ephemeral exists");
+    assert_eq!(stat.ephemeral_owner, session);
+
+    let started = Instant::now();
+    while other.check_stat("/silent").await.unwrap().is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "ephemeral of a silent 4 s session still there after 12 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gone_after = started.elapsed();
+    assert!(
+        gone_after >= Duration::from_secs(2),
+        "expired too early: {gone_after:?}"
+    );
+    drop(stream);
+
+    let mut stream = open(&server);
+    let reply = handshake(&mut stream, 4000, session, &password).expect("a ConnectResponse");
+    assert_eq!(reply.0, 0, "timeOut of an expired session");
+    assert_eq!(reply.1, 0, "sessionId of an expired session");
+    assert_closed(&mut stream, "reconnect to an expired session");
+
+    assert_works(&other, "/after_expiry").await;
+}
