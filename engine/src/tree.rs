@@ -134,6 +134,8 @@ pub struct DataTree {
 thread_local! {
     /// Scratch buffer for building keys, so lookups do not allocate.
     static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Scratch bounds of a child range.
+    static RANGE: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
 }
 
 fn write_key(path: &str, out: &mut String) {
@@ -199,21 +201,25 @@ impl DataTree {
         })
     }
 
-    /// Visits the names of `path`'s children in order.
+    /// Visits the names of `path`'s children in order, without allocating
+    /// (`f` must not list children itself: the range bounds are thread-local).
     pub fn for_each_child(&self, path: &str, mut f: impl FnMut(&str)) {
-        let mut start = String::with_capacity(path.len() + 1);
-        start.push_str(path);
-        start.push('\0');
-        let mut end = start.clone();
-        end.pop();
-        end.push('\u{1}');
-        let range = (
-            Bound::Included(start.as_str()),
-            Bound::Excluded(end.as_str()),
-        );
-        for entry in self.nodes.range::<str, _>(range) {
-            f(&entry.key()[path.len() + 1..]);
-        }
+        RANGE.with(|r| {
+            let (start, end) = &mut *r.borrow_mut();
+            start.clear();
+            start.push_str(path);
+            start.push('\0');
+            end.clear();
+            end.push_str(path);
+            end.push('\u{1}');
+            let range = (
+                Bound::Included(start.as_str()),
+                Bound::Excluded(end.as_str()),
+            );
+            for entry in self.nodes.range::<str, _>(range) {
+                f(&entry.key()[path.len() + 1..]);
+            }
+        })
     }
 
     /// The names of `path`'s children in order.

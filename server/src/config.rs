@@ -201,6 +201,12 @@ impl Config {
         Ok((c, warnings))
     }
 
+    /// How often client activity reaches the session tracker and the tracker looks
+    /// for expired sessions: a quarter tick, kept between 10 and 500 ms.
+    pub fn session_check_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.tick_time_ms / 4).clamp(10, 500))
+    }
+
     /// The timeout a client asking for `requested_ms` gets.
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
         requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)

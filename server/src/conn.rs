@@ -223,7 +223,7 @@ async fn read_loop(
         return Ok(());
     }
     if let Some(word) = fourlw::word(frames.peek(4)) {
-        let text = fourlw::answer(shard, word);
+        let text = fourlw::answer(shard, word).await;
         conn.push_raw(text.as_bytes());
         return Ok(());
     }
@@ -321,16 +321,22 @@ impl Conn {
         self.info.sent.fetch_add(1, Relaxed);
     }
 
-    /// Sends a reply that may reflect transactions up to `need`, in request order.
-    fn send_reply(&self, shard: &Shard, need: Zxid, encode: impl FnOnce(&mut Vec<u8>)) {
+    /// Sends a reply in request order. `encode` appends the frame and returns the
+    /// zxid it may reflect; unless the shard has dispatched that transaction (and
+    /// so its notifications), the frame is moved aside and held until it has.
+    fn send_reply(&self, shard: &Shard, encode: impl FnOnce(&mut Vec<u8>) -> Zxid) {
         shard.counters.sent.fetch_add(1, Relaxed);
+        let mut out = self.out.borrow_mut();
+        let start = out.buf.len();
+        let need = encode(&mut out.buf);
         let mut state = self.state.borrow_mut();
         if state.held.is_empty() && need <= shard.seen_through() {
-            drop(state);
-            self.emit(encode);
+            self.info.sent.fetch_add(1, Relaxed);
+            if let Some(w) = out.waker.take() {
+                w.wake();
+            }
         } else {
-            let mut frame = Vec::new();
-            encode(&mut frame);
+            let frame = out.buf.split_off(start);
             if state.held.is_empty() {
                 shard.hold(self.id);
             }
@@ -485,24 +491,28 @@ impl Conn {
         match request {
             Local::Ping => {
                 let zxid = shard.tree.last_zxid();
-                self.send_reply(shard, 0, |out| {
-                    proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {})
+                self.send_reply(shard, |out| {
+                    proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {});
+                    0
                 });
             }
             Local::Error(code) => {
                 let zxid = shard.tree.last_zxid();
-                self.send_reply(shard, 0, |out| proto::reply(out, xid, zxid, code, |_| {}));
+                self.send_reply(shard, |out| {
+                    proto::reply(out, xid, zxid, code, |_| {});
+                    0
+                });
             }
             Local::Read(read) => {
                 let (session, auth) = {
                     let state = self.state.borrow();
                     (state.session, state.auth.clone())
                 };
-                let mut frame = Vec::new();
-                read::answer(shard, self.id, session, &auth, xid, read, &mut frame);
-                // Whatever the read saw was committed at or before this zxid.
-                let need = shard.tree.applying_zxid();
-                self.send_reply(shard, need, |out| out.extend_from_slice(&frame));
+                self.send_reply(shard, |out| {
+                    read::answer(shard, self.id, session, &auth, xid, read, out);
+                    // Whatever the read saw was committed at or before this zxid.
+                    shard.tree.applying_zxid()
+                });
             }
         }
         shard.counters.record_latency(started);
@@ -526,14 +536,15 @@ impl Conn {
         self.info.queued.fetch_sub(1, Relaxed);
         self.info.last_zxid.store(zxid, Relaxed);
         let err = result.error_code();
-        self.send_reply(shard, zxid, |out| {
+        self.send_reply(shard, |out| {
             proto::reply(out, xid, zxid, err, |out| {
                 if let Some(path) = &sync_path {
                     out.string(path);
                 } else if err == ErrorCode::Ok || op == opcode::MULTI {
                     proto::write_result(out, op, &kinds, &result);
                 }
-            })
+            });
+            zxid
         });
         shard.counters.record_latency(started);
         if op == opcode::CLOSE_SESSION {
@@ -555,8 +566,9 @@ impl Conn {
         };
         let Some(id) = id else {
             shard.counters.auth_failed.fetch_add(1, Relaxed);
-            self.send_reply(shard, 0, |out| {
-                proto::reply(out, xid, 0, ErrorCode::AuthFailed, |_| {})
+            self.send_reply(shard, |out| {
+                proto::reply(out, xid, 0, ErrorCode::AuthFailed, |_| {});
+                0
             });
             self.close();
             return;
@@ -574,8 +586,9 @@ impl Conn {
             }
             state.auth = ids.into();
         }
-        self.send_reply(shard, 0, |out| {
-            proto::reply(out, xid, 0, ErrorCode::Ok, |_| {})
+        self.send_reply(shard, |out| {
+            proto::reply(out, xid, 0, ErrorCode::Ok, |_| {});
+            0
         });
     }
 }

@@ -3,6 +3,7 @@
 //! (kazoo reads the version from `envi`). Only words in
 //! `4lw.commands.whitelist` are answered.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -30,10 +31,14 @@ pub fn word(first: &[u8]) -> Option<&'static str> {
 }
 
 /// The text answering `word`.
-pub fn answer(shard: &Shard, word: &str) -> String {
+pub async fn answer(shard: &Shard, word: &str) -> String {
     if !shard.config.four_letter_words.contains(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    let watches = match word {
+        "wchs" | "wchp" | "wchc" | "mntr" => shard.shared.watches().await,
+        _ => Vec::new(),
+    };
     let shared = &shard.shared;
     let tree = &shard.tree;
     let mut s = String::new();
@@ -157,7 +162,6 @@ pub fn answer(shard: &Shard, word: &str) -> String {
             s.push_str("Server stats reset.\n");
         }
         "mntr" => {
-            let watches = shared.total(|c| &c.watches);
             let ephemerals: usize = tree
                 .sessions()
                 .iter()
@@ -181,7 +185,7 @@ pub fn answer(shard: &Shard, word: &str) -> String {
                 ("zk_global_sessions", tree.session_count().to_string()),
                 ("zk_packets_sent", sent.to_string()),
                 ("zk_packets_received", received.to_string()),
-                ("zk_watch_count", watches.to_string()),
+                ("zk_watch_count", watches.len().to_string()),
                 (
                     "zk_auth_failed_count",
                     shared.total(|c| &c.auth_failed).to_string(),
@@ -207,37 +211,32 @@ pub fn answer(shard: &Shard, word: &str) -> String {
             let _ = writeln!(s, "zk_uptime\t{}", shared.started.elapsed().as_millis());
         }
         "wchs" => {
+            let sessions: BTreeSet<i64> = watches.iter().map(|(_, sid)| *sid).collect();
+            let paths: BTreeSet<&str> = watches.iter().map(|(p, _)| p.as_str()).collect();
             let _ = writeln!(
                 s,
                 "{} connections watching {} paths",
-                conns.len(),
-                shard.watches.borrow().paths().len()
+                sessions.len(),
+                paths.len()
             );
-            let _ = writeln!(s, "Total watches:{}", shared.total(|c| &c.watches));
+            let _ = writeln!(s, "Total watches:{}", watches.len());
         }
         "wchp" => {
-            for (path, ids) in shard.watches.borrow().paths() {
-                let _ = writeln!(s, "{path}");
-                for id in ids {
-                    if let Some(c) = conns.get(&id) {
-                        let _ = writeln!(s, "\t0x{:x}", c.session.load(Relaxed));
-                    }
+            let mut last: Option<&str> = None;
+            for (path, session) in &watches {
+                if last != Some(path) {
+                    let _ = writeln!(s, "{path}");
+                    last = Some(path);
                 }
+                let _ = writeln!(s, "\t0x{session:x}");
             }
         }
         "wchc" => {
-            let mut by_conn: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
-            for (path, ids) in shard.watches.borrow().paths() {
-                for id in ids {
-                    if let Some(c) = conns.get(&id) {
-                        by_conn
-                            .entry(c.session.load(Relaxed))
-                            .or_default()
-                            .push(path.clone());
-                    }
-                }
+            let mut by_session: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+            for (path, session) in &watches {
+                by_session.entry(*session).or_default().push(path);
             }
-            for (session, paths) in by_conn {
+            for (session, paths) in by_session {
                 let _ = writeln!(s, "0x{session:x}");
                 for p in paths {
                     let _ = writeln!(s, "\t{p}");

@@ -56,7 +56,10 @@ impl Server {
     pub fn start(config: Config) -> io::Result<Server> {
         let config = Arc::new(config);
         let tree = Arc::new(DataTree::new());
-        let shared = Arc::new(Shared::new(config.shards));
+        let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
+            .map(|_| async_channel::unbounded())
+            .unzip();
+        let shared = Arc::new(Shared::new(query_senders));
         let (to_pipeline, pipeline_inbox) = mpsc::channel();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
@@ -69,7 +72,7 @@ impl Server {
 
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
-        for (index, inbox) in receivers.into_iter().enumerate() {
+        for (index, (inbox, queries)) in receivers.into_iter().zip(query_receivers).enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
             let (config, tree, shared, shard_tx) = (
                 config.clone(),
@@ -88,7 +91,9 @@ impl Server {
                         }
                     };
                     let _ = bound_tx.send(listener.local_addr());
-                    let shard = Rc::new(Shard::new(index, config, tree, shared, shard_tx, inbox));
+                    let shard = Rc::new(Shard::new(
+                        index, config, tree, shared, shard_tx, inbox, queries,
+                    ));
                     shard.run(listener).await;
                 })
                 .map_err(|e| io::Error::other(e.to_string()))?;

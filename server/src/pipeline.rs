@@ -134,6 +134,7 @@ pub struct Pipeline {
     /// Which connection currently holds each session.
     owners: HashMap<SessionId, (usize, ConnId)>,
     next_container_check: Instant,
+    next_expiry_check: Instant,
     super_ids: Arc<[Id]>,
 }
 
@@ -158,13 +159,14 @@ impl Pipeline {
             secret,
             owners: HashMap::new(),
             next_container_check: Instant::now() + check,
+            next_expiry_check: Instant::now(),
             super_ids: vec![Id::new("super", "")].into(),
         }
     }
 
     /// Runs until `Stop` arrives or every sender is gone.
     pub fn run(mut self, inbox: Receiver<ToPipeline>) {
-        let tick = Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
+        let tick = self.config.session_check_interval();
         let mut batch = Vec::new();
         loop {
             match inbox.recv_timeout(tick) {
@@ -363,7 +365,13 @@ impl Pipeline {
         });
     }
 
+    /// Closes sessions past their deadline; checked every tick, not every batch.
     fn expire_sessions(&mut self, entries: &mut Vec<Entry>) {
+        let now = Instant::now();
+        if now < self.next_expiry_check {
+            return;
+        }
+        self.next_expiry_check = now + self.config.session_check_interval();
         for session in self.tracker.expired(now_ms()) {
             let mut entry = self.execute(&WriteOp::CloseSession, session, &[]);
             entry.reply = None;

@@ -4,8 +4,6 @@
 //! Order of checks as ZooKeeper's: a missing node is `NoNode` before any ACL
 //! check; reads check only for NUL in the path (clients validate the rest).
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use engine::acl::{self, perms, Id};
 use engine::tree::{join, DataTree};
 use engine::txn::EventType;
@@ -83,10 +81,9 @@ pub fn answer(
                 if watch {
                     watches.add(conn, WatchKind::Child, &path);
                 }
-                let children = tree.children(&path);
                 let stat = node.stat();
                 reply(out, Ok(()), &|out| {
-                    out.strings(&children);
+                    children(tree, &path, out);
                     if with_stat {
                         out.stat(&stat);
                     }
@@ -195,10 +192,6 @@ pub fn answer(
             proto::reply(out, xid::SET_WATCHES, zxid, ErrorCode::Ok, |_| {});
         }
     }
-    shard
-        .counters
-        .watches
-        .store(watches.count() as u64, Relaxed);
 }
 
 fn lookup(tree: &DataTree, path: &str) -> ZkResult<engine::stat::Stat> {
@@ -221,6 +214,18 @@ fn readable(tree: &DataTree, path: &str, perm: i32, auth: &[Id]) -> ZkResult<eng
         .ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perm, auth)?;
     Ok(node)
+}
+
+/// Encodes the child names as a jute vector straight from the tree.
+fn children(tree: &DataTree, path: &str, out: &mut Vec<u8>) {
+    let at = out.len();
+    out.i32(0);
+    let mut n = 0i32;
+    tree.for_each_child(path, |name| {
+        out.string(name);
+        n += 1;
+    });
+    out[at..at + 4].copy_from_slice(&n.to_be_bytes());
 }
 
 fn descendants(tree: &DataTree, path: &str) -> i32 {

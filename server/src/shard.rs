@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Duration;
 
 use engine::tree::DataTree;
 use engine::{SessionId, Zxid};
@@ -22,7 +21,7 @@ use glommio::net::TcpListener;
 use crate::config::Config;
 use crate::conn::{self, Conn};
 use crate::pipeline::{ConnId, ToPipeline, ToShard};
-use crate::stats::{Counters, Shared};
+use crate::stats::{Counters, Shared, WatchQuery};
 use crate::watch::WatchTable;
 
 pub struct Shard {
@@ -33,6 +32,7 @@ pub struct Shard {
     pub counters: Arc<Counters>,
     pub to_pipeline: Sender<ToPipeline>,
     inbox: async_channel::Receiver<Vec<ToShard>>,
+    watch_queries: async_channel::Receiver<WatchQuery>,
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     pub watches: RefCell<WatchTable>,
     touched: RefCell<Vec<SessionId>>,
@@ -52,6 +52,7 @@ impl Shard {
         shared: Arc<Shared>,
         to_pipeline: Sender<ToPipeline>,
         inbox: async_channel::Receiver<Vec<ToShard>>,
+        watch_queries: async_channel::Receiver<WatchQuery>,
     ) -> Shard {
         Shard {
             index,
@@ -63,6 +64,7 @@ impl Shard {
             shared,
             to_pipeline,
             inbox,
+            watch_queries,
             conns: RefCell::new(HashMap::new()),
             watches: RefCell::new(WatchTable::default()),
             touched: RefCell::new(Vec::new()),
@@ -87,8 +89,7 @@ impl Shard {
         };
         let touch = {
             let shard = self.clone();
-            let every =
-                Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
+            let every = self.config.session_check_interval();
             async move {
                 loop {
                     glommio::timer::sleep(every).await;
@@ -97,12 +98,35 @@ impl Shard {
             }
         };
         glommio::spawn_local(touch).detach();
+        let queries = {
+            let shard = self.clone();
+            async move {
+                while let Ok(reply) = shard.watch_queries.recv().await {
+                    let _ = reply.send(shard.watch_listing()).await;
+                }
+            }
+        };
+        glommio::spawn_local(queries).detach();
         let dispatch = async move {
             while let Ok(batch) = self.inbox.recv().await {
                 self.dispatch(batch);
             }
         };
         futures_lite::future::or(accept, dispatch).await;
+    }
+
+    /// (path, session) of every watch this shard holds, for `wchs`/`wchc`/`wchp`.
+    fn watch_listing(&self) -> Vec<(String, SessionId)> {
+        let conns = self.conns.borrow();
+        let mut out = Vec::new();
+        for (path, ids) in self.watches.borrow().paths() {
+            out.extend(
+                ids.iter()
+                    .filter_map(|id| conns.get(id))
+                    .map(|c| (path.clone(), c.session())),
+            );
+        }
+        out
     }
 
     fn new_conn_id(&self) -> ConnId {

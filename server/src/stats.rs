@@ -20,7 +20,6 @@ pub struct Counters {
     pub latency_min_us: AtomicU64,
     pub latency_max_us: AtomicU64,
     pub auth_failed: AtomicU64,
-    pub watches: AtomicU64,
 }
 
 impl Counters {
@@ -74,8 +73,13 @@ impl ConnInfo {
     }
 }
 
+/// A request for a shard's watches: it answers with (path, session) pairs.
+pub type WatchQuery = async_channel::Sender<Vec<(String, i64)>>;
+
 /// State every shard shares.
 pub struct Shared {
+    /// Where to ask each shard for its watches.
+    pub watch_queries: Vec<async_channel::Sender<WatchQuery>>,
     pub started: Instant,
     pub shards: Vec<Arc<Counters>>,
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
@@ -83,8 +87,10 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(shards: usize) -> Shared {
+    pub fn new(watch_queries: Vec<async_channel::Sender<WatchQuery>>) -> Shared {
+        let shards = watch_queries.len();
         Shared {
+            watch_queries,
             started: Instant::now(),
             shards: (0..shards).map(|_| Arc::new(Counters::default())).collect(),
             conns: Mutex::new(HashMap::new()),
@@ -111,6 +117,26 @@ impl Shared {
                 per_ip.remove(&ip);
             }
         }
+    }
+
+    /// Every watch on every shard as (path, session), sorted.
+    pub async fn watches(&self) -> Vec<(String, i64)> {
+        let (tx, rx) = async_channel::bounded(self.watch_queries.len().max(1));
+        let mut asked = 0;
+        for q in &self.watch_queries {
+            if q.send(tx.clone()).await.is_ok() {
+                asked += 1;
+            }
+        }
+        let mut all = Vec::new();
+        for _ in 0..asked {
+            match rx.recv().await {
+                Ok(part) => all.extend(part),
+                Err(_) => break,
+            }
+        }
+        all.sort();
+        all
     }
 
     /// Sum of one counter over all shards.

@@ -169,7 +169,10 @@ async fn assert_works(client: &Client, path: &str) {
         .create(path, b"still here", &PERSISTENT)
         .await
         .expect("create after bad input");
-    let (data, _) = client.get_data(path).await.expect("get_data after bad input");
+    let (data, _) = client
+        .get_data(path)
+        .await
+        .expect("get_data after bad input");
     assert_eq!(data, b"still here");
 }
 

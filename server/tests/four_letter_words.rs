@@ -1,0 +1,159 @@
+//! Four-letter words on the client port, in ZooKeeper's formats.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use zookeeper_client::{Acls, CreateMode};
+
+/// Sends `word` on a fresh connection and reads until the server closes it.
+fn ask(addr: &str, word: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(word.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn value<'a>(text: &'a str, key: &str, sep: char) -> &'a str {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(sep)))
+        .unwrap_or_else(|| panic!("no {key} in {text}"))
+        .trim()
+}
+
+#[tokio::test]
+async fn every_word_answers_in_zookeepers_format() {
+    let server = common::start();
+    let client = common::connect(&server).await;
+    let addr = server.addr.as_str();
+    client
+        .create(
+            "/w",
+            b"abc",
+            &CreateMode::Persistent.with_acls(Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    client
+        .create(
+            "/w/e",
+            b"",
+            &CreateMode::Ephemeral.with_acls(Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    let (_, _, _watch) = client.get_and_watch_data("/w").await.unwrap();
+    let session = format!("0x{:x}", client.session_id().0);
+
+    assert_eq!(ask(addr, "ruok"), "imok");
+    assert_eq!(ask(addr, "isro"), "rw");
+
+    let srvr = ask(addr, "srvr");
+    let keys: Vec<&str> = srvr.lines().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "Zookeeper version",
+            "Latency min/avg/max",
+            "Received",
+            "Sent",
+            "Connections",
+            "Outstanding",
+            "Zxid",
+            "Mode",
+            "Node count"
+        ]
+    );
+    assert!(
+        value(&srvr, "Zookeeper version", ':').starts_with("3.9."),
+        "{srvr}"
+    );
+    assert_eq!(value(&srvr, "Mode", ':'), "standalone");
+    assert_eq!(
+        value(&srvr, "Node count", ':'),
+        "6",
+        "/, /zookeeper, quota, config, /w, /w/e"
+    );
+    assert_eq!(
+        value(&srvr, "Connections", ':'),
+        "2",
+        "the client and this query, as ZooKeeper counts"
+    );
+    assert_eq!(value(&srvr, "Zxid", ':'), "0x3", "session, /w, /w/e");
+
+    let stat = ask(addr, "stat");
+    assert!(stat.starts_with("Zookeeper version: 3.9."), "{stat}");
+    assert!(stat.contains("Clients:\n /127.0.0.1:"), "{stat}");
+    assert!(stat.contains(&format!("sid={session}")), "{stat}");
+
+    let mntr = ask(addr, "mntr");
+    let first: Vec<&str> = mntr
+        .lines()
+        .take(7)
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "zk_version",
+            "zk_server_state",
+            "zk_ephemerals_count",
+            "zk_num_alive_connections",
+            "zk_avg_latency",
+            "zk_outstanding_requests",
+            "zk_znode_count"
+        ]
+    );
+    assert_eq!(value(&mntr, "zk_ephemerals_count", '\t'), "1");
+    assert_eq!(value(&mntr, "zk_znode_count", '\t'), "6");
+    assert_eq!(value(&mntr, "zk_watch_count", '\t'), "1");
+    assert_eq!(value(&mntr, "zk_global_sessions", '\t'), "1");
+    assert_eq!(value(&mntr, "zk_approximate_data_size", '\t'), "3");
+
+    let envi = ask(addr, "envi");
+    assert!(
+        envi.starts_with("Environment:\nzookeeper.version=3.9."),
+        "{envi}"
+    );
+    let conf = ask(addr, "conf");
+    assert_eq!(value(&conf, "tickTime", '='), "2000");
+    assert_eq!(value(&conf, "minSessionTimeout", '='), "4000");
+    assert_eq!(value(&conf, "maxSessionTimeout", '='), "40000");
+
+    assert!(ask(addr, "cons").contains(&format!("sid={session}")));
+    assert_eq!(
+        ask(addr, "wchs"),
+        "1 connections watching 1 paths\nTotal watches:1\n"
+    );
+    assert_eq!(ask(addr, "wchp"), format!("/w\n\t{session}\n"));
+    assert_eq!(ask(addr, "wchc"), format!("{session}\n\t/w\n"));
+    let dump = ask(addr, "dump");
+    assert!(dump.contains(&format!("{session}:\n\t/w/e\n")), "{dump}");
+    assert!(ask(addr, "dirs").starts_with("datadir_size: "));
+    assert_eq!(ask(addr, "srst"), "Server stats reset.\n");
+    assert_eq!(value(&ask(addr, "srvr"), "Received", ':'), "0");
+    assert_eq!(ask(addr, "crst"), "Connection stats reset.\n");
+}
+
+#[tokio::test]
+async fn words_outside_the_whitelist_are_refused() {
+    let mut config = common::config();
+    config.four_letter_words = ["srvr".to_owned()].into();
+    let server = common::start_with(config);
+    assert_eq!(
+        ask(&server.addr, "mntr"),
+        "mntr is not executed because it is not in the whitelist.\n"
+    );
+    assert_eq!(
+        ask(&server.addr, "ruok"),
+        "ruok is not executed because it is not in the whitelist.\n"
+    );
+    assert!(ask(&server.addr, "srvr").starts_with("Zookeeper version: 3.9."));
+    // The session protocol still works on the same port.
+    let client = common::connect(&server).await;
+    assert!(client.check_stat("/zookeeper").await.unwrap().is_some());
+}
