@@ -137,7 +137,7 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
         }
         "conf" => {
             let c = &shard.config;
-            let _ = writeln!(s, "clientPort={}", c.client_port);
+            let _ = writeln!(s, "clientPort={}", shared.client_port.load(Relaxed));
             let _ = writeln!(s, "secureClientPort=-1");
             let _ = writeln!(s, "dataDir={}", c.data_dir.display());
             let _ = writeln!(s, "dataLogDir={}", c.data_log_dir.display());

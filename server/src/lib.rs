@@ -74,7 +74,7 @@ impl Server {
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
         for (index, (inbox, queries)) in receivers.into_iter().zip(query_receivers).enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
-            let (config, tree, shared, shard_tx) = (
+            let (config, tree, shard_shared, shard_tx) = (
                 config.clone(),
                 tree.clone(),
                 shared.clone(),
@@ -92,14 +92,25 @@ impl Server {
                     };
                     let _ = bound_tx.send(listener.local_addr());
                     let shard = Rc::new(Shard::new(
-                        index, config, tree, shared, shard_tx, inbox, queries,
+                        index,
+                        config,
+                        tree,
+                        shard_shared,
+                        shard_tx,
+                        inbox,
+                        queries,
                     ));
                     shard.run(listener).await;
                 })
                 .map_err(|e| io::Error::other(e.to_string()))?;
             shards.push(handle);
             match bound_rx.recv().map_err(io::Error::other)? {
-                Ok(bound) => addr = bound,
+                Ok(bound) => {
+                    addr = bound;
+                    shared
+                        .client_port
+                        .store(bound.port(), std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(e) => {
                     let _ = to_pipeline.send(ToPipeline::Stop);
                     return Err(io::Error::other(e.to_string()));

@@ -78,6 +78,8 @@ pub type WatchQuery = async_channel::Sender<Vec<(String, i64)>>;
 
 /// State every shard shares.
 pub struct Shared {
+    /// The client port actually bound (differs from the config's when that is 0).
+    pub client_port: std::sync::atomic::AtomicU16,
     /// Where to ask each shard for its watches.
     pub watch_queries: Vec<async_channel::Sender<WatchQuery>>,
     pub started: Instant,
@@ -90,6 +92,7 @@ impl Shared {
     pub fn new(watch_queries: Vec<async_channel::Sender<WatchQuery>>) -> Shared {
         let shards = watch_queries.len();
         Shared {
+            client_port: std::sync::atomic::AtomicU16::new(0),
             watch_queries,
             started: Instant::now(),
             shards: (0..shards).map(|_| Arc::new(Counters::default())).collect(),

@@ -121,6 +121,11 @@ async fn every_word_answers_in_zookeepers_format() {
     );
     let conf = ask(addr, "conf");
     assert_eq!(value(&conf, "tickTime", '='), "2000");
+    assert_eq!(
+        value(&conf, "clientPort", '='),
+        addr.rsplit(':').next().unwrap(),
+        "the bound port, not 0"
+    );
     assert_eq!(value(&conf, "minSessionTimeout", '='), "4000");
     assert_eq!(value(&conf, "maxSessionTimeout", '='), "40000");
 
