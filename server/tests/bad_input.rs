@@ -8,11 +8,12 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write as _};
-use std::net::{Shutdown, TcpStream};
+use std::io::Write as _;
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use herd_server::proto::jute::{self, Reader, Write};
+use common::raw::*;
+use herd_server::proto::jute::{Reader, Write};
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions};
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
@@ -23,145 +24,6 @@ const CREATE: i32 = 1;
 const PING: i32 = 11;
 const PING_XID: i32 = -2;
 const UNIMPLEMENTED: i32 = -6;
-
-/// How long a raw read may wait before the test fails instead of hanging.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The reply to a handshake: `(timeout_ms, session_id, password)`.
-type Handshake = (i32, i64, Vec<u8>);
-
-fn open(server: &common::TestServer) -> TcpStream {
-    let stream = TcpStream::connect(&server.addr).expect("tcp connect");
-    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
-
-/// Writes one length-prefixed frame holding `payload`.
-fn send_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
-    let mut out = Vec::new();
-    let at = jute::begin_frame(&mut out);
-    out.extend_from_slice(payload);
-    jute::end_frame(&mut out, at);
-    stream.write_all(&out)
-}
-
-/// Reads one frame's payload; `None` if the server closed the connection.
-/// Panics on a read timeout.
-fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut len = [0u8; 4];
-    if !read_exact_or_closed(stream, &mut len) {
-        return None;
-    }
-    let len = i32::from_be_bytes(len);
-    assert!(len >= 0, "server sent a negative frame length {len}");
-    let mut payload = vec![0u8; len as usize];
-    if !read_exact_or_closed(stream, &mut payload) {
-        return None;
-    }
-    Some(payload)
-}
-
-/// False when the stream ended (EOF or reset) before `buf` was filled.
-fn read_exact_or_closed(stream: &mut TcpStream, buf: &mut [u8]) -> bool {
-    let mut got = 0;
-    while got < buf.len() {
-        match stream.read(&mut buf[got..]) {
-            Ok(0) => return false,
-            Ok(n) => got += n,
-            Err(e) if is_timeout(&e) => panic!("read timed out after {READ_TIMEOUT:?}"),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
-fn is_timeout(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
-/// Asserts the server closes the connection without sending anything more.
-fn assert_closed(stream: &mut TcpStream, what: &str) {
-    let mut buf = [0u8; 256];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => panic!("{what}: expected the connection to close, got {n} bytes"),
-            Err(e) if is_timeout(&e) => {
-                panic!("{what}: connection still open after {READ_TIMEOUT:?}")
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return, // reset: closed too
-        }
-    }
-}
-
-fn connect_request(timeout_ms: i32, session_id: i64, password: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.i32(0); // protocolVersion
-    out.i64(0); // lastZxidSeen
-    out.i32(timeout_ms);
-    out.i64(session_id);
-    out.buffer(password);
-    out.bool(false); // readOnly
-    out
-}
-
-/// Sends a ConnectRequest; returns the ConnectResponse, or `None` if the
-/// server closed the connection instead of answering.
-fn handshake(
-    stream: &mut TcpStream,
-    timeout_ms: i32,
-    session_id: i64,
-    password: &[u8],
-) -> Option<Handshake> {
-    if send_frame(stream, &connect_request(timeout_ms, session_id, password)).is_err() {
-        return None;
-    }
-    let frame = read_frame(stream)?;
-    let mut r = Reader::new(&frame);
-    assert_eq!(r.i32(), Ok(0), "protocolVersion");
-    let timeout = r.i32().expect("timeOut");
-    let session = r.i64().expect("sessionId");
-    let password = r.buffer().expect("passwd").to_vec();
-    assert_eq!(r.bool(), Ok(false), "readOnly");
-    assert_eq!(r.remaining(), 0, "trailing bytes in ConnectResponse");
-    Some((timeout, session, password))
-}
-
-/// A raw connection with a new session.
-fn raw_session(server: &common::TestServer, timeout_ms: i32) -> (TcpStream, Handshake) {
-    let mut stream = open(server);
-    let reply = handshake(&mut stream, timeout_ms, 0, &[0; 16]).expect("handshake accepted");
-    assert_ne!(reply.1, 0, "new session id");
-    assert_eq!(reply.2.len(), 16, "password length");
-    (stream, reply)
-}
-
-/// Reads a reply header: `(xid, zxid, err)` and the body.
-fn read_reply(stream: &mut TcpStream) -> (i32, i64, i32, Vec<u8>) {
-    let frame = read_frame(stream).expect("a reply, not a closed connection");
-    let mut r = Reader::new(&frame);
-    let xid = r.i32().expect("xid");
-    let zxid = r.i64().expect("zxid");
-    let err = r.i32().expect("err");
-    (xid, zxid, err, frame[16..].to_vec())
-}
-
-/// Sends a 4-letter word and reads the whole answer.
-fn four_letter_word(server: &common::TestServer, word: &str) -> String {
-    let mut stream = open(server);
-    stream.write_all(word.as_bytes()).unwrap();
-    let mut text = Vec::new();
-    match stream.read_to_end(&mut text) {
-        Ok(_) => {}
-        Err(e) if is_timeout(&e) => panic!("{word}: no end of answer after {READ_TIMEOUT:?}"),
-        Err(e) => panic!("{word}: {e}"),
-    }
-    String::from_utf8(text).expect("utf-8 answer")
-}
 
 /// Checks that a session opened before the bad input still works.
 async fn assert_works(client: &Client, path: &str) {
@@ -392,7 +254,7 @@ async fn reconnect_with_wrong_password_is_refused() {
 async fn four_letter_words_and_whitelist() {
     let server = common::start();
     let other = common::connect(&server).await;
-    assert_eq!(four_letter_word(&server, "ruok"), "imok");
+    assert_eq!(four_letter_word(&server.addr, "ruok"), "imok");
     assert_works(&other, "/after_ruok").await;
 
     let mut config = common::config();
@@ -400,14 +262,14 @@ async fn four_letter_words_and_whitelist() {
     let server = common::start_with(config);
     let other = common::connect(&server).await;
     assert_eq!(
-        four_letter_word(&server, "mntr"),
+        four_letter_word(&server.addr, "mntr"),
         "mntr is not executed because it is not in the whitelist.\n"
     );
     assert_eq!(
-        four_letter_word(&server, "ruok"),
+        four_letter_word(&server.addr, "ruok"),
         "ruok is not executed because it is not in the whitelist.\n"
     );
-    let srvr = four_letter_word(&server, "srvr");
+    let srvr = four_letter_word(&server.addr, "srvr");
     assert!(
         srvr.starts_with("Zookeeper version: 3.9"),
         "srvr answer: {srvr:?}"

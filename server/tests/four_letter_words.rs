@@ -2,20 +2,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use zookeeper_client::{Acls, CreateMode};
 
-/// Sends `word` on a fresh connection and reads until the server closes it.
 fn ask(addr: &str, word: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(word.as_bytes()).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    common::raw::four_letter_word(addr, word)
 }
 
 fn value<'a>(text: &'a str, key: &str, sep: char) -> &'a str {

@@ -7,6 +7,8 @@
 //! super digest below, and expect the container/TTL tests to need its 60 s sweep).
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::time::Duration;
 
 use herd_server::{Config, Server};
