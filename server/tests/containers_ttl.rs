@@ -26,25 +26,6 @@ const POLL: Duration = Duration::from_millis(250);
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
 const CONTAINER: CreateOptions<'static> = CreateMode::Container.with_acls(Acls::anyone_all());
 
-async fn fresh_root(server: &common::TestServer, root: &str) -> Client {
-    let admin = common::connect(server).await;
-    admin.auth("digest", b"super:test").await.unwrap();
-    remove_tree(&admin, root).await;
-    drop(admin);
-    let client = common::connect(server).await;
-    client.create(root, b"", &PERSISTENT).await.unwrap();
-    client
-}
-
-async fn remove_tree(client: &Client, path: &str) {
-    if let Ok(children) = client.list_children(path).await {
-        for child in children {
-            Box::pin(remove_tree(client, &format!("{path}/{child}"))).await;
-        }
-    }
-    let _ = client.delete(path, None).await;
-}
-
 async fn wait_until_gone(client: &Client, path: &str) {
     let deadline = Instant::now() + expiry_wait();
     while client.check_stat(path).await.unwrap().is_some() {
@@ -61,7 +42,7 @@ async fn wait_until_gone(client: &Client, path: &str) {
 async fn container_is_deleted_after_its_last_child_is_removed() {
     let server = common::start();
     let root = "/container_cleanup";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/container_cleanup/used", b"", &CONTAINER)
         .await
@@ -127,7 +108,7 @@ async fn container_is_deleted_after_its_last_child_is_removed() {
 async fn ttl_node_expires_when_childless_and_unmodified() {
     let server = common::start();
     let root = "/ttl_cleanup";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let short = CreateMode::Persistent
         .with_acls(Acls::anyone_all())
         .with_ttl(Duration::from_millis(500));

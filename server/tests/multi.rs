@@ -19,25 +19,6 @@ const PERSISTENT_SEQ: CreateOptions<'static> =
     CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
 const EPHEMERAL: CreateOptions<'static> = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
 
-async fn fresh_root(server: &common::TestServer, root: &str) -> Client {
-    let admin = common::connect(server).await;
-    admin.auth("digest", b"super:test").await.unwrap();
-    remove_tree(&admin, root).await;
-    drop(admin);
-    let client = common::connect(server).await;
-    client.create(root, b"", &PERSISTENT).await.unwrap();
-    client
-}
-
-async fn remove_tree(client: &Client, path: &str) {
-    if let Ok(children) = client.list_children(path).await {
-        for child in children {
-            Box::pin(remove_tree(client, &format!("{path}/{child}"))).await;
-        }
-    }
-    let _ = client.delete(path, None).await;
-}
-
 async fn stat_of(client: &Client, path: &str) -> Stat {
     client.check_stat(path).await.unwrap().expect("node exists")
 }
@@ -57,7 +38,7 @@ fn assert_multi_create_stat(stat: &Stat, actual: &Stat) {
 async fn multi_applies_all_ops_with_one_zxid() {
     let server = common::start();
     let root = "/multi_all_ops";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/multi_all_ops/old", b"", &PERSISTENT)
         .await
@@ -139,7 +120,7 @@ async fn multi_applies_all_ops_with_one_zxid() {
 async fn multi_failure_reports_failing_index_and_applies_nothing() {
     let server = common::start();
     let root = "/multi_atomic_failure";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/multi_atomic_failure/exists", b"keep", &PERSISTENT)
         .await
@@ -203,7 +184,7 @@ async fn multi_failure_reports_failing_index_and_applies_nothing() {
 async fn multi_error_codes_per_op() {
     let server = common::start();
     let root = "/multi_error_codes";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/multi_error_codes/n", b"", &PERSISTENT)
         .await
@@ -322,7 +303,7 @@ async fn multi_error_codes_per_op() {
 async fn multi_ops_see_effects_of_earlier_ops() {
     let server = common::start();
     let root = "/multi_sees_earlier_ops";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
 
     let mut writer = client.new_multi_writer();
     writer
@@ -391,7 +372,7 @@ async fn multi_ops_see_effects_of_earlier_ops() {
 async fn multi_delete_then_sequential_create() {
     let server = common::start();
     let root = "/multi_delete_then_sequential";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/multi_delete_then_sequential/x", b"", &PERSISTENT)
         .await
@@ -417,7 +398,7 @@ async fn multi_delete_then_sequential_create() {
 #[tokio::test]
 async fn multi_empty_is_ok() {
     let server = common::start();
-    let client = fresh_root(&server, "/multi_empty").await;
+    let client = common::fresh_root(&server, "/multi_empty").await;
     assert_eq!(client.new_multi_writer().commit().await.unwrap(), vec![]);
     assert!(client.new_multi_reader().commit().await.unwrap().is_empty());
 }
@@ -426,7 +407,7 @@ async fn multi_empty_is_ok() {
 async fn check_writer_separates_check_failure() {
     let server = common::start();
     let root = "/multi_check_writer";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/multi_check_writer/guard", b"", &PERSISTENT)
         .await
@@ -490,7 +471,7 @@ async fn check_writer_separates_check_failure() {
 async fn multi_read_reports_errors_individually() {
     let server = common::start();
     let root = "/multi_read";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/multi_read/a", b"data-a", &PERSISTENT)
         .await

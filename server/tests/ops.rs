@@ -21,28 +21,6 @@ const EPHEMERAL_SEQ: CreateOptions<'static> =
     CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
 const CONTAINER: CreateOptions<'static> = CreateMode::Container.with_acls(Acls::anyone_all());
 
-/// Removes leftovers of `root` (only matters when servers are shared between
-/// runs) using a super-user session, then creates `root` and returns a plain
-/// client.
-async fn fresh_root(server: &common::TestServer, root: &str) -> Client {
-    let admin = common::connect(server).await;
-    admin.auth("digest", b"super:test").await.unwrap();
-    remove_tree(&admin, root).await;
-    drop(admin);
-    let client = common::connect(server).await;
-    client.create(root, b"", &PERSISTENT).await.unwrap();
-    client
-}
-
-async fn remove_tree(client: &Client, path: &str) {
-    if let Ok(children) = client.list_children(path).await {
-        for child in children {
-            Box::pin(remove_tree(client, &format!("{path}/{child}"))).await;
-        }
-    }
-    let _ = client.delete(path, None).await;
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -65,7 +43,7 @@ async fn stat_of(client: &Client, path: &str) -> Stat {
 async fn create_persistent_returns_full_stat() {
     let server = common::start();
     let root = "/ops_create_persistent";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
 
     let before = now_ms();
     let (stat, seq) = client
@@ -103,7 +81,7 @@ async fn create_persistent_returns_full_stat() {
 #[tokio::test]
 async fn create_with_empty_data() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_create_empty_data").await;
+    let client = common::fresh_root(&server, "/ops_create_empty_data").await;
     let (stat, _) = client
         .create("/ops_create_empty_data/n", b"", &PERSISTENT)
         .await
@@ -116,7 +94,7 @@ async fn create_with_empty_data() {
 #[tokio::test]
 async fn create_ephemeral_owner_is_session_id() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_create_ephemeral").await;
+    let client = common::fresh_root(&server, "/ops_create_ephemeral").await;
     let (stat, _) = client
         .create("/ops_create_ephemeral/e", b"x", &EPHEMERAL)
         .await
@@ -144,7 +122,7 @@ async fn create_ephemeral_owner_is_session_id() {
 #[tokio::test]
 async fn ephemeral_cannot_have_children() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_ephemeral_no_children").await;
+    let client = common::fresh_root(&server, "/ops_ephemeral_no_children").await;
     client
         .create("/ops_ephemeral_no_children/e", b"", &EPHEMERAL)
         .await
@@ -176,7 +154,7 @@ async fn ephemeral_cannot_have_children() {
 async fn create_sequential_appends_ten_digit_counter() {
     let server = common::start();
     let root = "/ops_create_sequential";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
 
     let (stat0, seq0) = client
         .create("/ops_create_sequential/s-", b"", &PERSISTENT_SEQ)
@@ -229,7 +207,7 @@ async fn create_sequential_appends_ten_digit_counter() {
 async fn sequential_counter_counts_creates_not_deletes() {
     let server = common::start();
     let root = "/ops_sequential_after_delete";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
 
     let (_, s0) = client
         .create("/ops_sequential_after_delete/s-", b"", &PERSISTENT_SEQ)
@@ -286,7 +264,7 @@ async fn sequential_counter_counts_creates_not_deletes() {
 async fn sequential_counter_with_pipelined_delete() {
     let server = common::start();
     let root = "/ops_sequential_pipelined";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/ops_sequential_pipelined/x", b"", &PERSISTENT)
         .await
@@ -304,7 +282,7 @@ async fn sequential_counter_with_pipelined_delete() {
 async fn sequential_path_may_end_with_slash() {
     let server = common::start();
     let root = "/ops_sequential_trailing_slash";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let (_, seq) = client
         .create("/ops_sequential_trailing_slash/", b"", &PERSISTENT_SEQ)
         .await
@@ -320,7 +298,7 @@ async fn sequential_path_may_end_with_slash() {
 async fn create_container_and_ttl_report_zero_ephemeral_owner() {
     let server = common::start();
     let root = "/ops_create_container_ttl";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
 
     let (cstat, cseq) = client
         .create("/ops_create_container_ttl/c", b"c", &CONTAINER)
@@ -371,7 +349,7 @@ async fn create_container_and_ttl_report_zero_ephemeral_owner() {
 async fn create_errors() {
     let server = common::start();
     let root = "/ops_create_errors";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/ops_create_errors/n", b"", &PERSISTENT)
         .await
@@ -422,7 +400,7 @@ async fn create_errors() {
 async fn delete_with_and_without_version() {
     let server = common::start();
     let root = "/ops_delete";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/ops_delete/a", b"", &PERSISTENT)
         .await
@@ -465,7 +443,7 @@ async fn delete_with_and_without_version() {
 async fn delete_non_empty_fails() {
     let server = common::start();
     let root = "/ops_delete_not_empty";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/ops_delete_not_empty/p", b"", &PERSISTENT)
         .await
@@ -511,7 +489,7 @@ async fn delete_non_empty_fails() {
 #[tokio::test]
 async fn exists_reports_stat_or_none() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_exists").await;
+    let client = common::fresh_root(&server, "/ops_exists").await;
     assert_eq!(
         client.check_stat("/ops_exists/missing").await.unwrap(),
         None
@@ -537,7 +515,7 @@ async fn exists_reports_stat_or_none() {
 async fn set_data_bumps_version_and_mzxid() {
     let server = common::start();
     let root = "/ops_set_data";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let (created, _) = client
         .create("/ops_set_data/n", b"one", &PERSISTENT)
         .await
@@ -617,7 +595,7 @@ async fn set_data_bumps_version_and_mzxid() {
 #[tokio::test]
 async fn get_data_errors() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_get_data_errors").await;
+    let client = common::fresh_root(&server, "/ops_get_data_errors").await;
     assert_eq!(
         client
             .get_data("/ops_get_data_errors/missing")
@@ -630,7 +608,7 @@ async fn get_data_errors() {
 #[tokio::test]
 async fn binary_data_round_trips() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_binary_data").await;
+    let client = common::fresh_root(&server, "/ops_binary_data").await;
     let data: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
     let (stat, _) = client
         .create("/ops_binary_data/n", &data, &PERSISTENT)
@@ -646,7 +624,7 @@ async fn binary_data_round_trips() {
 async fn parent_stat_tracks_child_changes() {
     let server = common::start();
     let root = "/ops_parent_stat";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let parent0 = stat_of(&client, root).await;
     assert_eq!(
         (parent0.cversion, parent0.num_children, parent0.pzxid),
@@ -712,7 +690,7 @@ async fn parent_stat_tracks_child_changes() {
 async fn get_children_and_get_children2() {
     let server = common::start();
     let root = "/ops_get_children";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     assert_eq!(
         client.list_children(root).await.unwrap(),
         Vec::<String>::new()
@@ -762,7 +740,7 @@ async fn get_children_and_get_children2() {
 async fn count_descendants_excludes_node_itself() {
     let server = common::start();
     let root = "/ops_count_descendants";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     assert_eq!(client.count_descendants_number(root).await.unwrap(), 0);
     client
         .create("/ops_count_descendants/a", b"", &PERSISTENT)
@@ -808,7 +786,7 @@ async fn count_descendants_excludes_node_itself() {
 async fn get_ephemerals_lists_own_session_by_prefix() {
     let server = common::start();
     let root = "/ops_get_ephemerals";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     client
         .create("/ops_get_ephemerals/e1", b"", &EPHEMERAL)
@@ -888,7 +866,7 @@ async fn get_ephemerals_lists_own_session_by_prefix() {
 #[tokio::test]
 async fn sync_succeeds_even_for_missing_path() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_sync").await;
+    let client = common::fresh_root(&server, "/ops_sync").await;
     client.sync("/ops_sync").await.unwrap();
     client.sync("/ops_sync/missing").await.unwrap();
     client.sync("/").await.unwrap();
@@ -900,7 +878,7 @@ async fn sync_succeeds_even_for_missing_path() {
 async fn set_acl_bumps_aversion_only() {
     let server = common::start();
     let root = "/ops_set_acl";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let (created, _) = client
         .create("/ops_set_acl/n", b"d", &PERSISTENT)
         .await
@@ -969,7 +947,7 @@ async fn set_acl_bumps_aversion_only() {
 #[tokio::test]
 async fn duplicate_acl_entries_are_collapsed() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_duplicate_acl").await;
+    let client = common::fresh_root(&server, "/ops_duplicate_acl").await;
     let acl = [
         Acl::new(Permission::READ, AuthId::anyone()),
         Acl::new(Permission::READ, AuthId::anyone()),
@@ -995,7 +973,7 @@ async fn duplicate_acl_entries_are_collapsed() {
 #[tokio::test]
 async fn client_rejects_malformed_paths() {
     let server = common::start();
-    let client = fresh_root(&server, "/ops_client_bad_paths").await;
+    let client = common::fresh_root(&server, "/ops_client_bad_paths").await;
     for path in [
         "",
         "a",
@@ -1020,7 +998,7 @@ async fn client_rejects_malformed_paths() {
 async fn server_rejects_relative_last_component() {
     let server = common::start();
     let root = "/ops_server_bad_paths";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     for path in ["/ops_server_bad_paths/.", "/ops_server_bad_paths/.."] {
         assert_eq!(
             client.create(path, b"", &PERSISTENT).await.unwrap_err(),

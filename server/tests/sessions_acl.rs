@@ -21,25 +21,6 @@ const WAIT: Duration = Duration::from_secs(10);
 const ALICE_ID: &str = "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=";
 const BOB_ID: &str = "bob:ikIaKsbtGweaHnb/jKn7OHqbunM=";
 
-async fn fresh_root(server: &common::TestServer, root: &str) -> Client {
-    let admin = common::connect(server).await;
-    admin.auth("digest", b"super:test").await.unwrap();
-    remove_tree(&admin, root).await;
-    drop(admin);
-    let client = common::connect(server).await;
-    client.create(root, b"", &PERSISTENT).await.unwrap();
-    client
-}
-
-async fn remove_tree(client: &Client, path: &str) {
-    if let Ok(children) = client.list_children(path).await {
-        for child in children {
-            Box::pin(remove_tree(client, &format!("{path}/{child}"))).await;
-        }
-    }
-    let _ = client.delete(path, None).await;
-}
-
 async fn super_client(server: &common::TestServer) -> Client {
     let client = common::connect(server).await;
     client.auth("digest", b"super:test").await.unwrap();
@@ -95,7 +76,7 @@ fn sorted_acl(mut acl: Vec<Acl>) -> Vec<(i32, String, String)> {
 async fn ephemerals_vanish_when_creator_session_closes() {
     let server = common::start();
     let root = "/session_ephemeral_cleanup";
-    let watcher_client = fresh_root(&server, root).await;
+    let watcher_client = common::fresh_root(&server, root).await;
     let owner = common::connect(&server).await;
     owner
         .create("/session_ephemeral_cleanup/e", b"", &EPHEMERAL)
@@ -174,7 +155,7 @@ async fn sessions_have_distinct_ids_and_timeout() {
 #[tokio::test]
 async fn session_reads_its_own_pipelined_writes() {
     let server = common::start();
-    let client = fresh_root(&server, "/session_read_own_writes").await;
+    let client = common::fresh_root(&server, "/session_read_own_writes").await;
     let create = client.create("/session_read_own_writes/n", b"v0", &PERSISTENT);
     let exists = client.check_stat("/session_read_own_writes/n");
     let write = client.set_data("/session_read_own_writes/n", b"v1", Some(0));
@@ -237,7 +218,7 @@ async fn whoami_lists_ip_then_added_identities() {
 async fn world_read_only_acl() {
     let server = common::start();
     let root = "/acl_world_read_only";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let admin = super_client(&server).await;
     client
         .create(
@@ -307,7 +288,7 @@ async fn world_read_only_acl() {
 async fn each_permission_bit_gates_its_operation() {
     let server = common::start();
     let root = "/acl_permission_bits";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let admin = super_client(&server).await;
     let only = |perm| [Acl::new(perm, AuthId::anyone())];
 
@@ -470,7 +451,7 @@ async fn each_permission_bit_gates_its_operation() {
 #[tokio::test]
 async fn no_auth_takes_precedence() {
     let server = common::start();
-    let client = fresh_root(&server, "/acl_no_auth_precedence").await;
+    let client = common::fresh_root(&server, "/acl_no_auth_precedence").await;
     let none = [Acl::new(Permission::NONE, AuthId::anyone())];
     client
         .create("/acl_no_auth_precedence/n", b"", &with_acl(&none))
@@ -524,7 +505,7 @@ async fn no_auth_takes_precedence() {
 #[tokio::test]
 async fn digest_acl_requires_matching_credentials() {
     let server = common::start();
-    let client = fresh_root(&server, "/acl_digest").await;
+    let client = common::fresh_root(&server, "/acl_digest").await;
     let acl = [Acl::new(Permission::ALL, AuthId::new("digest", ALICE_ID))];
     client
         .create("/acl_digest/n", b"secret-data", &with_acl(&acl))
@@ -567,7 +548,7 @@ async fn digest_acl_requires_matching_credentials() {
 async fn auth_scheme_expands_to_session_identities() {
     let server = common::start();
     let root = "/acl_auth_scheme";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let creator_all = CreateMode::Persistent.with_acls(Acls::creator_all());
 
     // No authenticated identity: "auth" has nothing to expand to.
@@ -623,7 +604,7 @@ async fn auth_scheme_expands_to_session_identities() {
 #[tokio::test]
 async fn auth_entry_next_to_world_entry() {
     let server = common::start();
-    let client = fresh_root(&server, "/acl_auth_mixed").await;
+    let client = common::fresh_root(&server, "/acl_auth_mixed").await;
     let acl = [
         Acl::new(Permission::READ, AuthId::anyone()),
         Acl::new(Permission::ALL, AuthId::authed()),
@@ -652,7 +633,7 @@ async fn auth_entry_next_to_world_entry() {
 #[tokio::test]
 async fn ip_acl_matches_address_and_cidr() {
     let server = common::start();
-    let client = fresh_root(&server, "/acl_ip").await;
+    let client = common::fresh_root(&server, "/acl_ip").await;
     let exact = [Acl::new(Permission::ALL, AuthId::new("ip", "127.0.0.1"))];
     let cidr = [Acl::new(Permission::READ, AuthId::new("ip", "127.0.0.0/8"))];
     let elsewhere = [Acl::new(Permission::ALL, AuthId::new("ip", "10.0.0.1"))];
@@ -703,7 +684,7 @@ async fn ip_acl_matches_address_and_cidr() {
 async fn super_digest_user_bypasses_acls() {
     let server = common::start();
     let root = "/acl_super";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let acl = [Acl::new(Permission::ALL, AuthId::new("digest", ALICE_ID))];
     client
         .create("/acl_super/n", b"private", &with_acl(&acl))
@@ -753,7 +734,7 @@ async fn super_digest_user_bypasses_acls() {
 async fn invalid_acls_are_rejected() {
     let server = common::start();
     let root = "/acl_invalid";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     client
         .create("/acl_invalid/n", b"", &PERSISTENT)
         .await

@@ -10,32 +10,13 @@ use std::time::Duration;
 
 use tokio::time::timeout;
 use zookeeper_client::{
-    Acls, AddWatchMode, Client, CreateMode, CreateOptions, Error, EventType, OneshotWatcher,
+    Acls, AddWatchMode, CreateMode, CreateOptions, Error, EventType, OneshotWatcher,
     PersistentWatcher, SessionState, WatchedEvent,
 };
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());
 const EPHEMERAL: CreateOptions<'static> = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
 const WAIT: Duration = Duration::from_secs(5);
-
-async fn fresh_root(server: &common::TestServer, root: &str) -> Client {
-    let admin = common::connect(server).await;
-    admin.auth("digest", b"super:test").await.unwrap();
-    remove_tree(&admin, root).await;
-    drop(admin);
-    let client = common::connect(server).await;
-    client.create(root, b"", &PERSISTENT).await.unwrap();
-    client
-}
-
-async fn remove_tree(client: &Client, path: &str) {
-    if let Ok(children) = client.list_children(path).await {
-        for child in children {
-            Box::pin(remove_tree(client, &format!("{path}/{child}"))).await;
-        }
-    }
-    let _ = client.delete(path, None).await;
-}
 
 fn check(event: &WatchedEvent, event_type: EventType, path: &str) {
     assert_eq!(
@@ -76,7 +57,7 @@ async fn assert_quiet(watcher: &mut PersistentWatcher) {
 #[tokio::test]
 async fn data_watch_fires_node_data_changed() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_data_changed").await;
+    let client = common::fresh_root(&server, "/watch_data_changed").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_data_changed/n", b"1", &PERSISTENT)
@@ -101,7 +82,7 @@ async fn data_watch_fires_node_data_changed() {
 #[tokio::test]
 async fn data_watch_fires_node_deleted() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_data_deleted").await;
+    let client = common::fresh_root(&server, "/watch_data_deleted").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_data_deleted/n", b"", &PERSISTENT)
@@ -122,7 +103,7 @@ async fn data_watch_fires_node_deleted() {
 #[tokio::test]
 async fn data_watch_ignores_child_changes() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_data_ignores_children").await;
+    let client = common::fresh_root(&server, "/watch_data_ignores_children").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_data_ignores_children/n", b"", &PERSISTENT)
@@ -159,7 +140,7 @@ async fn data_watch_ignores_child_changes() {
 #[tokio::test]
 async fn exists_watch_on_missing_node_fires_node_created() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_exists_created").await;
+    let client = common::fresh_root(&server, "/watch_exists_created").await;
     let other = common::connect(&server).await;
     let (stat, watcher) = client
         .check_and_watch_stat("/watch_exists_created/n")
@@ -180,7 +161,7 @@ async fn exists_watch_on_missing_node_fires_node_created() {
 #[tokio::test]
 async fn exists_watch_on_existing_node_fires_changed_then_deleted() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_exists_existing").await;
+    let client = common::fresh_root(&server, "/watch_exists_existing").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_exists_existing/n", b"", &PERSISTENT)
@@ -229,7 +210,7 @@ async fn exists_watch_on_existing_node_fires_changed_then_deleted() {
 async fn child_watch_fires_on_child_create_and_delete() {
     let server = common::start();
     let root = "/watch_children";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
 
     let (children, watcher) = client.list_and_watch_children(root).await.unwrap();
@@ -250,7 +231,7 @@ async fn child_watch_fires_on_child_create_and_delete() {
 async fn child_watch_ignores_data_and_grandchild_changes() {
     let server = common::start();
     let root = "/watch_children_ignores_data";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     client
         .create("/watch_children_ignores_data/a", b"", &PERSISTENT)
@@ -282,7 +263,7 @@ async fn child_watch_ignores_data_and_grandchild_changes() {
 #[tokio::test]
 async fn child_watch_on_deleted_node_fires_node_deleted() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_children_node_deleted").await;
+    let client = common::fresh_root(&server, "/watch_children_node_deleted").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_children_node_deleted/n", b"", &PERSISTENT)
@@ -306,7 +287,7 @@ async fn child_watch_on_deleted_node_fires_node_deleted() {
 #[tokio::test]
 async fn oneshot_watch_must_be_rearmed() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_oneshot_rearm").await;
+    let client = common::fresh_root(&server, "/watch_oneshot_rearm").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_oneshot_rearm/n", b"0", &PERSISTENT)
@@ -349,7 +330,7 @@ async fn oneshot_watch_must_be_rearmed() {
 #[tokio::test]
 async fn every_watching_session_gets_the_event() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_many_sessions").await;
+    let client = common::fresh_root(&server, "/watch_many_sessions").await;
     let second = common::connect(&server).await;
     let writer = common::connect(&server).await;
     client
@@ -385,7 +366,7 @@ async fn every_watching_session_gets_the_event() {
 async fn multi_triggers_watches() {
     let server = common::start();
     let root = "/watch_multi";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     client
         .create("/watch_multi/a", b"", &PERSISTENT)
@@ -423,7 +404,7 @@ async fn multi_triggers_watches() {
 #[tokio::test]
 async fn watch_event_arrives_before_later_read_response() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_order_before_read").await;
+    let client = common::fresh_root(&server, "/watch_order_before_read").await;
     let other = common::connect(&server).await;
     client
         .create("/watch_order_before_read/n", b"old", &PERSISTENT)
@@ -470,7 +451,7 @@ async fn watch_event_arrives_before_later_read_response() {
 #[tokio::test]
 async fn own_write_event_arrives_before_write_response() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_order_own_write").await;
+    let client = common::fresh_root(&server, "/watch_order_own_write").await;
     client
         .create("/watch_order_own_write/n", b"", &PERSISTENT)
         .await
@@ -536,7 +517,7 @@ async fn own_write_event_arrives_before_write_response() {
 async fn events_arrive_in_change_order() {
     let server = common::start();
     let root = "/watch_order_of_changes";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     for name in ["a", "b", "c"] {
         client
@@ -588,7 +569,7 @@ async fn events_arrive_in_change_order() {
 async fn persistent_watch_sees_node_and_child_list_events() {
     let server = common::start();
     let root = "/watch_persistent";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     client
         .create("/watch_persistent/a", b"", &PERSISTENT)
@@ -674,7 +655,7 @@ async fn persistent_watch_sees_node_and_child_list_events() {
 #[tokio::test]
 async fn persistent_watch_on_missing_node() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_persistent_missing").await;
+    let client = common::fresh_root(&server, "/watch_persistent_missing").await;
     let other = common::connect(&server).await;
     let mut watcher = client
         .watch("/watch_persistent_missing/n", AddWatchMode::Persistent)
@@ -706,7 +687,7 @@ async fn persistent_watch_on_missing_node() {
 async fn persistent_recursive_watch_sees_subtree_without_child_events() {
     let server = common::start();
     let root = "/watch_recursive";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     client
         .create("/watch_recursive/a", b"", &PERSISTENT)
@@ -762,7 +743,7 @@ async fn persistent_recursive_watch_sees_subtree_without_child_events() {
 async fn recursive_watch_does_not_see_siblings_or_parent() {
     let server = common::start();
     let root = "/watch_recursive_scope";
-    let client = fresh_root(&server, root).await;
+    let client = common::fresh_root(&server, root).await;
     let other = common::connect(&server).await;
     client
         .create("/watch_recursive_scope/a", b"", &PERSISTENT)
@@ -810,7 +791,7 @@ async fn recursive_watch_does_not_see_siblings_or_parent() {
 #[allow(deprecated)]
 async fn remove_watch_succeeds_for_armed_watch() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_remove").await;
+    let client = common::fresh_root(&server, "/watch_remove").await;
     client
         .create("/watch_remove/n", b"", &PERSISTENT)
         .await
@@ -841,7 +822,7 @@ async fn remove_watch_succeeds_for_armed_watch() {
 #[allow(deprecated)]
 async fn remove_watch_already_triggered_is_no_watcher() {
     let server = common::start();
-    let client = fresh_root(&server, "/watch_remove_no_watcher").await;
+    let client = common::fresh_root(&server, "/watch_remove_no_watcher").await;
     client
         .create("/watch_remove_no_watcher/n", b"", &PERSISTENT)
         .await

@@ -57,3 +57,26 @@ pub async fn connect(server: &TestServer) -> zookeeper_client::Client {
         .await
         .expect("connect to test server")
 }
+
+/// A client working under `root`, created afresh. Leftovers from an earlier run
+/// (only possible with `HERD_TEST_ZK`) are removed first, as the super user.
+pub async fn fresh_root(server: &TestServer, root: &str) -> zookeeper_client::Client {
+    let admin = connect(server).await;
+    admin.auth("digest", b"super:test").await.unwrap();
+    remove_tree(&admin, root).await;
+    drop(admin);
+    let client = connect(server).await;
+    let open =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    client.create(root, b"", &open).await.unwrap();
+    client
+}
+
+async fn remove_tree(client: &zookeeper_client::Client, path: &str) {
+    if let Ok(children) = client.list_children(path).await {
+        for child in children {
+            Box::pin(remove_tree(client, &format!("{path}/{child}"))).await;
+        }
+    }
+    let _ = client.delete(path, None).await;
+}
