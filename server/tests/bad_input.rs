@@ -1,6 +1,7 @@
 //! Hostile and broken input on the wire: oversized, negative and truncated
 //! frames, malformed and unknown requests, maxClientCnxns, wrong session
-//! passwords, four-letter words and session expiry of a silent client.
+//! passwords and session expiry of a silent client. (Four-letter words and
+//! their whitelist: `four_letter_words.rs`.)
 //!
 //! Each test talks raw jute over a blocking `std::net::TcpStream` (with read
 //! timeouts, so nothing hangs) and checks that a well-behaved session opened
@@ -248,33 +249,6 @@ async fn reconnect_with_wrong_password_is_refused() {
     assert_eq!((xid, err), (PING_XID, 0));
 
     assert_works(&other, "/after_wrong_password").await;
-}
-
-#[tokio::test]
-async fn four_letter_words_and_whitelist() {
-    let server = common::start();
-    let other = common::connect(&server).await;
-    assert_eq!(four_letter_word(&server.addr, "ruok"), "imok");
-    assert_works(&other, "/after_ruok").await;
-
-    let mut config = common::config();
-    config.four_letter_words = ["srvr".to_owned()].into();
-    let server = common::start_with(config);
-    let other = common::connect(&server).await;
-    assert_eq!(
-        four_letter_word(&server.addr, "mntr"),
-        "mntr is not executed because it is not in the whitelist.\n"
-    );
-    assert_eq!(
-        four_letter_word(&server.addr, "ruok"),
-        "ruok is not executed because it is not in the whitelist.\n"
-    );
-    let srvr = four_letter_word(&server.addr, "srvr");
-    assert!(
-        srvr.starts_with("Zookeeper version: 3.9"),
-        "srvr answer: {srvr:?}"
-    );
-    assert_works(&other, "/after_srvr").await;
 }
 
 #[tokio::test]
