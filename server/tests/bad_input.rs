@@ -306,3 +306,58 @@ async fn silent_session_expires_and_loses_its_ephemeral() {
 
     assert_works(&other, "/after_expiry").await;
 }
+
+#[tokio::test]
+async fn reconfig_and_sasl_get_clear_errors() {
+    let server = common::start();
+    let (mut stream, _) = raw_session(&server, 10_000);
+    // reconfig: joining/leaving/newMembers strings, curConfigId long.
+    let mut body = Vec::new();
+    body.string("");
+    body.string("");
+    body.string("");
+    body.i64(-1);
+    request(&mut stream, 5, 16, &body);
+    assert_eq!(
+        next_incoming(&mut stream),
+        Incoming::Reply(5, -123),
+        "ReconfigDisabled"
+    );
+    request(&mut stream, 6, 102, &[0, 0, 0, 0]);
+    assert_eq!(
+        next_incoming(&mut stream),
+        Incoming::Reply(6, -115),
+        "AuthFailed: no SASL yet"
+    );
+    request(&mut stream, PING_XID, PING, &[]);
+    assert_eq!(next_incoming(&mut stream), Incoming::Reply(PING_XID, 0));
+}
+
+#[tokio::test]
+async fn client_that_saw_a_newer_zxid_is_refused() {
+    let server = common::start();
+    let other = common::connect(&server).await;
+    let mut stream = open(&server);
+    let mut handshake = Vec::new();
+    handshake.i32(0);
+    handshake.i64(1 << 40); // lastZxidSeen far beyond this server's
+    handshake.i32(10_000);
+    handshake.i64(0);
+    handshake.buffer(&[0; 16]);
+    handshake.bool(false);
+    send_frame(&mut stream, &handshake).unwrap();
+    assert_closed(&mut stream, "handshake from the future");
+    assert_works(&other, "/after_future_client").await;
+}
+
+#[tokio::test]
+async fn session_reattached_elsewhere_closes_its_old_connection() {
+    let server = common::start();
+    let (mut old, (timeout, session, password)) = raw_session(&server, 10_000);
+    let mut new = open(&server);
+    let again = handshake(&mut new, timeout, session, &password).expect("reattached");
+    assert_eq!(again, (timeout, session, password));
+    assert_closed(&mut old, "the session's previous connection");
+    request(&mut new, PING_XID, PING, &[]);
+    assert_eq!(next_incoming(&mut new), Incoming::Reply(PING_XID, 0));
+}
