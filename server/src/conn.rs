@@ -9,7 +9,7 @@
 //!
 //! A malformed, truncated or oversized frame closes this connection only.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
@@ -90,6 +90,8 @@ pub struct Conn {
     out: RefCell<Outbox>,
     handshake: Semaphore,
     window: Semaphore,
+    /// Set by client activity, cleared when the shard reports it to the tracker.
+    pub active: Cell<bool>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -117,6 +119,7 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
         }),
         handshake: Semaphore::new(0),
         window: Semaphore::new(MAX_OUTSTANDING_PER_CONN),
+        active: Cell::new(false),
     });
     shard.conns.borrow_mut().insert(id, conn.clone());
     shard
@@ -375,7 +378,7 @@ impl Conn {
         shard.counters.received.fetch_add(1, Relaxed);
         self.info.received.fetch_add(1, Relaxed);
         let session = self.session();
-        shard.touch(session);
+        shard.touch(self);
         match request {
             Request::Auth { scheme, auth } => self.authenticate(shard, xid, &scheme, &auth),
             Request::Write(write, kinds) => {

@@ -35,7 +35,8 @@ pub struct Shard {
     watch_queries: async_channel::Receiver<WatchQuery>,
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     pub watches: RefCell<WatchTable>,
-    touched: RefCell<Vec<SessionId>>,
+    /// Connections with client activity since the last flush to the tracker.
+    touched: RefCell<Vec<ConnId>>,
     next_conn: Cell<u64>,
     scratch: RefCell<Vec<ConnId>>,
     /// Every transaction up to this zxid has been dispatched here.
@@ -207,16 +208,25 @@ impl Shard {
     }
 
     /// Notes client activity; sent to the session tracker in batches.
-    pub fn touch(&self, session: SessionId) {
-        self.touched.borrow_mut().push(session);
+    pub fn touch(&self, conn: &Conn) {
+        if !conn.active.replace(true) {
+            self.touched.borrow_mut().push(conn.id);
+        }
     }
 
     fn flush_touches(&self) {
-        let mut touched = std::mem::take(&mut *self.touched.borrow_mut());
-        if !touched.is_empty() {
-            touched.sort_unstable();
-            touched.dedup();
-            let _ = self.to_pipeline.send(ToPipeline::Touch(touched));
+        let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        let sessions: Vec<SessionId> = touched
+            .into_iter()
+            .filter_map(|id| self.conn(id))
+            .map(|conn| {
+                conn.active.set(false);
+                conn.session()
+            })
+            .filter(|s| *s != 0)
+            .collect();
+        if !sessions.is_empty() {
+            let _ = self.to_pipeline.send(ToPipeline::Touch(sessions));
         }
     }
 }
