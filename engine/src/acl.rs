@@ -24,7 +24,18 @@ pub mod perms {
 }
 
 /// An identity: `scheme:id`, e.g. `digest:bob:Lz4...=` or `ip:10.0.0.0/8`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Id {
     pub scheme: String,
     pub id: String,
@@ -40,7 +51,18 @@ impl Id {
 }
 
 /// One ACL entry.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Acl {
     pub perms: i32,
     pub id: Id,

@@ -42,9 +42,53 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for decoding.
+    const ALL: [ErrorCode; 32] = [
+        ErrorCode::Ok,
+        ErrorCode::SystemError,
+        ErrorCode::RuntimeInconsistency,
+        ErrorCode::DataInconsistency,
+        ErrorCode::ConnectionLoss,
+        ErrorCode::MarshallingError,
+        ErrorCode::Unimplemented,
+        ErrorCode::OperationTimeout,
+        ErrorCode::BadArguments,
+        ErrorCode::UnknownSession,
+        ErrorCode::NewConfigNoQuorum,
+        ErrorCode::ReconfigInProgress,
+        ErrorCode::ApiError,
+        ErrorCode::NoNode,
+        ErrorCode::NoAuth,
+        ErrorCode::BadVersion,
+        ErrorCode::NoChildrenForEphemerals,
+        ErrorCode::NodeExists,
+        ErrorCode::NotEmpty,
+        ErrorCode::SessionExpired,
+        ErrorCode::InvalidCallback,
+        ErrorCode::InvalidAcl,
+        ErrorCode::AuthFailed,
+        ErrorCode::SessionMoved,
+        ErrorCode::NotReadOnly,
+        ErrorCode::EphemeralOnLocalSession,
+        ErrorCode::NoWatcher,
+        ErrorCode::RequestTimeout,
+        ErrorCode::ReconfigDisabled,
+        ErrorCode::SessionClosedRequireSaslAuth,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::ThrottledOp,
+    ];
+
     /// The value carried on the wire.
     pub fn code(self) -> i32 {
         self as i32
+    }
+
+    /// The code with wire value `code`; `SystemError` for one ZooKeeper does not define.
+    pub fn from_code(code: i32) -> ErrorCode {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.code() == code)
+            .unwrap_or(ErrorCode::SystemError)
     }
 }
 
@@ -58,3 +102,16 @@ impl std::error::Error for ErrorCode {}
 
 /// Result of an operation that can fail with a ZooKeeper error code.
 pub type ZkResult<T> = Result<T, ErrorCode>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.code()), code);
+        }
+        assert_eq!(ErrorCode::from_code(-9999), ErrorCode::SystemError);
+    }
+}

@@ -15,6 +15,7 @@
 
 pub mod acl;
 pub mod error;
+pub mod log;
 pub mod op;
 pub mod path;
 pub mod prep;

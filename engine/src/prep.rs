@@ -59,7 +59,7 @@ pub fn execute(op: &WriteOp, ctx: &Context<'_>, view: &mut View<'_>) -> Prepared
                 events,
             };
         }
-        op => prepare(op, ctx, view).unwrap_or_else(Txn::Error),
+        op => prepare(op, ctx, view).unwrap_or_else(|code| Txn::Error(code.code())),
     };
     let result = apply(&txn, view, &mut events);
     Prepared {
@@ -72,11 +72,12 @@ pub fn execute(op: &WriteOp, ctx: &Context<'_>, view: &mut View<'_>) -> Prepared
 fn failed_multi(len: usize, failed: usize, code: ErrorCode) -> Vec<Txn> {
     (0..len)
         .map(|j| {
-            Txn::Error(match j.cmp(&failed) {
+            let code = match j.cmp(&failed) {
                 std::cmp::Ordering::Less => ErrorCode::Ok,
                 std::cmp::Ordering::Equal => code,
                 std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
-            })
+            };
+            Txn::Error(code.code())
         })
         .collect()
 }

@@ -25,7 +25,9 @@ use crate::stat::{NodeKind, Stat};
 use crate::types::{SessionId, TimeMs, Zxid};
 
 /// Znode data. ZooKeeper keeps null (length -1 on the wire) apart from empty.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct Data(Option<Arc<[u8]>>);
 
 impl Data {

@@ -25,7 +25,17 @@ use crate::tree::{Data, DataTree, Node};
 use crate::types::{SessionId, TimeMs, Zxid};
 
 /// A prepared write. Applying it cannot fail.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+// A multi holds transactions: the recursive field needs its bounds spelled out.
+#[rkyv(serialize_bounds(
+    __S: rkyv::ser::Writer + rkyv::ser::Allocator + rkyv::ser::Sharing,
+    __S::Error: rkyv::rancor::Source,
+))]
+#[rkyv(deserialize_bounds(__D: rkyv::de::Pooling, __D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(
+    __C: rkyv::validation::ArchiveContext + rkyv::validation::SharedContext,
+    __C::Error: rkyv::rancor::Source,
+)))]
 pub enum Txn {
     CreateSession {
         session: SessionId,
@@ -57,8 +67,9 @@ pub enum Txn {
     Check {
         path: String,
     },
-    Multi(Vec<Txn>),
-    Error(ErrorCode),
+    Multi(#[rkyv(omit_bounds)] Vec<Txn>),
+    /// A write that failed validation, with its error's wire code.
+    Error(i32),
 }
 
 /// Watch event types (`Watcher.Event.EventType`), numbered as on the wire.
@@ -316,7 +327,7 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
         }
         Txn::Check { .. } => OpResult::Check,
         Txn::Multi(txns) => OpResult::Multi(txns.iter().map(|t| apply(t, view, events)).collect()),
-        Txn::Error(code) => OpResult::Error(*code),
+        Txn::Error(code) => OpResult::Error(ErrorCode::from_code(*code)),
     }
 }
 

@@ -1,0 +1,411 @@
+//! The transaction log's on-disk format and its recovery decisions. Pure: bytes
+//! in, records and verdicts out; the files themselves are the server's.
+//!
+//! A log is a sequence of segment files. Each starts with a 32-byte header:
+//!
+//! ```text
+//!  0  magic  "HERDTXNL"        8 bytes
+//!  8  format version (1)       u32 LE
+//! 12  reserved (0)             u32 LE
+//! 16  database id              u64 LE   (same for every file of one data dir)
+//! 24  first zxid of the file   i64 LE
+//! ```
+//!
+//! then records, back to back, then zeros (the preallocated rest of the file):
+//!
+//! ```text
+//!  0  payload length n (> 0)   u32 LE
+//!  4  CRC32C of bytes 8..16+n  u32 LE   (zxid and payload)
+//!  8  zxid                     i64 LE
+//! 16  payload: a [`LogEntry`] archived with rkyv (n bytes)
+//! ```
+//!
+//! Zxids are contiguous: every zxid is one transaction. Reading stops at the first
+//! record that is not whole and valid. If a valid record can still be found after
+//! that point the log is corrupt in the middle and must not be trusted; otherwise
+//! the bad bytes are a torn tail (a write cut short by a crash) and are dropped.
+
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+
+use crate::txn::Txn;
+use crate::types::{TimeMs, Zxid};
+
+pub const MAGIC: &[u8; 8] = b"HERDTXNL";
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: usize = 32;
+pub const RECORD_HEADER_LEN: usize = 16;
+/// Largest payload accepted when reading; anything larger is damage.
+pub const MAX_PAYLOAD: usize = 64 << 20;
+/// How far past the last good zxid a record found beyond damage may claim to be
+/// and still count as "valid data after the damage".
+const ZXID_WINDOW: i64 = 1 << 24;
+
+/// What one record holds.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct LogEntry {
+    /// When the transaction was prepared (its ctime/mtime).
+    pub time_ms: TimeMs,
+    pub txn: Txn,
+}
+
+/// A segment's header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub db_id: u64,
+    pub first_zxid: Zxid,
+}
+
+/// Why log bytes cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FormatError {
+    BadHeader(String),
+    BadPayload(String),
+}
+
+impl std::fmt::Display for FormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FormatError::BadHeader(why) => write!(f, "bad segment header: {why}"),
+            FormatError::BadPayload(why) => write!(f, "bad record payload: {why}"),
+        }
+    }
+}
+
+impl SegmentHeader {
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[16..24].copy_from_slice(&self.db_id.to_le_bytes());
+        h[24..32].copy_from_slice(&self.first_zxid.to_le_bytes());
+        h
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, FormatError> {
+        let h = bytes
+            .get(..HEADER_LEN)
+            .ok_or_else(|| FormatError::BadHeader("file shorter than a header".into()))?;
+        if &h[..8] != MAGIC {
+            return Err(FormatError::BadHeader(
+                "not a herd transaction log (wrong magic)".into(),
+            ));
+        }
+        let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
+        if version != FORMAT_VERSION {
+            return Err(FormatError::BadHeader(format!(
+                "format version {version}, this herd reads {FORMAT_VERSION}"
+            )));
+        }
+        Ok(SegmentHeader {
+            db_id: u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
+            first_zxid: i64::from_le_bytes(h[24..32].try_into().expect("8 bytes")),
+        })
+    }
+}
+
+/// Appends one record for `entry` at `zxid` to `out`: the transaction's only encoding.
+pub fn encode_record(out: &mut Vec<u8>, zxid: Zxid, entry: &LogEntry) {
+    let payload = rkyv::to_bytes::<rancor::Error>(entry).expect("archiving to memory cannot fail");
+    let start = out.len();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&zxid.to_le_bytes());
+    out.extend_from_slice(&payload);
+    let crc = crc32c::crc32c(&out[start + 8..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes and validates a record payload.
+pub fn decode_payload(payload: &[u8]) -> Result<LogEntry, FormatError> {
+    let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
+    aligned.extend_from_slice(payload);
+    rkyv::from_bytes::<LogEntry, rancor::Error>(&aligned)
+        .map_err(|e| FormatError::BadPayload(e.to_string()))
+}
+
+/// One valid record found in a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordRef {
+    pub zxid: Zxid,
+    /// Offset of the payload within the segment bytes.
+    pub payload_at: usize,
+    pub payload_len: usize,
+}
+
+/// How a segment ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Valid records, then only zeros (or nothing).
+    Clean,
+    /// Bytes from `at` are not a valid record and no valid record follows: a torn write.
+    TornTail { at: usize },
+    /// The record at `at` is damaged, yet a valid record starts at `valid_after`.
+    Corrupt { at: usize, valid_after: usize },
+    /// Records do not continue the zxid sequence: `found` where `expected` was due.
+    Gap {
+        at: usize,
+        expected: Zxid,
+        found: Zxid,
+    },
+}
+
+/// The records of a segment and how it ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scan {
+    pub header: SegmentHeader,
+    pub records: Vec<RecordRef>,
+    /// Offset just past the last valid record: where appending resumes.
+    pub valid_end: usize,
+    pub ending: Ending,
+}
+
+/// The record at `at` if it is whole and its checksum matches.
+fn record_at(bytes: &[u8], at: usize) -> Option<RecordRef> {
+    let head = bytes.get(at..at + RECORD_HEADER_LEN)?;
+    let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
+    if len == 0 || len > MAX_PAYLOAD {
+        return None;
+    }
+    let crc = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
+    let zxid = i64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+    let body = bytes.get(at + 8..at + RECORD_HEADER_LEN + len)?;
+    (crc32c::crc32c(body) == crc).then_some(RecordRef {
+        zxid,
+        payload_at: at + RECORD_HEADER_LEN,
+        payload_len: len,
+    })
+}
+
+/// Reads a whole segment file's bytes and decides how it ends.
+pub fn scan(bytes: &[u8]) -> Result<Scan, FormatError> {
+    let header = SegmentHeader::decode(bytes)?;
+    let mut records = Vec::new();
+    let mut at = HEADER_LEN;
+    let mut expected = header.first_zxid;
+    while let Some(rec) = record_at(bytes, at) {
+        if rec.zxid != expected {
+            let ending = Ending::Gap {
+                at,
+                expected,
+                found: rec.zxid,
+            };
+            return Ok(Scan {
+                header,
+                records,
+                valid_end: at,
+                ending,
+            });
+        }
+        records.push(rec);
+        expected += 1;
+        at = rec.payload_at + rec.payload_len;
+    }
+    let rest = &bytes[at..];
+    let ending = if rest.iter().all(|b| *b == 0) {
+        Ending::Clean
+    } else {
+        let last = expected - 1;
+        let later = (at + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN)).find(|&p| {
+            let zxid = i64::from_le_bytes(bytes[p + 8..p + 16].try_into().expect("8 bytes"));
+            zxid > last && zxid <= last + ZXID_WINDOW && record_at(bytes, p).is_some()
+        });
+        match later {
+            Some(valid_after) => Ending::Corrupt { at, valid_after },
+            None => Ending::TornTail { at },
+        }
+    };
+    Ok(Scan {
+        header,
+        records,
+        valid_end: at,
+        ending,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acl::Acl;
+    use crate::tree::Data;
+
+    fn segment(first: Zxid, txns: &[Txn]) -> Vec<u8> {
+        let mut bytes = SegmentHeader {
+            db_id: 7,
+            first_zxid: first,
+        }
+        .encode()
+        .to_vec();
+        for (i, t) in txns.iter().enumerate() {
+            encode_record(
+                &mut bytes,
+                first + i as i64,
+                &LogEntry {
+                    time_ms: 1000 + i as i64,
+                    txn: t.clone(),
+                },
+            );
+        }
+        bytes
+    }
+
+    fn sample() -> Vec<Txn> {
+        vec![
+            Txn::CreateSession {
+                session: 9,
+                timeout_ms: 4000,
+            },
+            Txn::Create {
+                path: "/a".into(),
+                data: Data::new(b"hello"),
+                acl: Acl::open_unsafe(),
+                ephemeral_owner: 0,
+                parent_cversion: 1,
+            },
+            Txn::Multi(vec![
+                Txn::SetData {
+                    path: "/a".into(),
+                    data: Data::null(),
+                    version: 1,
+                },
+                Txn::Check { path: "/a".into() },
+            ]),
+            Txn::Error(-101),
+        ]
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let txns = sample();
+        let bytes = segment(5, &txns);
+        let scan = scan(&bytes).unwrap();
+        assert_eq!(scan.ending, Ending::Clean);
+        assert_eq!(
+            scan.header,
+            SegmentHeader {
+                db_id: 7,
+                first_zxid: 5
+            }
+        );
+        assert_eq!(scan.valid_end, bytes.len());
+        for (i, rec) in scan.records.iter().enumerate() {
+            assert_eq!(rec.zxid, 5 + i as i64);
+            let entry =
+                decode_payload(&bytes[rec.payload_at..rec.payload_at + rec.payload_len]).unwrap();
+            assert_eq!(
+                entry,
+                LogEntry {
+                    time_ms: 1000 + i as i64,
+                    txn: txns[i].clone()
+                }
+            );
+        }
+    }
+
+    /// How each kind of damage is judged (one row per case).
+    #[test]
+    fn damage_decisions() {
+        let good = segment(1, &sample());
+        let scanned = scan(&good).unwrap();
+        let second = scanned.records[1].payload_at - RECORD_HEADER_LEN;
+        let third = scanned.records[2].payload_at - RECORD_HEADER_LEN;
+        let mut zero_tail = good.clone();
+        zero_tail.extend_from_slice(&[0; 4096]);
+        let mut cut = good.clone();
+        cut.truncate(good.len() - 3);
+        let mut flipped_last = good.clone();
+        *flipped_last.last_mut().unwrap() ^= 1;
+        let mut flipped_middle = good.clone();
+        flipped_middle[second + RECORD_HEADER_LEN] ^= 0x40;
+        let mut zeroed_header = good.clone();
+        zeroed_header[second..second + 4].fill(0);
+        let mut garbage_tail = good.clone();
+        garbage_tail.extend_from_slice(&[0xab; 40]);
+        let rows: Vec<(&str, &[u8], Ending, usize)> = vec![
+            (
+                "preallocated zeros after the records",
+                &zero_tail,
+                Ending::Clean,
+                4,
+            ),
+            (
+                "last record cut short",
+                &cut,
+                Ending::TornTail {
+                    at: scanned.records[3].payload_at - 16,
+                },
+                3,
+            ),
+            (
+                "bit flip in the last record",
+                &flipped_last,
+                Ending::TornTail {
+                    at: scanned.records[3].payload_at - 16,
+                },
+                3,
+            ),
+            (
+                "bit flip in a middle record",
+                &flipped_middle,
+                Ending::Corrupt {
+                    at: second,
+                    valid_after: third,
+                },
+                1,
+            ),
+            (
+                "zeroed header in the middle",
+                &zeroed_header,
+                Ending::Corrupt {
+                    at: second,
+                    valid_after: third,
+                },
+                1,
+            ),
+            (
+                "garbage after the last record",
+                &garbage_tail,
+                Ending::TornTail { at: good.len() },
+                4,
+            ),
+        ];
+        for (why, bytes, ending, kept) in rows {
+            let s = scan(bytes).unwrap();
+            assert_eq!(s.ending, ending, "{why}");
+            assert_eq!(s.records.len(), kept, "{why}");
+        }
+    }
+
+    #[test]
+    fn zxid_gaps_and_bad_headers_are_reported() {
+        let mut bytes = segment(1, &sample()[..1]);
+        encode_record(
+            &mut bytes,
+            3,
+            &LogEntry {
+                time_ms: 0,
+                txn: Txn::Error(0),
+            },
+        );
+        let s = scan(&bytes).unwrap();
+        assert!(
+            matches!(
+                s.ending,
+                Ending::Gap {
+                    expected: 2,
+                    found: 3,
+                    ..
+                }
+            ),
+            "{:?}",
+            s.ending
+        );
+        assert!(scan(b"HERDTXNX").is_err());
+        let mut wrong_version = segment(1, &[]);
+        wrong_version[8] = 9;
+        assert!(matches!(
+            scan(&wrong_version),
+            Err(FormatError::BadHeader(_))
+        ));
+    }
+}
