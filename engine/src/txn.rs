@@ -363,3 +363,13 @@ impl DataTree {
         self.end_commit(zxid);
     }
 }
+
+/// Re-applies a logged transaction during recovery: the same [`apply`] that ran
+/// when it was prepared, straight onto the tree.
+pub fn replay(tree: &DataTree, acls: &mut AclCache, zxid: Zxid, time: TimeMs, txn: &Txn) {
+    let mut pending = Pending::default();
+    let mut view = View::new(tree, &mut pending, acls, zxid, time);
+    apply(txn, &mut view, &mut Vec::new());
+    let changes = view.into_changes();
+    tree.commit(zxid, &changes);
+}

@@ -35,6 +35,11 @@ pub struct Config {
     pub container_max_never_used_interval_ms: u64,
     /// The `myid` of this server; 0 standalone.
     pub server_id: u8,
+    /// Size transaction log segments are preallocated to (`preAllocSize`, given in KiB).
+    pub pre_alloc_bytes: u64,
+    /// `forceSync`: fdatasync each batch before acknowledging it. `forceSync=no` is
+    /// unsafe: an acknowledged write can be lost in a power failure or kernel crash.
+    pub force_sync: bool,
 }
 
 /// Every four-letter word herd answers.
@@ -63,6 +68,8 @@ impl Default for Config {
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
             server_id: 0,
+            pre_alloc_bytes: 64 << 20,
+            force_sync: true,
         }
     }
 }
@@ -166,12 +173,20 @@ impl Config {
                 | "zookeeper.znode.container.maxNeverUsedIntervalMs" => {
                     c.container_max_never_used_interval_ms = num(value)?
                 }
+                "preAllocSize" | "zookeeper.preAllocSize" => {
+                    c.pre_alloc_bytes = num(value)?.max(1) << 10
+                }
+                "forceSync" | "zookeeper.forceSync" => {
+                    c.force_sync = match value {
+                        "yes" => true,
+                        "no" => false,
+                        _ => return Err(bad("expected yes or no")),
+                    }
+                }
                 // Accepted for compatibility; their features arrive with later work.
                 "initLimit"
                 | "syncLimit"
                 | "snapCount"
-                | "preAllocSize"
-                | "forceSync"
                 | "autopurge.snapRetainCount"
                 | "autopurge.purgeInterval"
                 | "admin.enableServer"

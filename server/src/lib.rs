@@ -25,6 +25,7 @@ pub mod proto;
 pub mod read;
 pub mod shard;
 pub mod stats;
+pub mod storage;
 pub mod watch;
 
 use std::io;
@@ -33,7 +34,6 @@ use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use engine::tree::DataTree;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -47,6 +47,7 @@ pub struct Server {
     client_addr: SocketAddr,
     to_pipeline: mpsc::Sender<ToPipeline>,
     pipeline: Option<JoinHandle<()>>,
+    log_writer: Option<JoinHandle<()>>,
     shards: Vec<glommio::ExecutorJoinHandle<()>>,
 }
 
@@ -55,7 +56,11 @@ impl Server {
     /// (port 0 picks a free one: see [`Server::client_addr`]).
     pub fn start(config: Config) -> io::Result<Server> {
         let config = Arc::new(config);
-        let tree = Arc::new(DataTree::new());
+        let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
+        for warning in &recovered.warnings {
+            eprintln!("herd: warning: {warning}");
+        }
+        let tree = Arc::new(recovered.tree);
         let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
             .unzip();
@@ -64,7 +69,18 @@ impl Server {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
             .unzip();
-        let pipeline = Pipeline::new(config.clone(), tree.clone(), senders, secret());
+        let (log_tx, log_rx) = mpsc::channel();
+        let durable_tx = to_pipeline.clone();
+        let log_writer = std::thread::Builder::new()
+            .name("herd-log".into())
+            .spawn(move || storage::write_loop(log, log_rx, durable_tx))?;
+        let pipeline = Pipeline::new(
+            config.clone(),
+            tree.clone(),
+            senders,
+            recovered.secret,
+            log_tx,
+        );
         let pipeline = std::thread::Builder::new()
             .name("herd-pipeline".into())
             .spawn(move || pipeline.run(pipeline_inbox))?;
@@ -121,6 +137,7 @@ impl Server {
             client_addr: addr,
             to_pipeline,
             pipeline: Some(pipeline),
+            log_writer: Some(log_writer),
             shards,
         })
     }
@@ -141,8 +158,11 @@ impl Server {
     }
 
     fn join(&mut self) {
-        if let Some(p) = self.pipeline.take() {
-            let _ = p.join();
+        for t in [self.pipeline.take(), self.log_writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = t.join();
         }
         for s in self.shards.drain(..) {
             let _ = s.join();
@@ -159,19 +179,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-/// The secret session passwords are derived from: random per process, falling
-/// back to the clock where /dev/urandom cannot be read.
-fn secret() -> [u8; 16] {
-    use std::io::Read;
-    let mut s = [0u8; 16];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut s));
-    if read.is_err() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        s = (now.as_nanos() ^ u128::from(std::process::id())).to_le_bytes();
-    }
-    s
 }

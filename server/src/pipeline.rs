@@ -4,7 +4,10 @@
 //! ```text
 //!  shards ──ToPipeline──► [prep: session check, validate, zxid, Txn]   one batch at a time
 //!                               │
-//!                         [make durable]   (the transaction log's place)
+//!                         [log]  encoded records ──► log writer thread
+//!                               │   (group commit: one write + fdatasync per batch;
+//!                               │    the next batch is prepared meanwhile)
+//!                         Durable(zxid) ◄──┘
 //!                               │
 //!                         for each txn in zxid order:
 //!                           commit  ──► DataTree
@@ -20,14 +23,17 @@
 //!   always precede replies that reflect their change;
 //! - a reply leaves after its transaction is in the tree (read-your-writes) and
 //!   after every earlier transaction's events (zxid order on each session);
-//! - sessions are created, closed and expired only by committed transactions.
+//! - sessions are created, closed and expired only by committed transactions;
+//! - nothing is committed or acknowledged before the fdatasync covering it, and
+//!   after a failed write or fdatasync nothing more is (reads go on).
 
-use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::acl::Id;
+use engine::log::{self, LogEntry};
 use engine::op::{OpResult, WriteOp};
 use engine::prep::{self, Context};
 use engine::session::{self, SessionTracker};
@@ -39,6 +45,7 @@ use engine::{ErrorCode, SessionId, Zxid};
 
 use crate::config::Config;
 use crate::proto::ConnectRequest;
+use crate::storage::LogBatch;
 
 /// A connection, unique across shards.
 pub type ConnId = u64;
@@ -72,6 +79,8 @@ pub enum ToPipeline {
         session: SessionId,
         conn: ConnId,
     },
+    /// From the log writer: everything up to this zxid is durable, or the log failed.
+    Durable(Result<Zxid, String>),
     Stop,
 }
 
@@ -136,6 +145,15 @@ pub struct Pipeline {
     next_container_check: Instant,
     next_expiry_check: Instant,
     super_ids: Arc<[Id]>,
+    log: Sender<LogBatch>,
+    /// Records of transactions prepared since the last batch went to the log.
+    log_buf: Vec<u8>,
+    log_first: Option<Zxid>,
+    /// Prepared batches waiting for durability, with the zxid each needs.
+    awaiting: VecDeque<(Zxid, Vec<Entry>)>,
+    durable_zxid: Zxid,
+    /// Why the log failed; from then on writes are refused.
+    failed: Option<String>,
 }
 
 impl Pipeline {
@@ -144,11 +162,18 @@ impl Pipeline {
         tree: Arc<DataTree>,
         shards: Vec<ShardSender>,
         secret: [u8; 16],
+        log: Sender<LogBatch>,
     ) -> Pipeline {
         let n = shards.len();
         let check = Duration::from_millis(config.container_check_interval_ms);
+        let mut tracker = SessionTracker::new(config.server_id, now_ms());
+        // Recovered sessions get a full timeout from now to reconnect, as in ZooKeeper.
+        for (session, timeout_ms) in tree.sessions() {
+            tracker.add(session, timeout_ms, now_ms());
+        }
         Pipeline {
-            tracker: SessionTracker::new(config.server_id, now_ms()),
+            tracker,
+            durable_zxid: tree.last_zxid(),
             zxid: tree.last_zxid(),
             config,
             tree,
@@ -161,6 +186,11 @@ impl Pipeline {
             next_container_check: Instant::now() + check,
             next_expiry_check: Instant::now(),
             super_ids: vec![Id::new("super", "")].into(),
+            log,
+            log_buf: Vec::new(),
+            log_first: None,
+            awaiting: VecDeque::new(),
+            failed: None,
         }
     }
 
@@ -192,9 +222,9 @@ impl Pipeline {
             self.expire_sessions(&mut entries);
             self.check_containers(&mut entries);
             if !entries.is_empty() {
-                self.make_durable(&entries);
-                self.commit(entries);
+                self.make_durable(entries);
             }
+            self.commit_durable();
             if stop {
                 return;
             }
@@ -218,6 +248,11 @@ impl Pipeline {
                 op,
             } => {
                 let origin = Origin { shard, conn, xid };
+                if self.failed.is_some() {
+                    let refused = OpResult::Error(ErrorCode::SystemError);
+                    entries.push(Entry::reply(self.zxid, origin, refused));
+                    return;
+                }
                 if !self.tracker.touch(session, now) {
                     let result = OpResult::Error(ErrorCode::SessionExpired);
                     entries.push(Entry::reply(self.zxid, origin, result));
@@ -249,6 +284,8 @@ impl Pipeline {
                     self.owners.remove(&session);
                 }
             }
+            ToPipeline::Durable(Ok(zxid)) => self.durable_zxid = zxid,
+            ToPipeline::Durable(Err(why)) => self.fail(why),
             ToPipeline::Stop => unreachable!("handled by run"),
         }
     }
@@ -256,6 +293,7 @@ impl Pipeline {
     /// Validates and applies one write to the pending view, taking a zxid.
     fn execute(&mut self, op: &WriteOp, session: SessionId, auth: &[Id]) -> Entry {
         self.zxid += 1;
+        let time_ms = now_ms();
         let ctx = Context {
             session,
             auth,
@@ -266,10 +304,14 @@ impl Pipeline {
             &mut self.pending,
             &mut self.acls,
             self.zxid,
-            now_ms(),
+            time_ms,
         );
         let prepared = prep::execute(op, &ctx, &mut view);
         let changes = view.into_changes();
+        self.record(LogEntry {
+            time_ms,
+            txn: prepared.txn,
+        });
         Entry {
             zxid: self.zxid,
             is_txn: true,
@@ -303,6 +345,14 @@ impl Pipeline {
             password: [0; 16],
         };
         if request.session_id == 0 {
+            if self.failed.is_some() {
+                let connected = Some((shard, refused));
+                entries.push(Entry {
+                    connected,
+                    ..Entry::empty(self.zxid)
+                });
+                return;
+            }
             let session = self.tracker.next_session_id();
             let timeout_ms = self.config.negotiate_timeout(request.timeout_ms);
             self.zxid += 1;
@@ -313,15 +363,13 @@ impl Pipeline {
                 self.zxid,
                 now,
             );
-            apply(
-                &Txn::CreateSession {
-                    session,
-                    timeout_ms,
-                },
-                &mut view,
-                &mut Vec::new(),
-            );
+            let txn = Txn::CreateSession {
+                session,
+                timeout_ms,
+            };
+            apply(&txn, &mut view, &mut Vec::new());
             let changes = view.into_changes();
+            self.record(LogEntry { time_ms: now, txn });
             self.tracker.add(session, timeout_ms, now);
             self.owners.insert(session, (shard, conn));
             let password = session::password(&self.secret, session);
@@ -368,7 +416,7 @@ impl Pipeline {
     /// Closes sessions past their deadline; checked every tick, not every batch.
     fn expire_sessions(&mut self, entries: &mut Vec<Entry>) {
         let now = Instant::now();
-        if now < self.next_expiry_check {
+        if now < self.next_expiry_check || self.failed.is_some() {
             return;
         }
         self.next_expiry_check = now + self.config.session_check_interval();
@@ -384,7 +432,7 @@ impl Pipeline {
     /// past their TTL (ZooKeeper's `ContainerManager`).
     fn check_containers(&mut self, entries: &mut Vec<Entry>) {
         let now = Instant::now();
-        if now < self.next_container_check {
+        if now < self.next_container_check || self.failed.is_some() {
             return;
         }
         self.next_container_check =
@@ -419,9 +467,72 @@ impl Pipeline {
         }
     }
 
-    /// Where the group-commit transaction log makes the batch durable. herd keeps
-    /// its state in memory until that log exists: nothing to wait for yet.
-    fn make_durable(&mut self, _entries: &[Entry]) {}
+    fn record(&mut self, entry: LogEntry) {
+        self.log_first.get_or_insert(self.zxid);
+        log::encode_record(&mut self.log_buf, self.zxid, &entry);
+    }
+
+    /// Hands the batch's records to the log writer; the batch commits once the
+    /// writer reports them durable. Meanwhile the next batch is prepared.
+    fn make_durable(&mut self, entries: Vec<Entry>) {
+        if let Some(first_zxid) = self.log_first.take() {
+            let bytes = std::mem::take(&mut self.log_buf);
+            let batch = LogBatch {
+                bytes,
+                first_zxid,
+                last_zxid: self.zxid,
+            };
+            if self.log.send(batch).is_err() {
+                self.fail("the log writer stopped".to_owned());
+            }
+        }
+        self.awaiting.push_back((self.zxid, entries));
+    }
+
+    /// Commits, in order, every waiting batch the log has made durable.
+    fn commit_durable(&mut self) {
+        while let Some((need, _)) = self.awaiting.front() {
+            if *need > self.durable_zxid && self.failed.is_none() {
+                break;
+            }
+            let (_, entries) = self.awaiting.pop_front().expect("front exists");
+            self.commit(entries);
+        }
+    }
+
+    /// The log cannot make writes durable: refuse every write not yet durable and
+    /// all later ones. Nothing prepared after the last durable zxid is committed.
+    fn fail(&mut self, why: String) {
+        eprintln!("herd: {why}; no longer accepting writes");
+        self.failed = Some(why);
+        for (_, entries) in std::mem::take(&mut self.awaiting) {
+            for entry in entries {
+                if let Some((origin, _)) = entry.reply {
+                    let refused = ToShard::Reply {
+                        conn: origin.conn,
+                        xid: origin.xid,
+                        zxid: self.durable_zxid,
+                        result: OpResult::Error(ErrorCode::SystemError),
+                    };
+                    self.out[origin.shard].push(refused);
+                }
+                if let Some((shard, ToShard::Connected { conn, .. })) = entry.connected {
+                    let refused = ToShard::Connected {
+                        conn,
+                        session: 0,
+                        timeout_ms: 0,
+                        password: [0; 16],
+                    };
+                    self.out[shard].push(refused);
+                }
+            }
+        }
+        self.pending = Pending::default();
+        self.log_buf.clear();
+        self.log_first = None;
+        self.zxid = self.durable_zxid;
+        self.flush();
+    }
 
     fn commit(&mut self, entries: Vec<Entry>) {
         for entry in entries {

@@ -9,6 +9,8 @@
 
 pub mod raw;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use herd_server::{Config, Server};
@@ -19,15 +21,55 @@ pub const CONTAINER_CHECK_INTERVAL_MS: u64 = 300;
 pub struct TestServer {
     pub addr: String,
     server: Option<Server>,
+    /// The server's data directory, removed after the server stops.
+    pub data: Option<TempDir>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.server.take();
+    }
+}
+
+impl TestServer {
+    /// Stops the server (as a clean shutdown) and keeps its data directory.
+    pub fn stop(mut self) -> TempDir {
+        self.server.take();
+        self.data
+            .take()
+            .expect("a herd test server has a data directory")
+    }
+}
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("herd-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create test data dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The configuration every test server uses: tickTime 2000, TTL nodes enabled,
-/// super digest for `super:test`, all four-letter words, a fast container sweep.
+/// super digest for `super:test`, all four-letter words, a fast container sweep,
+/// a small log preallocation. `start_with` gives each server its own data directory.
 pub fn config() -> Config {
     let text = format!(
         "clientPort=0\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
          zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n\
-         4lw.commands.whitelist=*\nznode.container.checkIntervalMs={CONTAINER_CHECK_INTERVAL_MS}\nshards=2\n"
+         4lw.commands.whitelist=*\nznode.container.checkIntervalMs={CONTAINER_CHECK_INTERVAL_MS}\n\
+         shards=2\npreAllocSize=1024\n"
     );
     Config::parse(&text, "test config")
         .expect("valid test config")
@@ -38,14 +80,27 @@ pub fn start() -> TestServer {
     start_with(config())
 }
 
+/// Starts herd with `config` in a fresh data directory.
 pub fn start_with(config: Config) -> TestServer {
+    start_in(config, TempDir::new())
+}
+
+/// Starts herd with `config` on the data directory `data` (recovering what it holds).
+pub fn start_in(mut config: Config, data: TempDir) -> TestServer {
     if let Ok(addr) = std::env::var("HERD_TEST_ZK") {
-        return TestServer { addr, server: None };
+        return TestServer {
+            addr,
+            server: None,
+            data: None,
+        };
     }
+    config.data_dir = data.0.clone();
+    config.data_log_dir = data.0.clone();
     let server = Server::start(config).expect("start herd");
     TestServer {
         addr: server.client_addr().to_string(),
         server: Some(server),
+        data: Some(data),
     }
 }
 

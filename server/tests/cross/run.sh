@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Cross-client test driver for herd (ZooKeeper 3.8 compatible server).
 #
-#   run.sh --setup              install prerequisites (venv with kazoo, zkCli)
-#   run.sh HOST:PORT            run both suites against a running server
+#   run.sh --setup              install prerequisites (venv with kazoo, zkCli,
+#                               JDK + Curator 5 jars)
+#   run.sh HOST:PORT            run the kazoo, zkCli, Curator and C client suites against
+#                               a running server
 #   run.sh --setup HOST:PORT    both
 #
 # The venv lives at ${HERD_VENV:-<this dir>/.venv-cross}.  The zkCli used is
 # ${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh} (Debian package `zookeeper`).
-# Exit status is non-zero if setup fails or either suite fails.
+# The Curator suite (curator/CuratorSuite.java) is compiled into a temporary
+# directory at run time against the jars in /usr/share/java (Debian packages
+# libcurator-{client,framework,recipes}-java and zookeeper).
+# Exit status is non-zero if setup fails or any suite fails.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,6 +55,15 @@ setup() {
     if ! command -v timeout >/dev/null 2>&1; then
         pkgs+=(coreutils)
     fi
+    if ! command -v javac >/dev/null 2>&1; then
+        pkgs+=(default-jdk-headless)
+    fi
+    local cpkg
+    for cpkg in libcurator-client-java libcurator-framework-java libcurator-recipes-java; do
+        if ! dpkg -s "$cpkg" >/dev/null 2>&1; then
+            pkgs+=("$cpkg")
+        fi
+    done
     if [ ${#pkgs[@]} -gt 0 ]; then
         echo "setup: apt-get install ${pkgs[*]}"
         apt_install "${pkgs[@]}"
@@ -64,7 +78,14 @@ setup() {
     fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kazoo==$KAZOO_VERSION"
     "$VENV/bin/python" -c 'import kazoo.client'
-    echo "setup: done (venv $VENV, kazoo $KAZOO_VERSION, zkCli $ZKCLI)"
+    for jar in curator-client curator-framework curator-recipes zookeeper guava; do
+        if [ ! -f "/usr/share/java/$jar.jar" ]; then
+            echo "setup: /usr/share/java/$jar.jar missing" >&2
+            return 1
+        fi
+    done
+    bash "$HERE/cclient/run.sh" --setup
+    echo "setup: done (venv $VENV, kazoo $KAZOO_VERSION, zkCli $ZKCLI, Curator jars in /usr/share/java, C client)"
 }
 
 python_for_kazoo() {
@@ -100,7 +121,7 @@ EOF
 }
 
 run_suites() {
-    local target=$1 py rc_k=0 rc_z=0 t
+    local target=$1 py rc_k=0 rc_z=0 rc_c=0 rc_cc=0 t
     if ! py=$(python_for_kazoo); then
         echo "kazoo not available; run: $0 --setup" >&2
         return 1
@@ -117,8 +138,20 @@ run_suites() {
     bash "$HERE/zkcli_suite.sh" "$target" || rc_z=$?
     echo "=== zkCli suite: exit $rc_z in $(( $(date +%s) - t ))s"
 
-    if [ "$rc_k" -ne 0 ] || [ "$rc_z" -ne 0 ]; then
-        echo "=== FAILED (kazoo=$rc_k, zkcli=$rc_z)"
+    echo "=== Curator suite ($target)"
+    t=$(date +%s)
+    bash "$HERE/curator/run_curator.sh" "$target" || rc_c=$?
+    echo "=== Curator suite: exit $rc_c in $(( $(date +%s) - t ))s"
+
+    # The C suite's container/TTL checks run when CSUITE_CONTAINER_WAIT is set
+    # (seconds), i.e. against a server with a short container check interval.
+    echo "=== C client suite ($target)"
+    t=$(date +%s)
+    bash "$HERE/cclient/run.sh" "$target" || rc_cc=$?
+    echo "=== C client suite: exit $rc_cc in $(( $(date +%s) - t ))s"
+
+    if [ "$rc_k" -ne 0 ] || [ "$rc_z" -ne 0 ] || [ "$rc_c" -ne 0 ] || [ "$rc_cc" -ne 0 ]; then
+        echo "=== FAILED (kazoo=$rc_k, zkcli=$rc_z, curator=$rc_c, cclient=$rc_cc)"
         return 1
     fi
     echo "=== all cross-client suites passed"

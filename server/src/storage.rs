@@ -1,0 +1,374 @@
+//! The transaction log on disk (`dataLogDir`): segment files in the format of
+//! [`engine::log`], appended with one write and one fdatasync per batch through
+//! io_uring, and read back at start-up.
+//!
+//! Recovery decisions (see `engine::log::Ending`):
+//!
+//! | what the scan finds                      | what happens                          |
+//! |------------------------------------------|---------------------------------------|
+//! | records, then zeros                      | replay all, append after them         |
+//! | a torn tail in the newest segment        | warn with file and offset, zero it, replay the rest |
+//! | damage with valid records after it       | refuse to start, naming file and offset |
+//! | a zxid gap, a foreign or unreadable file | refuse to start                       |
+//!
+//! The data directory is locked while herd runs; a second process is refused.
+//! A failed write or fdatasync is reported to the pipeline, which stops
+//! acknowledging writes (reads go on).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+
+use engine::log::{self, Ending, SegmentHeader, HEADER_LEN};
+use engine::tree::DataTree;
+use engine::txn::{replay, AclCache};
+use engine::types::{now_ms, TimeMs};
+use engine::Zxid;
+use io_uring::{opcode, squeue, types, IoUring};
+
+use crate::config::Config;
+use crate::pipeline::ToPipeline;
+
+/// Why the log cannot be opened.
+#[derive(Debug)]
+pub enum StorageError {
+    Io(PathBuf, io::Error),
+    Locked(PathBuf),
+    Damaged(String),
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            StorageError::Locked(p) => write!(
+                f,
+                "{}: another herd is using this data directory",
+                p.display()
+            ),
+            StorageError::Damaged(why) => {
+                write!(f, "transaction log damaged: {why}; refusing to start")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |e| StorageError::Io(path.to_owned(), e)
+}
+
+/// What start-up found on disk.
+pub struct Recovered {
+    pub tree: DataTree,
+    /// Secret session passwords derive from; kept so sessions survive restarts.
+    pub secret: [u8; 16],
+    /// Time of the newest logged transaction, if any.
+    pub last_time_ms: Option<TimeMs>,
+    /// Warnings for the operator (torn tails truncated).
+    pub warnings: Vec<String>,
+}
+
+/// A batch of encoded records with contiguous zxids.
+pub struct LogBatch {
+    pub bytes: Vec<u8>,
+    pub first_zxid: Zxid,
+    pub last_zxid: Zxid,
+}
+
+/// The appendable end of the log.
+pub struct TxnLog {
+    dir: PathBuf,
+    db_id: u64,
+    file: Option<File>,
+    offset: u64,
+    prealloc_bytes: u64,
+    force_sync: bool,
+    ring: IoUring,
+    _lock: File,
+}
+
+fn segment_name(first_zxid: Zxid) -> String {
+    format!("log.{first_zxid:016x}")
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    let read = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if read.is_err() {
+        let seed = now_ms() as u128 ^ (u128::from(std::process::id()) << 64);
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = (seed >> ((i % 16) * 8)) as u8;
+        }
+    }
+    b
+}
+
+/// Reads `name` in `dir`, creating it with fresh random bytes (fsynced) if absent.
+fn persistent_random<const N: usize>(dir: &Path, name: &str) -> Result<[u8; N], StorageError> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == N => Ok(bytes.try_into().expect("length checked")),
+        Ok(_) => Err(StorageError::Damaged(format!(
+            "{} has the wrong length",
+            path.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let bytes = random_bytes::<N>();
+            let mut f = File::create(&path).map_err(io_at(&path))?;
+            f.write_all(&bytes)
+                .and_then(|_| f.sync_all())
+                .map_err(io_at(&path))?;
+            Ok(bytes)
+        }
+        Err(e) => Err(StorageError::Io(path, e)),
+    }
+}
+
+/// Locks the data directories, replays the log into a fresh tree, and returns the
+/// log positioned for appending.
+pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
+    let dir = config.data_log_dir.clone();
+    for d in [&config.data_dir, &dir] {
+        std::fs::create_dir_all(d).map_err(io_at(d))?;
+    }
+    let lock_path = dir.join("herd.lock");
+    let lock = File::create(&lock_path).map_err(io_at(&lock_path))?;
+    lock.try_lock()
+        .map_err(|_| StorageError::Locked(dir.clone()))?;
+    let db_id = u64::from_le_bytes(persistent_random::<8>(&config.data_dir, "herd.dbid")?);
+    let secret = persistent_random::<16>(&config.data_dir, "herd.secret")?;
+
+    let mut segments: Vec<(Zxid, PathBuf)> = std::fs::read_dir(&dir)
+        .map_err(io_at(&dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let zxid = i64::from_str_radix(name.strip_prefix("log.")?, 16).ok()?;
+            Some((zxid, e.path()))
+        })
+        .collect();
+    segments.sort();
+
+    let tree = DataTree::new();
+    let mut acls = AclCache::default();
+    let mut warnings = Vec::new();
+    let mut last_time_ms = None;
+    let mut append_at = None;
+    let count = segments.len();
+    for (i, (_, path)) in segments.iter().enumerate() {
+        let bytes = std::fs::read(path).map_err(io_at(path))?;
+        let name = path.display();
+        let scan = log::scan(&bytes).map_err(|e| StorageError::Damaged(format!("{name}: {e}")))?;
+        if scan.header.db_id != db_id {
+            return Err(StorageError::Damaged(format!(
+                "{name} belongs to another data directory"
+            )));
+        }
+        if scan.header.first_zxid != tree.last_zxid() + 1 {
+            return Err(StorageError::Damaged(format!(
+                "{name} starts at zxid 0x{:x}, expected 0x{:x}",
+                scan.header.first_zxid,
+                tree.last_zxid() + 1
+            )));
+        }
+        let newest = i + 1 == count;
+        match scan.ending {
+            Ending::Clean => {}
+            Ending::TornTail { at } if newest => {
+                warnings.push(format!(
+                    "{name}: torn record at offset {at} dropped (a write cut short by a crash)"
+                ));
+                let dirty = bytes.iter().rposition(|b| *b != 0).map_or(at, |p| p + 1);
+                zero_range(path, at as u64, dirty - at).map_err(io_at(path))?;
+            }
+            Ending::TornTail { at } => {
+                return Err(StorageError::Damaged(format!(
+                    "{name}: bad record at offset {at} in an older segment"
+                )));
+            }
+            Ending::Corrupt { at, valid_after } => {
+                return Err(StorageError::Damaged(format!(
+                    "{name}: bad record at offset {at} but valid records follow at offset {valid_after}"
+                )));
+            }
+            Ending::Gap {
+                at,
+                expected,
+                found,
+            } => {
+                return Err(StorageError::Damaged(format!(
+                    "{name}: record at offset {at} has zxid 0x{found:x}, expected 0x{expected:x}"
+                )));
+            }
+        }
+        for rec in &scan.records {
+            let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
+            let entry = log::decode_payload(payload).map_err(|e| {
+                StorageError::Damaged(format!("{name}: record at zxid 0x{:x}: {e}", rec.zxid))
+            })?;
+            replay(&tree, &mut acls, rec.zxid, entry.time_ms, &entry.txn);
+            last_time_ms = Some(entry.time_ms);
+        }
+        if newest {
+            append_at = Some((path.clone(), scan.valid_end as u64));
+        }
+    }
+
+    let offset = append_at.as_ref().map_or(0, |(_, off)| *off);
+    let file = match append_at {
+        Some((path, _)) => Some(
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(io_at(&path))?,
+        ),
+        None => None,
+    };
+    let log = TxnLog {
+        db_id,
+        file,
+        offset,
+        prealloc_bytes: config.pre_alloc_bytes,
+        force_sync: config.force_sync,
+        ring: IoUring::new(8).map_err(io_at(&dir))?,
+        dir,
+        _lock: lock,
+    };
+    Ok((
+        log,
+        Recovered {
+            tree,
+            secret,
+            last_time_ms,
+            warnings,
+        },
+    ))
+}
+
+fn zero_range(path: &Path, at: u64, len: usize) -> io::Result<()> {
+    let f = OpenOptions::new().write(true).open(path)?;
+    std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; len], at)?;
+    f.sync_data()
+}
+
+impl TxnLog {
+    /// Writes a batch and makes it durable (unless `forceSync=no`).
+    pub fn append(&mut self, batch: &LogBatch) -> io::Result<()> {
+        let full = self.offset + batch.bytes.len() as u64 > self.prealloc_bytes
+            && self.offset > HEADER_LEN as u64;
+        if self.file.is_none() || full {
+            self.roll(batch.first_zxid)?;
+        }
+        let file = self.file.as_ref().expect("a segment is open");
+        let fd = types::Fd(file.as_raw_fd());
+        let mut written = 0;
+        while written < batch.bytes.len() {
+            let rest = &batch.bytes[written..];
+            let sync_too = self.force_sync;
+            let write = opcode::Write::new(fd, rest.as_ptr(), rest.len() as u32)
+                .offset(self.offset + written as u64)
+                .build()
+                .user_data(1);
+            let write = if sync_too {
+                write.flags(squeue::Flags::IO_LINK)
+            } else {
+                write
+            };
+            let sync = opcode::Fsync::new(fd)
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(2);
+            // SAFETY: `rest` and the file outlive both operations: we wait for their
+            // completions below before returning or touching the buffer again.
+            unsafe {
+                let mut sq = self.ring.submission();
+                sq.push(&write)
+                    .map_err(|_| io::Error::other("submission queue full"))?;
+                if sync_too {
+                    sq.push(&sync)
+                        .map_err(|_| io::Error::other("submission queue full"))?;
+                }
+            }
+            let want = if sync_too { 2 } else { 1 };
+            self.ring.submit_and_wait(want)?;
+            let mut wrote = None;
+            let mut synced = !sync_too;
+            for cqe in self.ring.completion() {
+                match (cqe.user_data(), cqe.result()) {
+                    (1, n) if n < 0 => return Err(io::Error::from_raw_os_error(-n)),
+                    (1, n) => wrote = Some(n as usize),
+                    (_, n) if n == -libc::ECANCELED => {}
+                    (_, n) if n < 0 => return Err(io::Error::from_raw_os_error(-n)),
+                    _ => synced = true,
+                }
+            }
+            let n = wrote.ok_or_else(|| io::Error::other("write did not complete"))?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "log write wrote nothing",
+                ));
+            }
+            written += n;
+            if written == batch.bytes.len() && !synced {
+                // A short write broke the link: sync what is now whole.
+                file.sync_data()?;
+            }
+        }
+        self.offset += batch.bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Starts a new, preallocated segment whose first record is `first_zxid`.
+    fn roll(&mut self, first_zxid: Zxid) -> io::Result<()> {
+        let path = self.dir.join(segment_name(first_zxid));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let size = self.prealloc_bytes.max(HEADER_LEN as u64) as libc::off_t;
+        // SAFETY: fallocate only reserves blocks for a file descriptor we own.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size) } != 0 {
+            file.set_len(size as u64)?;
+        }
+        file.write_all(
+            &SegmentHeader {
+                db_id: self.db_id,
+                first_zxid,
+            }
+            .encode(),
+        )?;
+        file.sync_all()?;
+        File::open(&self.dir)?.sync_all()?;
+        self.file = Some(file);
+        self.offset = HEADER_LEN as u64;
+        Ok(())
+    }
+}
+
+/// Runs the log writer: every batch that arrives while a write is in flight joins
+/// the next one (group commit). Reports each durable zxid, or the first error
+/// (after which nothing more is written), to the pipeline.
+pub fn write_loop(mut log: TxnLog, batches: Receiver<LogBatch>, pipeline: Sender<ToPipeline>) {
+    let mut failed = false;
+    while let Ok(mut batch) = batches.recv() {
+        while let Ok(more) = batches.try_recv() {
+            batch.bytes.extend_from_slice(&more.bytes);
+            batch.last_zxid = more.last_zxid;
+        }
+        if failed {
+            continue;
+        }
+        let outcome = log.append(&batch).map(|()| batch.last_zxid).map_err(|e| {
+            failed = true;
+            format!("writing the transaction log in {}: {e}", log.dir.display())
+        });
+        if pipeline.send(ToPipeline::Durable(outcome)).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The transaction log: acknowledged writes survive restarts, a torn tail is
+//! dropped, corruption in the middle refuses start-up, a second server on the
+//! same data directory is refused, and a full disk stops writes but not reads.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::TempDir;
+use engine::log;
+use herd_server::Server;
+use zookeeper_client::{Acls, CreateMode, Error};
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("log."))
+        .collect();
+    logs.sort();
+    logs
+}
+
+fn start_error(data: &TempDir) -> String {
+    let mut config = common::config();
+    config.data_dir = data.0.clone();
+    config.data_log_dir = data.0.clone();
+    match Server::start(config) {
+        Ok(_) => panic!("herd started on {}", data.0.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Writes a few nodes and returns the server's data directory after a clean stop.
+async fn populated() -> TempDir {
+    let server = common::start();
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.create("/d", b"root", &open).await.unwrap();
+    for i in 0..20 {
+        client
+            .create(&format!("/d/n{i}"), format!("v{i}").as_bytes(), &open)
+            .await
+            .unwrap();
+    }
+    drop(client);
+    server.stop()
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_a_restart() {
+    let server = common::start();
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let seq = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
+    let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    client.create("/r", b"", &open).await.unwrap();
+    client.create("/r/a", b"one", &open).await.unwrap();
+    let set = client.set_data("/r/a", b"two", Some(0)).await.unwrap();
+    let (_, seq_name) = client.create("/r/s-", b"", &seq).await.unwrap();
+    client.create("/r/gone", b"", &open).await.unwrap();
+    client.delete("/r/gone", None).await.unwrap();
+    client.create("/r/e", b"mine", &eph).await.unwrap();
+    let parent = client.check_stat("/r").await.unwrap().unwrap();
+    let session = client.session_id();
+    let info = client.session().clone();
+    let data = server.stop();
+
+    let server = common::start_in(common::config(), data);
+    let client = common::connect(&server).await;
+    assert_eq!(
+        client.get_data("/r/a").await.unwrap(),
+        (b"two".to_vec(), set)
+    );
+    assert_eq!(
+        client.check_stat("/r").await.unwrap(),
+        Some(parent),
+        "cversion, pzxid, numChildren kept"
+    );
+    assert_eq!(client.list_children("/r").await.unwrap().len(), 3);
+    assert!(client
+        .check_stat(&format!("/r/s-{seq_name}"))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(client.check_stat("/r/gone").await.unwrap(), None);
+    let (data_e, stat_e) = client.get_data("/r/e").await.unwrap();
+    assert_eq!(
+        (data_e.as_slice(), stat_e.ephemeral_owner),
+        (&b"mine"[..], session.0),
+        "the session lives on"
+    );
+    // Zxids continue after the recovered ones; the sequence counter too.
+    let (later, next_seq) = client.create("/r/s-", b"", &seq).await.unwrap();
+    assert!(later.czxid > parent.pzxid);
+    assert_eq!(
+        next_seq.into_i64(),
+        seq_name.into_i64() + 3,
+        "creates of s-, gone and e counted"
+    );
+    // The session recovered from the log can be resumed with its password.
+    let resumed = zookeeper_client::Client::connector()
+        .with_session(info)
+        .connect(&server.addr)
+        .await
+        .expect("resume the recovered session");
+    assert_eq!(resumed.session_id(), session);
+}
+
+#[tokio::test]
+async fn second_server_on_the_same_data_directory_is_refused() {
+    let server = common::start();
+    let data = server.data.as_ref().unwrap();
+    let err = start_error(data);
+    assert!(
+        err.contains("another herd is using this data directory"),
+        "{err}"
+    );
+    let client = common::connect(&server).await;
+    assert!(
+        client.check_stat("/zookeeper").await.unwrap().is_some(),
+        "the first keeps serving"
+    );
+}
+
+#[tokio::test]
+async fn torn_tail_is_dropped_and_the_log_continues() {
+    let data = populated().await;
+    let seg = segments(&data.0).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let scan = log::scan(&bytes).unwrap();
+    let last = *scan.records.last().unwrap();
+    // Tear the last record: half of it written, as if the machine died mid-write.
+    let start = last.payload_at - log::RECORD_HEADER_LEN;
+    let torn_len = (scan.valid_end - start) / 2;
+    let mut torn = bytes.clone();
+    torn[start + torn_len..scan.valid_end].fill(0);
+    std::fs::write(&seg, &torn).unwrap();
+
+    let server = common::start_in(common::config(), data);
+    let client = common::connect(&server).await;
+    assert_eq!(
+        client.list_children("/d").await.unwrap().len(),
+        19,
+        "the torn create is gone"
+    );
+    assert_eq!(client.check_stat("/d/n19").await.unwrap(), None);
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.create("/d/after", b"", &open).await.unwrap();
+    drop(client);
+    let data = server.stop();
+    let server = common::start_in(common::config(), data);
+    let client = common::connect(&server).await;
+    assert!(
+        client.check_stat("/d/after").await.unwrap().is_some(),
+        "writes after the repair survive"
+    );
+    assert_eq!(client.list_children("/d").await.unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn corruption_in_the_middle_refuses_to_start() {
+    let data = populated().await;
+    let seg = segments(&data.0).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let scan = log::scan(&bytes).unwrap();
+    let victim = scan.records[5];
+    bytes[victim.payload_at + 3] ^= 0x10;
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = start_error(&data);
+    let offset = victim.payload_at - log::RECORD_HEADER_LEN;
+    assert!(
+        err.contains(&format!("{}: bad record at offset {offset}", seg.display())),
+        "{err}"
+    );
+    assert!(err.contains("valid records follow"), "{err}");
+}
+
+#[tokio::test]
+async fn foreign_file_header_refuses_to_start() {
+    // A header that is not herd's: refuse and say so.
+    let data = populated().await;
+    let seg = segments(&data.0).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[..8].copy_from_slice(b"NOTHERD!");
+    std::fs::write(&seg, &bytes).unwrap();
+    let err = start_error(&data);
+    assert!(err.contains("not a herd transaction log"), "{err}");
+}
+
+/// A tmpfs that fills up: writes stop being acknowledged, reads go on, and
+/// everything acknowledged is there after a restart. Needs root to mount.
+#[tokio::test]
+async fn full_disk_stops_writes_but_not_reads() {
+    let mount = TempDir::new();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mount.0)
+        .status()
+        .expect("run mount");
+    assert!(
+        status.success(),
+        "mounting a tmpfs needs root (CI runs as root)"
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.0.clone());
+    let data = TempDir(mount.0.join("data"));
+    let mut config = common::config();
+    config.pre_alloc_bytes = 32 << 10;
+    let server = common::start_in(config.clone(), data);
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let value = vec![7u8; 8 << 10];
+    let mut acked = Vec::new();
+    let failure = loop {
+        let path = format!("/big{}", acked.len());
+        match client.create(&path, &value, &open).await {
+            Ok(_) => acked.push(path),
+            Err(e) => break e,
+        }
+        assert!(acked.len() < 100, "a 256 KiB disk cannot take 800 KiB");
+    };
+    assert_eq!(
+        failure,
+        Error::UnexpectedErrorCode(-1),
+        "SystemError once the log cannot write"
+    );
+    assert!(!acked.is_empty());
+    let again = client.create("/after-full", b"", &open).await;
+    assert_eq!(
+        again.unwrap_err(),
+        Error::UnexpectedErrorCode(-1),
+        "no write is acknowledged after a failure"
+    );
+    assert_eq!(
+        client.get_data(&acked[0]).await.unwrap().0,
+        value,
+        "reads go on"
+    );
+
+    drop(client);
+    let data = server.stop();
+    // Restart on the same full disk: every acknowledged node is back.
+    let server = common::start_in(config, data);
+    let client = common::connect(&server).await;
+    for p in &acked {
+        assert!(
+            client.check_stat(p).await.unwrap().is_some(),
+            "{p} was acknowledged"
+        );
+    }
+    assert_eq!(client.check_stat("/after-full").await.unwrap(), None);
+}
