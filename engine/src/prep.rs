@@ -315,7 +315,7 @@ mod tests {
             OpResult::Error(ErrorCode::NoNode)
         );
         h.commit_all();
-        let a = h.tree.get("/a").unwrap().value().stat();
+        let a = h.tree.get("/a").unwrap().stat();
         assert_eq!((a.num_children, a.cversion), (0, 2));
         assert!(h.tree.get("/a/n").is_none());
     }
@@ -340,7 +340,7 @@ mod tests {
         h.commit_all();
         assert!(h.tree.get("/m").is_none());
         assert_eq!(
-            h.tree.get("/").unwrap().value().child_creates,
+            h.tree.get("/").unwrap().child_creates,
             0,
             "no sequence number used"
         );

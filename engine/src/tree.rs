@@ -17,7 +17,8 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crossbeam_skiplist::{map::Entry, SkipMap, SkipSet};
+use arc_swap::ArcSwap;
+use crossbeam_skiplist::{SkipMap, SkipSet};
 
 use crate::acl::Acl;
 use crate::path;
@@ -119,7 +120,8 @@ impl Node {
 
 /// The shared tree. See the module documentation for its invariants.
 pub struct DataTree {
-    nodes: SkipMap<String, Node>,
+    /// Each value is swapped atomically on update (see `put`).
+    nodes: SkipMap<String, ArcSwap<Node>>,
     /// (owner session, path) of every normal ephemeral node.
     ephemerals: SkipSet<(SessionId, String)>,
     containers: SkipSet<String>,
@@ -194,12 +196,13 @@ impl DataTree {
         tree
     }
 
-    /// Looks a node up without allocating.
-    pub fn get(&self, path: &str) -> Option<Entry<'_, String, Node>> {
+    /// Looks a node up without allocating; the node stays valid however the
+    /// tree changes afterwards.
+    pub fn get(&self, path: &str) -> Option<Arc<Node>> {
         KEY.with(|k| {
             let mut k = k.borrow_mut();
             write_key(path, &mut k);
-            self.nodes.get(k.as_str())
+            self.nodes.get(k.as_str()).map(|e| e.value().load_full())
         })
     }
 
@@ -306,22 +309,24 @@ impl DataTree {
         self.last_zxid.store(zxid, Ordering::Release);
     }
 
-    /// Inserts or replaces a node. Writer only.
+    /// Inserts or replaces a node. Writer only. A replaced node is swapped in
+    /// place, so a reader sees the old or the new version, never neither.
     pub fn put(&self, path: &str, node: Node) {
         let key = key_of(path);
-        let old_len = match self.nodes.get(key.as_str()) {
-            Some(old) => {
-                self.unindex(path, old.value());
-                old.value().data.len()
-            }
-            None => {
-                self.node_count.fetch_add(1, Ordering::Relaxed);
-                0
-            }
-        };
-        self.data_bytes
-            .fetch_add(node.data.len(), Ordering::Relaxed);
-        self.data_bytes.fetch_sub(old_len, Ordering::Relaxed);
+        let new_len = node.data.len();
+        if let Some(entry) = self.nodes.get(key.as_str()) {
+            let old = entry.value().swap(Arc::new(node));
+            debug_assert_eq!(
+                old.kind(),
+                entry.value().load().kind(),
+                "a node's kind never changes"
+            );
+            self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
+            self.data_bytes.fetch_sub(old.data.len(), Ordering::Relaxed);
+            return;
+        }
+        self.node_count.fetch_add(1, Ordering::Relaxed);
+        self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
         match node.kind() {
             NodeKind::Ephemeral(s) => {
                 self.ephemerals.insert((s, path.to_owned()));
@@ -334,16 +339,16 @@ impl DataTree {
             }
             NodeKind::Persistent => {}
         }
-        self.nodes.insert(key, node);
+        self.nodes.insert(key, ArcSwap::from_pointee(node));
     }
 
     /// Removes a node. Writer only.
     pub fn remove(&self, path: &str) {
         if let Some(old) = self.nodes.remove(key_of(path).as_str()) {
-            self.unindex(path, old.value());
+            let old = old.value().load();
+            self.unindex(path, &old);
             self.node_count.fetch_sub(1, Ordering::Relaxed);
-            self.data_bytes
-                .fetch_sub(old.value().data.len(), Ordering::Relaxed);
+            self.data_bytes.fetch_sub(old.data.len(), Ordering::Relaxed);
         }
     }
 
@@ -371,7 +376,7 @@ impl DataTree {
 
     fn walk(&self, path: &str, out: &mut Vec<(String, Node)>) {
         let Some(node) = self.get(path) else { return };
-        out.push((path.to_owned(), node.value().clone()));
+        out.push((path.to_owned(), (*node).clone()));
         for child in self.children(path) {
             self.walk(&join(path, &child), out);
         }
@@ -396,16 +401,16 @@ mod tests {
         let tree = DataTree::new();
         assert_eq!(tree.children("/"), vec!["zookeeper"]);
         assert_eq!(tree.children("/zookeeper"), vec!["config", "quota"]);
-        assert_eq!(tree.get("/").unwrap().value().stat().cversion, -1);
-        assert_eq!(tree.get("/zookeeper").unwrap().value().stat().cversion, -2);
-        assert_eq!(tree.get("/zookeeper/config").unwrap().value().aversion, -1);
+        assert_eq!(tree.get("/").unwrap().stat().cversion, -1);
+        assert_eq!(tree.get("/zookeeper").unwrap().stat().cversion, -2);
+        assert_eq!(tree.get("/zookeeper/config").unwrap().aversion, -1);
         assert_eq!(tree.node_count(), 4);
     }
 
     #[test]
     fn children_are_one_range_without_grandchildren() {
         let tree = DataTree::new();
-        let n = tree.get("/").unwrap().value().clone();
+        let n = (*tree.get("/").unwrap()).clone();
         for p in ["/a", "/a/x", "/a/x/deep", "/a/y", "/ab", "/a-"] {
             tree.put(p, n.clone());
         }

@@ -162,7 +162,7 @@ impl<'a> View<'a> {
     pub fn get(&self, path: &str) -> Option<Node> {
         match self.pending.nodes.get(path) {
             Some((_, node)) => node.clone(),
-            None => self.tree.get(path).map(|e| e.value().clone()),
+            None => self.tree.get(path).map(|n| (*n).clone()),
         }
     }
 

@@ -40,6 +40,9 @@ pub struct Config {
     /// `forceSync`: fdatasync each batch before acknowledging it. `forceSync=no` is
     /// unsafe: an acknowledged write can be lost in a power failure or kernel crash.
     pub force_sync: bool,
+    /// Extra milliseconds each group commit takes, to simulate a slow disk in
+    /// benchmarks and tests (`herd.simulatedFlushDelayMs`; never on by default).
+    pub simulated_flush_delay_ms: u64,
 }
 
 /// Every four-letter word herd answers.
@@ -70,6 +73,7 @@ impl Default for Config {
             server_id: 0,
             pre_alloc_bytes: 64 << 20,
             force_sync: true,
+            simulated_flush_delay_ms: 0,
         }
     }
 }
@@ -176,6 +180,7 @@ impl Config {
                 "preAllocSize" | "zookeeper.preAllocSize" => {
                     c.pre_alloc_bytes = num(value)?.max(1) << 10
                 }
+                "herd.simulatedFlushDelayMs" => c.simulated_flush_delay_ms = num(value)?,
                 "forceSync" | "zookeeper.forceSync" => {
                     c.force_sync = match value {
                         "yes" => true,

@@ -209,6 +209,18 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
             let _ = writeln!(s, "zk_max_file_descriptor_count\t{max_fds}");
             let _ = writeln!(s, "zk_local_sessions\t0");
             let _ = writeln!(s, "zk_uptime\t{}", shared.started.elapsed().as_millis());
+            let log = shared.log.lock().expect("log stats lock");
+            let ms = |us: u64| us as f64 / 1000.0;
+            let (b, t) = (&log.batch_records, &log.sync_us);
+            let _ = writeln!(s, "zk_avg_sync_processor_batch_size\t{:.4}", b.mean());
+            let _ = writeln!(s, "zk_min_sync_processor_batch_size\t{}", b.min());
+            let _ = writeln!(s, "zk_max_sync_processor_batch_size\t{}", b.max());
+            let _ = writeln!(s, "zk_cnt_sync_processor_batch_size\t{}", b.len());
+            let _ = writeln!(s, "zk_avg_fsynctime\t{:.4}", t.mean() / 1000.0);
+            let _ = writeln!(s, "zk_min_fsynctime\t{:.3}", ms(t.min()));
+            let _ = writeln!(s, "zk_max_fsynctime\t{:.3}", ms(t.max()));
+            let _ = writeln!(s, "zk_p99_fsynctime\t{:.3}", ms(t.value_at_quantile(0.99)));
+            let _ = writeln!(s, "zk_cnt_fsynctime\t{}", t.len());
         }
         "wchs" => {
             let sessions: BTreeSet<i64> = watches.iter().map(|(_, sid)| *sid).collect();

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod conn;
 pub mod fourlw;
+pub mod inbox;
 pub mod pipeline;
 pub mod proto;
 pub mod read;
@@ -67,13 +68,17 @@ impl Server {
         let shared = Arc::new(Shared::new(query_senders));
         let (to_pipeline, pipeline_inbox) = mpsc::channel();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
-            .map(|_| async_channel::unbounded())
+            .map(|_| inbox::inbox())
+            .collect::<io::Result<Vec<_>>>()?
+            .into_iter()
             .unzip();
         let (log_tx, log_rx) = mpsc::channel();
         let durable_tx = to_pipeline.clone();
-        let log_writer = std::thread::Builder::new()
-            .name("herd-log".into())
-            .spawn(move || storage::write_loop(log, log_rx, durable_tx))?;
+        let log_writer = std::thread::Builder::new().name("herd-log".into()).spawn({
+            let shared = shared.clone();
+            let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
+            move || storage::write_loop(log, log_rx, durable_tx, shared, delay)
+        })?;
         let pipeline = Pipeline::new(
             config.clone(),
             tree.clone(),
@@ -113,10 +118,9 @@ impl Server {
                         tree,
                         shard_shared,
                         shard_tx,
-                        inbox,
                         queries,
                     ));
-                    shard.run(listener).await;
+                    shard.run(listener, inbox).await;
                 })
                 .map_err(|e| io::Error::other(e.to_string()))?;
             shards.push(handle);

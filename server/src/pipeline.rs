@@ -44,6 +44,7 @@ use engine::types::now_ms;
 use engine::{ErrorCode, SessionId, Zxid};
 
 use crate::config::Config;
+use crate::inbox::InboxSender;
 use crate::proto::ConnectRequest;
 use crate::storage::LogBatch;
 
@@ -109,9 +110,6 @@ pub enum ToShard {
     Close { conn: ConnId },
 }
 
-/// A shard's inbox: the pipeline sends a batch of messages at a time.
-pub type ShardSender = async_channel::Sender<Vec<ToShard>>;
-
 struct Origin {
     shard: usize,
     conn: ConnId,
@@ -136,7 +134,7 @@ pub struct Pipeline {
     pending: Pending,
     acls: AclCache,
     tracker: SessionTracker,
-    shards: Vec<ShardSender>,
+    shards: Vec<InboxSender>,
     out: Vec<Vec<ToShard>>,
     zxid: Zxid,
     secret: [u8; 16],
@@ -160,7 +158,7 @@ impl Pipeline {
     pub fn new(
         config: Arc<Config>,
         tree: Arc<DataTree>,
-        shards: Vec<ShardSender>,
+        shards: Vec<InboxSender>,
         secret: [u8; 16],
         log: Sender<LogBatch>,
     ) -> Pipeline {
@@ -441,7 +439,7 @@ impl Pipeline {
         let never_used = self.config.container_max_never_used_interval_ms as i64;
         let mut candidates = Vec::new();
         for path in self.tree.containers().into_iter().chain(self.tree.ttls()) {
-            let Some(node) = self.tree.get(&path).map(|e| e.value().clone()) else {
+            let Some(node) = self.tree.get(&path) else {
                 continue;
             };
             if node.num_children != 0 {
@@ -575,8 +573,8 @@ impl Pipeline {
     fn flush(&mut self) {
         for (out, shard) in self.out.iter_mut().zip(&self.shards) {
             if !out.is_empty() {
-                // An unbounded channel: fails only when the shard is gone (shutdown).
-                let _ = shard.try_send(std::mem::take(out));
+                // Fails only when the shard is gone (shutdown).
+                shard.send(std::mem::take(out));
             }
         }
     }

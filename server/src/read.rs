@@ -5,7 +5,9 @@
 //! check; reads check only for NUL in the path (clients validate the rest).
 
 use engine::acl::{self, perms, Id};
-use engine::tree::{join, DataTree};
+use std::sync::Arc;
+
+use engine::tree::{join, DataTree, Node};
 use engine::txn::EventType;
 use engine::{ErrorCode, SessionId, ZkResult};
 
@@ -198,20 +200,15 @@ fn lookup(tree: &DataTree, path: &str) -> ZkResult<engine::stat::Stat> {
     if path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    tree.get(path)
-        .map(|e| e.value().stat())
-        .ok_or(ErrorCode::NoNode)
+    tree.get(path).map(|n| n.stat()).ok_or(ErrorCode::NoNode)
 }
 
 /// The node at `path` if it exists and the session may `perm` on it.
-fn readable(tree: &DataTree, path: &str, perm: i32, auth: &[Id]) -> ZkResult<engine::tree::Node> {
+fn readable(tree: &DataTree, path: &str, perm: i32, auth: &[Id]) -> ZkResult<Arc<Node>> {
     if path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
-    let node = tree
-        .get(path)
-        .map(|e| e.value().clone())
-        .ok_or(ErrorCode::NoNode)?;
+    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
     acl::check(&node.acl, perm, auth)?;
     Ok(node)
 }
@@ -252,7 +249,7 @@ fn set_watches(
     let fire =
         |out: &mut Vec<u8>, kind: EventType, p: &str| proto::notification(out, -1, kind as i32, p);
     for p in &w.data {
-        match tree.get(p).map(|e| e.value().mzxid) {
+        match tree.get(p).map(|n| n.mzxid) {
             None => fire(out, EventType::NodeDeleted, p),
             Some(mzxid) if mzxid > w.relative_zxid => fire(out, EventType::NodeDataChanged, p),
             Some(_) => watches.add(conn, WatchKind::Data, p),
@@ -266,7 +263,7 @@ fn set_watches(
         }
     }
     for p in &w.child {
-        match tree.get(p).map(|e| e.value().pzxid) {
+        match tree.get(p).map(|n| n.pzxid) {
             None => fire(out, EventType::NodeDeleted, p),
             Some(pzxid) if pzxid > w.relative_zxid => fire(out, EventType::NodeChildrenChanged, p),
             Some(_) => watches.add(conn, WatchKind::Child, p),

@@ -2,10 +2,11 @@
 //! the shared client port (SO_REUSEPORT), owns those connections, their sessions'
 //! I/O and their watches, and answers reads from the shared tree on its own core.
 //!
-//! The shard's inbox carries, in zxid order, what the commit pipeline sends it:
-//! watch events (before the tree shows the change), replies to its writes (after),
-//! and handshake outcomes. Before answering a read the shard drains that inbox, so
-//! a read that observes a change is always written after the change's notification.
+//! The shard's inbox ([`crate::inbox`]) carries, in zxid order, what the commit
+//! pipeline sends it: `Committed` transactions with their watch events, replies to
+//! its writes and handshake outcomes. A read reply that may reflect a transaction
+//! the shard has not dispatched yet is held until it has (see `conn`), so a
+//! change's notification always goes out before a reply that shows the change.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use glommio::net::TcpListener;
 
 use crate::config::Config;
 use crate::conn::{self, Conn};
+use crate::inbox::InboxReceiver;
 use crate::pipeline::{ConnId, ToPipeline, ToShard};
 use crate::stats::{Counters, Shared, WatchQuery};
 use crate::watch::WatchTable;
@@ -31,7 +33,6 @@ pub struct Shard {
     pub shared: Arc<Shared>,
     pub counters: Arc<Counters>,
     pub to_pipeline: Sender<ToPipeline>,
-    inbox: async_channel::Receiver<Vec<ToShard>>,
     watch_queries: async_channel::Receiver<WatchQuery>,
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     pub watches: RefCell<WatchTable>,
@@ -52,7 +53,6 @@ impl Shard {
         tree: Arc<DataTree>,
         shared: Arc<Shared>,
         to_pipeline: Sender<ToPipeline>,
-        inbox: async_channel::Receiver<Vec<ToShard>>,
         watch_queries: async_channel::Receiver<WatchQuery>,
     ) -> Shard {
         Shard {
@@ -64,7 +64,6 @@ impl Shard {
             tree,
             shared,
             to_pipeline,
-            inbox,
             watch_queries,
             conns: RefCell::new(HashMap::new()),
             watches: RefCell::new(WatchTable::default()),
@@ -75,7 +74,8 @@ impl Shard {
     }
 
     /// Serves until the pipeline goes away.
-    pub async fn run(self: Rc<Self>, listener: TcpListener) {
+    pub async fn run(self: Rc<Self>, listener: TcpListener, inbox: InboxReceiver) {
+        let mut inbox = inbox.listen();
         let accept = {
             let shard = self.clone();
             async move {
@@ -88,6 +88,9 @@ impl Shard {
                 }
             }
         };
+        // Its own task: a pending accept re-polled on every wake of another future
+        // would pile up wakers in glommio's accept source.
+        let accepting = glommio::spawn_local(accept);
         let touch = {
             let shard = self.clone();
             let every = self.config.session_check_interval();
@@ -109,11 +112,12 @@ impl Shard {
         };
         glommio::spawn_local(queries).detach();
         let dispatch = async move {
-            while let Ok(batch) = self.inbox.recv().await {
+            while let Some(batch) = inbox.recv().await {
                 self.dispatch(batch);
             }
         };
-        futures_lite::future::or(accept, dispatch).await;
+        dispatch.await;
+        drop(accepting);
     }
 
     /// (path, session) of every watch this shard holds, for `wchs`/`wchc`/`wchp`.

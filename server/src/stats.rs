@@ -73,11 +73,28 @@ impl ConnInfo {
     }
 }
 
+/// The log writer's group commits: records per batch, microseconds per write +
+/// fdatasync. Written by the log thread once per batch, read by `mntr`.
+pub struct LogStats {
+    pub batch_records: hdrhistogram::Histogram<u64>,
+    pub sync_us: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for LogStats {
+    fn default() -> Self {
+        LogStats {
+            batch_records: hdrhistogram::Histogram::new(3).expect("3 significant figures is valid"),
+            sync_us: hdrhistogram::Histogram::new(3).expect("3 significant figures is valid"),
+        }
+    }
+}
+
 /// A request for a shard's watches: it answers with (path, session) pairs.
 pub type WatchQuery = async_channel::Sender<Vec<(String, i64)>>;
 
 /// State every shard shares.
 pub struct Shared {
+    pub log: Mutex<LogStats>,
     /// The client port actually bound (differs from the config's when that is 0).
     pub client_port: std::sync::atomic::AtomicU16,
     /// Where to ask each shard for its watches.
@@ -92,6 +109,7 @@ impl Shared {
     pub fn new(watch_queries: Vec<async_channel::Sender<WatchQuery>>) -> Shared {
         let shards = watch_queries.len();
         Shared {
+            log: Mutex::new(LogStats::default()),
             client_port: std::sync::atomic::AtomicU16::new(0),
             watch_queries,
             started: Instant::now(),

@@ -20,6 +20,8 @@ use std::io::{self, Read as _, Write as _};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use engine::log::{self, Ending, SegmentHeader, HEADER_LEN};
 use engine::tree::DataTree;
@@ -30,6 +32,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::config::Config;
 use crate::pipeline::ToPipeline;
+use crate::stats::Shared;
 
 /// Why the log cannot be opened.
 #[derive(Debug)]
@@ -353,7 +356,13 @@ impl TxnLog {
 /// Runs the log writer: every batch that arrives while a write is in flight joins
 /// the next one (group commit). Reports each durable zxid, or the first error
 /// (after which nothing more is written), to the pipeline.
-pub fn write_loop(mut log: TxnLog, batches: Receiver<LogBatch>, pipeline: Sender<ToPipeline>) {
+pub fn write_loop(
+    mut log: TxnLog,
+    batches: Receiver<LogBatch>,
+    pipeline: Sender<ToPipeline>,
+    shared: Arc<Shared>,
+    simulated_delay: Duration,
+) {
     let mut failed = false;
     while let Ok(mut batch) = batches.recv() {
         while let Ok(more) = batches.try_recv() {
@@ -363,7 +372,20 @@ pub fn write_loop(mut log: TxnLog, batches: Receiver<LogBatch>, pipeline: Sender
         if failed {
             continue;
         }
-        let outcome = log.append(&batch).map(|()| batch.last_zxid).map_err(|e| {
+        let started = Instant::now();
+        let appended = log.append(&batch);
+        if !simulated_delay.is_zero() {
+            std::thread::sleep(simulated_delay);
+        }
+        if let Ok(mut stats) = shared.log.lock() {
+            stats
+                .batch_records
+                .saturating_record((batch.last_zxid - batch.first_zxid + 1) as u64);
+            stats
+                .sync_us
+                .saturating_record(started.elapsed().as_micros() as u64);
+        }
+        let outcome = appended.map(|()| batch.last_zxid).map_err(|e| {
             failed = true;
             format!("writing the transaction log in {}: {e}", log.dir.display())
         });
