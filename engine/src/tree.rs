@@ -419,4 +419,36 @@ mod tests {
         tree.remove("/a/x");
         assert_eq!(tree.children("/a"), vec!["y"]);
     }
+
+    #[test]
+    fn readers_never_miss_a_node_being_replaced() {
+        let tree = DataTree::new();
+        let base = (*tree.get("/").unwrap()).clone();
+        tree.put("/a", base.clone());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut seen = 0u64;
+                    while !done.load(Ordering::Relaxed) {
+                        let node = tree.get("/a").expect("a replaced node is always there");
+                        assert!(node.version as u64 >= seen, "versions only grow");
+                        seen = node.version as u64;
+                    }
+                });
+            }
+            for version in 1..=50_000 {
+                tree.put(
+                    "/a",
+                    Node {
+                        version,
+                        ..base.clone()
+                    },
+                );
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        assert_eq!(tree.get("/a").unwrap().version, 50_000);
+        assert_eq!(tree.node_count(), 5);
+    }
 }

@@ -10,3 +10,4 @@
 //! and the server cannot disagree about what a log holds.
 
 pub mod inspect;
+pub mod shell;

@@ -1,4 +1,5 @@
-//! Milliseconds since the Unix epoch as ISO-8601 UTC text, without a date crate.
+//! Milliseconds since the Unix epoch as calendar text, without a date crate:
+//! ISO-8601 for herd-inspect, Java's `Date.toString` for herd-cli's stat blocks.
 
 use engine::TimeMs;
 
@@ -19,12 +20,32 @@ pub fn iso8601_utc(time_ms: TimeMs) -> String {
     )
 }
 
+/// `time_ms` as Java's `Date.toString()` prints it in the UTC zone, as zkCli does
+/// on a machine set to UTC: `Sun Nov 22 02:13:33 UTC 2026`.
+pub fn java_date_utc(time_ms: TimeMs) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = time_ms.div_euclid(MS_PER_DAY);
+    let secs = time_ms.rem_euclid(MS_PER_DAY) / 1000;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{} {} {day:02} {:02}:{:02}:{:02} UTC {year}",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Year, month (1-12) and day (1-31) of the day `days` after 1970-01-01.
 ///
 /// Howard Hinnant's `civil_from_days`: shift the year to start on 1 March so the
 /// leap day is the last day of the year, then split into 400-year eras of
 /// 146097 days, years of the era, and days of the year.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468; // days from 0000-03-01
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
@@ -90,6 +111,31 @@ mod tests {
         ];
         for (ms, text, why) in rows {
             assert_eq!(iso8601_utc(ms), text, "{why}");
+        }
+    }
+
+    #[test]
+    fn java_date_conversion() {
+        let rows = [
+            (0, "Thu Jan 01 00:00:00 UTC 1970", "the epoch, a Thursday"),
+            (
+                1_795_315_613_000,
+                "Sun Nov 22 02:46:53 UTC 2026",
+                "a Sunday in the stat block's format",
+            ),
+            (
+                -1,
+                "Wed Dec 31 23:59:59 UTC 1969",
+                "the day before the epoch",
+            ),
+            (
+                951_782_400_999,
+                "Tue Feb 29 00:00:00 UTC 2000",
+                "a leap day; milliseconds are dropped",
+            ),
+        ];
+        for (ms, text, why) in rows {
+            assert_eq!(java_date_utc(ms), text, "{why}");
         }
     }
 

@@ -1,0 +1,352 @@
+//! A blocking ZooKeeper client for one shell session: one TCP connection, one
+//! session, one request in flight at a time (a shell waits for every answer).
+//!
+//! ```text
+//!  call() ──frame──► socket ──► server
+//!    ▲                             │
+//!    └─ replies channel ◄── reader thread ◄──frames──┘
+//!                              ├─ xid >= 0, -4 (auth): the caller's reply
+//!                              ├─ xid -1: watch event ─► the event sink, at once
+//!                              └─ xid -2: ping reply, dropped
+//!  pinger thread: a ping every timeout/3 while the session lives
+//! ```
+//!
+//! Records are encoded and decoded with herd's own jute codec
+//! (`herd_server::proto::jute`); this module only frames requests and routes
+//! replies. Because the server sends a transaction's notifications before the
+//! reply of the request that caused them, and the reader thread hands both on
+//! in arrival order, an event a command triggers is printed before the command
+//! returns. No reconnection: a lost connection ends the session (the shell's
+//! `connect` opens a new one).
+
+use std::io::{self, Read, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use engine::ErrorCode;
+use herd_server::proto::jute::{self, Reader, Write};
+use herd_server::proto::{opcode, xid};
+
+/// How long the TCP connect and the handshake may take, per address.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for its reply before failing with `OperationTimeout`.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a socket write may block.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest frame accepted from the server: ZooKeeper's default
+/// `jute.maxbuffer` (0xfffff) plus room for headers.
+pub const FRAME_BYTES_MAX: usize = 0xfffff + 1024;
+
+/// `Watcher.Event.KeeperState` values the shell prints.
+pub mod state {
+    pub const DISCONNECTED: i32 = 0;
+    pub const SYNC_CONNECTED: i32 = 3;
+    pub const AUTH_FAILED: i32 = 4;
+    pub const CLOSED: i32 = 7;
+    pub const EXPIRED: i32 = -112;
+}
+
+/// `Watcher.Event.EventType` values.
+pub mod event {
+    pub const NONE: i32 = -1;
+    pub const NODE_CREATED: i32 = 1;
+    pub const NODE_DELETED: i32 = 2;
+    pub const NODE_DATA_CHANGED: i32 = 3;
+    pub const NODE_CHILDREN_CHANGED: i32 = 4;
+    pub const DATA_WATCH_REMOVED: i32 = 5;
+    pub const CHILD_WATCH_REMOVED: i32 = 6;
+    pub const PERSISTENT_WATCH_REMOVED: i32 = 7;
+}
+
+/// A watch notification or a session state change (`WatchedEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedEvent {
+    pub state: i32,
+    pub kind: i32,
+    /// `None` for state changes, printed as `null`.
+    pub path: Option<String>,
+}
+
+impl WatchedEvent {
+    pub fn session(state: i32) -> WatchedEvent {
+        WatchedEvent {
+            state,
+            kind: event::NONE,
+            path: None,
+        }
+    }
+}
+
+/// Where the reader thread delivers events, as they arrive.
+pub type EventSink = Arc<dyn Fn(WatchedEvent) + Send + Sync>;
+
+/// A reply frame after its header.
+struct Frame {
+    xid: i32,
+    err: i32,
+    body: Vec<u8>,
+}
+
+/// One session on one connection.
+pub struct Client {
+    stream: Arc<Mutex<TcpStream>>,
+    replies: mpsc::Receiver<Frame>,
+    next_xid: i32,
+    session_id: i64,
+    negotiated_timeout_ms: i32,
+    closing: Arc<AtomicBool>,
+    /// Cleared by the reader thread when the connection ends.
+    alive: Arc<AtomicBool>,
+    /// Dropping it stops the pinger.
+    stop_pinger: Option<mpsc::Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Connects to the first address of `server` (a `host:port` list separated
+    /// by commas) that accepts, opens a new session asking for `timeout_ms`, and
+    /// starts the reader and pinger threads.
+    pub fn connect(server: &str, timeout_ms: i32, events: EventSink) -> io::Result<Client> {
+        let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no server address");
+        for host in server.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let addrs: Vec<SocketAddr> = match host.to_socket_addrs() {
+                Ok(a) => a.collect(),
+                Err(e) => {
+                    last = io::Error::new(e.kind(), format!("{host}: {e}"));
+                    continue;
+                }
+            };
+            for addr in addrs {
+                match Self::connect_to(addr, timeout_ms, events.clone()) {
+                    Ok(c) => return Ok(c),
+                    Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn connect_to(addr: SocketAddr, timeout_ms: i32, events: EventSink) -> io::Result<Client> {
+        let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        let mut hello = Vec::with_capacity(48);
+        let at = jute::begin_frame(&mut hello);
+        hello.i32(0); // protocolVersion
+        hello.i64(0); // lastZxidSeen
+        hello.i32(timeout_ms);
+        hello.i64(0); // sessionId: a new session
+        hello.buffer(&[0; 16]);
+        hello.bool(false); // readOnly
+        jute::end_frame(&mut hello, at);
+        stream.write_all(&hello)?;
+        let answer = read_frame(&mut stream)?;
+        let mut r = Reader::new(&answer);
+        let bad = |_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse");
+        let _protocol = r.i32().map_err(bad)?;
+        let negotiated_timeout_ms = r.i32().map_err(bad)?;
+        let session_id = r.i64().map_err(bad)?;
+        if session_id == 0 || negotiated_timeout_ms <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "session refused by the server",
+            ));
+        }
+        // The server expires a session it hears nothing from for its timeout;
+        // ZooKeeper's client gives up reading after two thirds of it.
+        let idle = Duration::from_millis((negotiated_timeout_ms as u64 * 2 / 3).max(1000));
+        stream.set_read_timeout(Some(idle))?;
+
+        let closing = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicBool::new(true));
+        let (reply_tx, replies) = mpsc::channel();
+        let reader = {
+            let stream = stream.try_clone()?;
+            let (closing, alive) = (closing.clone(), alive.clone());
+            std::thread::Builder::new()
+                .name("herd-cli-reader".into())
+                .spawn(move || {
+                    read_loop(stream, reply_tx, events, closing);
+                    alive.store(false, Ordering::SeqCst);
+                })?
+        };
+        let stream = Arc::new(Mutex::new(stream));
+        let (stop_pinger, stop) = mpsc::channel::<()>();
+        let pinger = {
+            let stream = stream.clone();
+            let every = Duration::from_millis((negotiated_timeout_ms as u64 / 3).max(100));
+            std::thread::Builder::new()
+                .name("herd-cli-pinger".into())
+                .spawn(move || ping_loop(stream, stop, every))?
+        };
+        Ok(Client {
+            stream,
+            replies,
+            next_xid: 1,
+            session_id,
+            negotiated_timeout_ms,
+            closing,
+            alive,
+            stop_pinger: Some(stop_pinger),
+            threads: vec![reader, pinger],
+        })
+    }
+
+    pub fn session_id(&self) -> i64 {
+        self.session_id
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    pub fn negotiated_timeout_ms(&self) -> i32 {
+        self.negotiated_timeout_ms
+    }
+
+    /// Sends request `op` whose record `body` writes, and waits for its reply:
+    /// the response record, or the error code of the reply header.
+    pub fn call(&mut self, op: i32, body: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>, ErrorCode> {
+        let xid = self.next_xid;
+        self.next_xid = if xid == i32::MAX { 1 } else { xid + 1 };
+        self.call_xid(xid, op, body)
+    }
+
+    /// `addauth`: the auth packet (reserved xid -4). Waits for the server's
+    /// answer, so later requests run with the new identity.
+    pub fn auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ErrorCode> {
+        self.call_xid(xid::AUTH, opcode::AUTH, |b| {
+            b.i32(0); // type
+            b.string(scheme);
+            b.buffer(auth);
+        })
+        .map(drop)
+    }
+
+    /// Closes the session (`closeSession`) and the connection.
+    pub fn close(mut self) -> Result<(), ErrorCode> {
+        self.closing.store(true, Ordering::SeqCst);
+        let result = self.call(opcode::CLOSE_SESSION, |_| {}).map(drop);
+        drop(self);
+        result
+    }
+
+    fn call_xid(
+        &mut self,
+        xid: i32,
+        op: i32,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<Vec<u8>, ErrorCode> {
+        let mut frame = Vec::with_capacity(64);
+        let at = jute::begin_frame(&mut frame);
+        frame.i32(xid);
+        frame.i32(op);
+        body(&mut frame);
+        jute::end_frame(&mut frame, at);
+        {
+            let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+            stream
+                .write_all(&frame)
+                .map_err(|_| ErrorCode::ConnectionLoss)?;
+        }
+        loop {
+            match self.replies.recv_timeout(REQUEST_TIMEOUT) {
+                // A reply to an earlier call that timed out: skip it.
+                Ok(reply) if reply.xid != xid => continue,
+                Ok(reply) if reply.err == 0 => return Ok(reply.body),
+                Ok(reply) => return Err(ErrorCode::from_code(reply.err)),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Err(ErrorCode::OperationTimeout),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(ErrorCode::ConnectionLoss),
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.stop_pinger.take();
+        let _ = self
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .shutdown(Shutdown::Both);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut len = [0; 4];
+    stream.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if len < 0 || len as usize > FRAME_BYTES_MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame length {len}"),
+        ));
+    }
+    let mut frame = vec![0; len as usize];
+    stream.read_exact(&mut frame)?;
+    Ok(frame)
+}
+
+fn read_loop(
+    mut stream: TcpStream,
+    replies: mpsc::Sender<Frame>,
+    events: EventSink,
+    closing: Arc<AtomicBool>,
+) {
+    while let Ok(frame) = read_frame(&mut stream) {
+        let mut r = Reader::new(&frame);
+        let (Ok(xid), Ok(_zxid), Ok(err)) = (r.i32(), r.i64(), r.i32()) else {
+            break;
+        };
+        match xid {
+            xid::NOTIFICATION => {
+                let (Ok(kind), Ok(state), Ok(path)) = (r.i32(), r.i32(), r.string()) else {
+                    break;
+                };
+                events(WatchedEvent {
+                    state,
+                    kind,
+                    path: Some(path),
+                });
+            }
+            xid::PING => {}
+            _ => {
+                if xid == xid::AUTH && err == ErrorCode::AuthFailed.code() {
+                    events(WatchedEvent::session(state::AUTH_FAILED));
+                }
+                let body = frame[16..].to_vec();
+                if replies.send(Frame { xid, err, body }).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if !closing.load(Ordering::SeqCst) {
+        events(WatchedEvent::session(state::DISCONNECTED));
+    }
+}
+
+fn ping_loop(stream: Arc<Mutex<TcpStream>>, stop: mpsc::Receiver<()>, every: Duration) {
+    let mut ping = Vec::with_capacity(12);
+    let at = jute::begin_frame(&mut ping);
+    ping.i32(xid::PING);
+    ping.i32(opcode::PING);
+    jute::end_frame(&mut ping, at);
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        let mut stream = stream.lock().unwrap_or_else(|e| e.into_inner());
+        if stream.write_all(&ping).is_err() {
+            return;
+        }
+    }
+}
