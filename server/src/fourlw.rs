@@ -282,7 +282,18 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
             }
         }
         "dirs" => {
-            s.push_str("datadir_size: 0\nlogdir_size: 0\n");
+            let size = |dir: &std::path::Path| -> u64 {
+                std::fs::read_dir(dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(|e| e.ok()?.metadata().ok())
+                            .map(|m| m.len())
+                            .sum()
+                    })
+                    .unwrap_or(0)
+            };
+            let _ = writeln!(s, "datadir_size: {}", size(&shard.config.data_dir));
+            let _ = writeln!(s, "logdir_size: {}", size(&shard.config.data_log_dir));
         }
         _ => unreachable!("only known words reach here"),
     }

@@ -128,7 +128,16 @@ async fn every_word_answers_in_zookeepers_format() {
     assert_eq!(ask(addr, "wchc"), format!("{session}\n\t/w\n"));
     let dump = ask(addr, "dump");
     assert!(dump.contains(&format!("{session}:\n\t/w/e\n")), "{dump}");
-    assert!(ask(addr, "dirs").starts_with("datadir_size: "));
+    let dirs = ask(addr, "dirs");
+    let logdir: u64 = value(&dirs, "logdir_size", ':').parse().unwrap();
+    assert!(
+        logdir >= 1024,
+        "the preallocated log segment counts: {dirs}"
+    );
+    assert!(
+        value(&dirs, "datadir_size", ':').parse::<u64>().unwrap() >= logdir,
+        "same directory in tests"
+    );
     assert_eq!(ask(addr, "srst"), "Server stats reset.\n");
     assert_eq!(value(&ask(addr, "srvr"), "Received", ':'), "0");
     assert_eq!(ask(addr, "crst"), "Connection stats reset.\n");
