@@ -20,6 +20,7 @@ pub mod op;
 pub mod path;
 pub mod prep;
 pub mod session;
+pub mod snapshot;
 pub mod stat;
 pub mod tree;
 pub mod txn;

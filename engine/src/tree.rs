@@ -304,6 +304,12 @@ impl DataTree {
         self.applying_zxid.store(zxid, Ordering::Release);
     }
 
+    /// Sets the last zxid of a tree rebuilt from a snapshot.
+    pub(crate) fn restore_zxid(&self, zxid: Zxid) {
+        self.applying_zxid.store(zxid, Ordering::Release);
+        self.last_zxid.store(zxid, Ordering::Release);
+    }
+
     /// Called by the applier after a transaction's changes are in the tree.
     pub(crate) fn end_commit(&self, zxid: Zxid) {
         self.last_zxid.store(zxid, Ordering::Release);
@@ -314,20 +320,26 @@ impl DataTree {
     pub fn put(&self, path: &str, node: Node) {
         let key = key_of(path);
         let new_len = node.data.len();
+        let kind = node.kind();
         if let Some(entry) = self.nodes.get(key.as_str()) {
             let old = entry.value().swap(Arc::new(node));
-            debug_assert_eq!(
-                old.kind(),
-                entry.value().load().kind(),
-                "a node's kind never changes"
-            );
             self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
             self.data_bytes.fetch_sub(old.data.len(), Ordering::Relaxed);
+            // Only replay over a fuzzy snapshot recreates a node as another kind.
+            if old.kind() != kind {
+                self.unindex(path, &old);
+                self.index(path, kind);
+            }
             return;
         }
         self.node_count.fetch_add(1, Ordering::Relaxed);
         self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
-        match node.kind() {
+        self.index(path, kind);
+        self.nodes.insert(key, ArcSwap::from_pointee(node));
+    }
+
+    fn index(&self, path: &str, kind: NodeKind) {
+        match kind {
             NodeKind::Ephemeral(s) => {
                 self.ephemerals.insert((s, path.to_owned()));
             }
@@ -339,7 +351,6 @@ impl DataTree {
             }
             NodeKind::Persistent => {}
         }
-        self.nodes.insert(key, ArcSwap::from_pointee(node));
     }
 
     /// Removes a node. Writer only.
@@ -364,6 +375,24 @@ impl DataTree {
                 self.ttls.remove(path);
             }
             NodeKind::Persistent => {}
+        }
+    }
+
+    /// Sets every node's numChildren to its real child count. Writer only; run
+    /// after replaying the log over a fuzzy snapshot, where a parent may have been
+    /// captured before or after some of its children.
+    pub fn recount_children(&self) {
+        for (path, node) in self.all() {
+            let count = self.children(&path).len() as i32;
+            if node.num_children != count {
+                self.put(
+                    &path,
+                    Node {
+                        num_children: count,
+                        ..node
+                    },
+                );
+            }
         }
     }
 

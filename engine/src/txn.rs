@@ -12,6 +12,12 @@
 //! are prepared but not yet committed, so the next request is validated against
 //! the state it will really meet. The [`Change`]s it records are then committed
 //! to the tree in zxid order. Replaying a logged transaction is the same `apply`.
+//!
+//! `apply` is idempotent against state that already holds later changes, as a
+//! fuzzy snapshot does: a create of an existing node overwrites it without counting
+//! it twice, deletes and updates of missing nodes do nothing, and versions, cversions
+//! and pzxids come from the transaction or only grow. Replaying the log after a
+//! snapshot's zxid therefore ends in the state the log describes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -273,9 +279,15 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             parent_cversion,
         } => {
             let parent_path = path::parent(path);
-            let mut parent = view.get(parent_path).expect("prepared create has a parent");
+            // Replaying over a fuzzy snapshot: the parent may be gone already (a
+            // later delete is in the log too) and the node may already be there.
+            let Some(mut parent) = view.get(parent_path) else {
+                return OpResult::Error(ErrorCode::NoNode);
+            };
             parent.child_creates = parent.child_creates.max(*parent_cversion);
-            parent.num_children += 1;
+            if view.get(path).is_none() {
+                parent.num_children += 1;
+            }
             parent.pzxid = parent.pzxid.max(zxid);
             let acl = view.acls.intern(acl);
             let node = Node::new(data.clone(), acl, zxid, view.time, *ephemeral_owner);
@@ -304,7 +316,9 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             data,
             version,
         } => {
-            let mut node = view.get(path).expect("prepared setData has its node");
+            let Some(mut node) = view.get(path) else {
+                return OpResult::Error(ErrorCode::NoNode);
+            };
             node.data = data.clone();
             node.version = *version;
             node.mzxid = zxid;
@@ -318,7 +332,9 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             OpResult::SetData { stat }
         }
         Txn::SetAcl { path, acl, version } => {
-            let mut node = view.get(path).expect("prepared setACL has its node");
+            let Some(mut node) = view.get(path) else {
+                return OpResult::Error(ErrorCode::NoNode);
+            };
             node.acl = view.acls.intern(acl);
             node.aversion = *version;
             let stat = node.stat();
@@ -331,12 +347,17 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
     }
 }
 
+/// Deletes `path`; a no-op when it is already gone (replay over a fuzzy snapshot).
 fn delete(view: &mut View<'_>, path: &str, events: &mut Vec<WatchEvent>) {
     let parent_path = path::parent(path);
-    let mut parent = view.get(parent_path).expect("deleted node has a parent");
-    parent.num_children -= 1;
-    parent.pzxid = parent.pzxid.max(view.zxid);
-    view.put(parent_path, parent);
+    if view.get(path).is_none() {
+        return;
+    }
+    if let Some(mut parent) = view.get(parent_path) {
+        parent.num_children -= 1;
+        parent.pzxid = parent.pzxid.max(view.zxid);
+        view.put(parent_path, parent);
+    }
     view.remove(path);
     events.push(WatchEvent {
         kind: EventType::NodeDeleted,

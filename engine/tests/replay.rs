@@ -1,11 +1,13 @@
 //! Property: for random sequences of writes, replaying the logged records into a
 //! fresh tree rebuilds exactly the tree the writes produced (nodes, stats, data,
-//! ACLs, ephemerals, sessions). Seeded; each seed is one case.
+//! ACLs, ephemerals, sessions), and so does loading a snapshot (exact or fuzzy)
+//! and replaying the log after it. Seeded; each seed is one case.
 
 use herd_engine::acl::{self, perms, Acl, Id};
 use herd_engine::log::{self, LogEntry};
 use herd_engine::op::{CreateOp, WriteOp};
 use herd_engine::prep::{self, Context};
+use herd_engine::snapshot;
 use herd_engine::tree::{Data, DataTree};
 use herd_engine::txn::{apply, replay, AclCache, Pending, Txn, View};
 
@@ -147,6 +149,60 @@ fn replaying_the_log_rebuilds_the_same_tree() {
             (rebuilt.node_count(), rebuilt.data_bytes()),
             (live.node_count(), live.data_bytes())
         );
+
+        // From a snapshot at zxid k plus the log after it: exact (the tree as of k)
+        // and fuzzy (every later change already in, as a snapshot taken while
+        // writes go on can hold), replay ends in the same tree.
+        let k = 1 + rng.below(59) as usize;
+        let entries: Vec<LogEntry> = log::scan(&segment)
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| {
+                log::decode_payload(&segment[r.payload_at..r.payload_at + r.payload_len]).unwrap()
+            })
+            .collect();
+        let as_of_k = DataTree::new();
+        let mut acls = AclCache::default();
+        for (i, e) in entries[..k].iter().enumerate() {
+            replay(&as_of_k, &mut acls, i as i64 + 1, e.time_ms, &e.txn);
+        }
+        for (kind, source) in [("exact", &as_of_k), ("fuzzy", &live)] {
+            let (zxid, restored) = snapshot::load(&snapshot::encode(source, k as i64)).unwrap();
+            assert_eq!(zxid, k as i64);
+            let mut acls = AclCache::default();
+            for (i, e) in entries.iter().enumerate().skip(k) {
+                replay(&restored, &mut acls, i as i64 + 1, e.time_ms, &e.txn);
+            }
+            restored.recount_children();
+            assert_eq!(
+                restored.all(),
+                live.all(),
+                "seed {seed}, {kind} snapshot at {k}: nodes"
+            );
+            assert_eq!(
+                restored.sessions(),
+                live.sessions(),
+                "seed {seed}, {kind}: sessions"
+            );
+            for (s, _) in live.sessions() {
+                assert_eq!(
+                    restored.ephemerals(s),
+                    live.ephemerals(s),
+                    "seed {seed}, {kind}: ephemerals"
+                );
+            }
+            assert_eq!(
+                restored.node_count(),
+                live.node_count(),
+                "seed {seed}, {kind}: count"
+            );
+            assert_eq!(
+                restored.last_zxid(),
+                live.last_zxid(),
+                "seed {seed}, {kind}: zxid"
+            );
+        }
         for (path, node) in live.all() {
             assert_eq!(
                 node.num_children,
