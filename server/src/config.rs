@@ -43,6 +43,14 @@ pub struct Config {
     /// Extra milliseconds each group commit takes, to simulate a slow disk in
     /// benchmarks and tests (`herd.simulatedFlushDelayMs`; never on by default).
     pub simulated_flush_delay_ms: u64,
+    /// A snapshot is taken after about this many transactions (`snapCount`; a
+    /// random point in its second half, as ZooKeeper does, so servers differ).
+    pub snap_count: u64,
+    /// Snapshots kept when purging (`autopurge.snapRetainCount`, at least 3).
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval`: 0 keeps every snapshot and log segment (the
+    /// default, as in ZooKeeper); otherwise old ones are purged after each snapshot.
+    pub purge_interval_hours: u64,
 }
 
 /// Every four-letter word herd answers.
@@ -74,6 +82,9 @@ impl Default for Config {
             pre_alloc_bytes: 64 << 20,
             force_sync: true,
             simulated_flush_delay_ms: 0,
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            purge_interval_hours: 0,
         }
     }
 }
@@ -180,6 +191,9 @@ impl Config {
                 "preAllocSize" | "zookeeper.preAllocSize" => {
                     c.pre_alloc_bytes = num(value)?.max(1) << 10
                 }
+                "snapCount" | "zookeeper.snapCount" => c.snap_count = num(value)?.max(2),
+                "autopurge.snapRetainCount" => c.snap_retain_count = num(value)?.max(3) as usize,
+                "autopurge.purgeInterval" => c.purge_interval_hours = num(value)?,
                 "herd.simulatedFlushDelayMs" => c.simulated_flush_delay_ms = num(value)?,
                 "forceSync" | "zookeeper.forceSync" => {
                     c.force_sync = match value {
@@ -191,9 +205,6 @@ impl Config {
                 // Accepted for compatibility; their features arrive with later work.
                 "initLimit"
                 | "syncLimit"
-                | "snapCount"
-                | "autopurge.snapRetainCount"
-                | "autopurge.purgeInterval"
                 | "admin.enableServer"
                 | "admin.serverPort"
                 | "standaloneEnabled"

@@ -28,6 +28,7 @@
 //!   after a failed write or fdatasync nothing more is (reads go on).
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,7 +47,7 @@ use engine::{ErrorCode, SessionId, Zxid};
 use crate::config::Config;
 use crate::inbox::InboxSender;
 use crate::proto::ConnectRequest;
-use crate::storage::LogBatch;
+use crate::storage::{self, LogBatch};
 
 /// A connection, unique across shards.
 pub type ConnId = u64;
@@ -152,6 +153,16 @@ pub struct Pipeline {
     durable_zxid: Zxid,
     /// Why the log failed; from then on writes are refused.
     failed: Option<String>,
+    /// Transactions committed since the last snapshot, and when the next is due.
+    since_snapshot: u64,
+    snapshot_at: u64,
+    snapshotting: Arc<AtomicBool>,
+}
+
+/// A point in the second half of `snap_count`, as ZooKeeper picks it.
+fn snapshot_point(snap_count: u64) -> u64 {
+    let half = (snap_count / 2).max(1);
+    half + (now_ms() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) % half
 }
 
 impl Pipeline {
@@ -164,6 +175,7 @@ impl Pipeline {
     ) -> Pipeline {
         let n = shards.len();
         let check = Duration::from_millis(config.container_check_interval_ms);
+        let config_snap_count = config.snap_count;
         let mut tracker = SessionTracker::new(config.server_id, now_ms());
         // Recovered sessions get a full timeout from now to reconnect, as in ZooKeeper.
         for (session, timeout_ms) in tree.sessions() {
@@ -189,6 +201,9 @@ impl Pipeline {
             log_first: None,
             awaiting: VecDeque::new(),
             failed: None,
+            since_snapshot: 0,
+            snapshot_at: snapshot_point(config_snap_count),
+            snapshotting: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -494,7 +509,47 @@ impl Pipeline {
                 break;
             }
             let (_, entries) = self.awaiting.pop_front().expect("front exists");
+            self.since_snapshot += entries.iter().filter(|e| e.is_txn).count() as u64;
             self.commit(entries);
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Starts a background fuzzy snapshot once enough transactions have committed
+    /// and none is being written. The pipeline does not wait for it.
+    fn maybe_snapshot(&mut self) {
+        if self.since_snapshot < self.snapshot_at || self.snapshotting.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.since_snapshot = 0;
+        self.snapshot_at = snapshot_point(self.config.snap_count);
+        let (tree, config, busy) = (
+            self.tree.clone(),
+            self.config.clone(),
+            self.snapshotting.clone(),
+        );
+        let zxid = tree.last_zxid();
+        let spawned = std::thread::Builder::new()
+            .name("herd-snapshot".into())
+            .spawn(move || {
+                let purge = (config.purge_interval_hours > 0).then_some(config.snap_retain_count);
+                if let Err(e) = storage::write_snapshot(
+                    &tree,
+                    zxid,
+                    &config.data_dir,
+                    &config.data_log_dir,
+                    purge,
+                ) {
+                    eprintln!(
+                        "herd: writing a snapshot at zxid 0x{zxid:x} in {}: {e}",
+                        config.data_dir.display()
+                    );
+                }
+                busy.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.snapshotting.store(false, Ordering::Release);
         }
     }
 

@@ -156,9 +156,9 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         .collect();
     segments.sort();
 
-    let tree = DataTree::new();
-    let mut acls = AclCache::default();
     let mut warnings = Vec::new();
+    let (tree, snapshot_zxid) = load_snapshot(&config.data_dir, &mut warnings)?;
+    let mut acls = AclCache::default();
     let mut last_time_ms = None;
     let mut append_at = None;
     let count = segments.len();
@@ -171,7 +171,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
                 "{name} belongs to another data directory"
             )));
         }
-        if scan.header.first_zxid != tree.last_zxid() + 1 {
+        if scan.header.first_zxid > tree.last_zxid() + 1 {
             return Err(StorageError::Damaged(format!(
                 "{name} starts at zxid 0x{:x}, expected 0x{:x}",
                 scan.header.first_zxid,
@@ -208,7 +208,8 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
                 )));
             }
         }
-        for rec in &scan.records {
+        // Records the snapshot already holds are skipped.
+        for rec in scan.records.iter().filter(|r| r.zxid > tree.last_zxid()) {
             let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
             let entry = log::decode_payload(payload).map_err(|e| {
                 StorageError::Damaged(format!("{name}: record at zxid 0x{:x}: {e}", rec.zxid))
@@ -221,6 +222,9 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         }
     }
 
+    if snapshot_zxid > 0 {
+        tree.recount_children();
+    }
     let offset = append_at.as_ref().map_or(0, |(_, off)| *off);
     let file = match append_at {
         Some((path, _)) => Some(
@@ -250,6 +254,83 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
             warnings,
         },
     ))
+}
+
+fn snapshot_name(zxid: Zxid) -> String {
+    format!("snapshot.{zxid:016x}")
+}
+
+/// Files in `dir` named `prefix` + a hex zxid, newest first.
+fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(Zxid, PathBuf)>, StorageError> {
+    let mut found: Vec<(Zxid, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(io_at(dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let zxid = i64::from_str_radix(name.strip_prefix(prefix)?, 16).ok()?;
+            Some((zxid, e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.cmp(a));
+    Ok(found)
+}
+
+/// The newest snapshot that maps and validates, or an empty tree. A damaged
+/// snapshot is skipped with a warning: the log still holds what it covered
+/// (purging keeps every segment an older snapshot needs).
+fn load_snapshot(dir: &Path, warnings: &mut Vec<String>) -> Result<(DataTree, Zxid), StorageError> {
+    for (_, path) in numbered(dir, "snapshot.")? {
+        let file = File::open(&path).map_err(io_at(&path))?;
+        // SAFETY: snapshot files are written once, renamed into place, and never
+        // modified while herd holds the data directory's lock.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_at(&path))?;
+        match engine::snapshot::load(&map) {
+            Ok((zxid, tree)) => return Ok((tree, zxid)),
+            Err(e) => warnings.push(format!("{}: {e}; trying an older snapshot", path.display())),
+        }
+    }
+    Ok((DataTree::new(), 0))
+}
+
+/// Writes a fuzzy snapshot of `tree` labelled `zxid` (all of it committed), then,
+/// if `purge`, removes all but the newest `retain` snapshots and the log segments
+/// only older snapshots needed.
+pub fn write_snapshot(
+    tree: &DataTree,
+    zxid: Zxid,
+    data_dir: &Path,
+    log_dir: &Path,
+    purge: Option<usize>,
+) -> io::Result<()> {
+    let bytes = engine::snapshot::encode(tree, zxid);
+    let path = data_dir.join(snapshot_name(zxid));
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    File::open(data_dir)?.sync_all()?;
+    let Some(retain) = purge else { return Ok(()) };
+    let snapshots = numbered(data_dir, "snapshot.").map_err(|e| io::Error::other(e.to_string()))?;
+    for (_, old) in snapshots.iter().skip(retain) {
+        std::fs::remove_file(old)?;
+    }
+    let oldest_kept = snapshots
+        .iter()
+        .take(retain)
+        .next_back()
+        .map_or(0, |(z, _)| *z);
+    let segments = numbered(log_dir, "log.").map_err(|e| io::Error::other(e.to_string()))?;
+    // Newest first: a segment may go once a newer one starts at or before oldest_kept + 1.
+    let mut covered = false;
+    for (first, seg) in &segments {
+        if covered {
+            std::fs::remove_file(seg)?;
+        } else if *first <= oldest_kept + 1 {
+            covered = true;
+        }
+    }
+    Ok(())
 }
 
 fn zero_range(path: &Path, at: u64, len: usize) -> io::Result<()> {

@@ -1,7 +1,8 @@
 //! Crash harness: a `herd` subprocess under concurrent writers is killed with
 //! SIGKILL at varying moments, restarted on the same data directory, and must
 //! hold every acknowledged write (at least at its acknowledged version) in a
-//! consistent tree. Rounds and timings are bounded and seeded.
+//! consistent tree. Snapshots are taken (and old files purged) along the way, so
+//! recovery runs from snapshots plus the log. Rounds and timings are bounded and seeded.
 
 mod common;
 
@@ -26,7 +27,7 @@ impl Herd {
     fn start(data: &TempDir) -> Herd {
         let cfg = data.0.join("zoo.cfg");
         let text = format!(
-            "clientPort=0\ndataDir={}\npreAllocSize=256\n4lw.commands.whitelist=*\n",
+            "clientPort=0\ndataDir={}\npreAllocSize=256\n4lw.commands.whitelist=*\nsnapCount=500\nautopurge.purgeInterval=1\n",
             data.0.join("data").display()
         );
         std::fs::write(&cfg, text).unwrap();
@@ -195,4 +196,16 @@ async fn acknowledged_writes_survive_kill_9() {
         drop(client);
         herd = Some(restarted);
     }
+    let snapshots = std::fs::read_dir(data.0.join("data"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_str()
+                .unwrap()
+                .starts_with("snapshot.")
+        })
+        .count();
+    assert!(snapshots > 0, "recovery ran from snapshots too");
 }

@@ -256,3 +256,89 @@ async fn full_disk_stops_writes_but_not_reads() {
     }
     assert_eq!(client.check_stat("/after-full").await.unwrap(), None);
 }
+
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn snapshots_are_taken_purged_and_recovered() {
+    let mut config = common::config();
+    config.snap_count = 40;
+    config.purge_interval_hours = 1;
+    config.pre_alloc_bytes = 4096;
+    let server = common::start_with(config.clone());
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.create("/s", b"", &open).await.unwrap();
+    for i in 0..300 {
+        client
+            .create(&format!("/s/n{i}"), b"v", &open)
+            .await
+            .unwrap();
+        client
+            .set_data("/s", format!("{i}").as_bytes(), None)
+            .await
+            .unwrap();
+    }
+    let dir = server.data.as_ref().unwrap().0.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while named(&dir, "snapshot.").len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "snapshots were taken");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stat = client.check_stat("/s").await.unwrap().unwrap();
+    drop(client);
+    let data = server.stop();
+    let snapshots = named(&data.0, "snapshot.");
+    assert!(snapshots.len() <= 3, "retain count honoured: {snapshots:?}");
+    let first_log = named(&data.0, "log.").into_iter().next().unwrap();
+    assert_ne!(
+        first_log.file_name().unwrap(),
+        "log.0000000000000001",
+        "segments before the snapshots purged"
+    );
+
+    let server = common::start_in(config.clone(), data);
+    let client = common::connect(&server).await;
+    assert_eq!(
+        client.check_stat("/s").await.unwrap(),
+        Some(stat),
+        "snapshot + log replay"
+    );
+    assert_eq!(client.list_children("/s").await.unwrap().len(), 300);
+    drop(client);
+    let data = server.stop();
+
+    // A damaged newest snapshot: fall back to an older one and the log after it.
+    let newest = named(&data.0, "snapshot.").pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&newest, &bytes).unwrap();
+    let server = common::start_in(config.clone(), data);
+    let client = common::connect(&server).await;
+    assert_eq!(
+        client.check_stat("/s").await.unwrap(),
+        Some(stat),
+        "older snapshot + log"
+    );
+    drop(client);
+    let data = server.stop();
+
+    // No snapshot at all, and the log no longer starts at the beginning: refuse.
+    for snap in named(&data.0, "snapshot.") {
+        std::fs::remove_file(snap).unwrap();
+    }
+    let err = start_error(&data);
+    assert!(
+        err.contains("starts at zxid") && err.contains("expected 0x1"),
+        "{err}"
+    );
+}
