@@ -440,7 +440,9 @@ fn verify_reports_a_payload_that_does_not_decode() {
         bytes: Ok(bytes.clone()),
     }];
     let mut replayed = Vec::new();
-    let report = check(&segments, &DbIdFile::Id(DB), |zxid, _| replayed.push(zxid));
+    let report = check(&segments, &DbIdFile::Id(DB), 0, |zxid, _| {
+        replayed.push(zxid)
+    });
     assert_eq!(report.severity, Severity::Damaged);
     assert_eq!(replayed, [1], "replay stops at the undecodable record");
     assert!(
@@ -512,7 +514,7 @@ fn summary_counts_the_replayed_tree() {
             bytes: Ok(segment(8, &second)),
         },
     ];
-    let s = summarize(&segments, &DbIdFile::Id(DB), 3);
+    let s = summarize(&segments, &DbIdFile::Id(DB), None, 3);
     // `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`, then
     // /a /a/e1 /c /t /e2 /b2 (/b deleted, /f removed with its session).
     assert_eq!(s.nodes, 4 + 6);
@@ -575,7 +577,7 @@ fn summary_stops_where_herd_would() {
         },
     ];
     // A torn newest tail is dropped and the rest replayed.
-    let s = summarize(&torn, &DbIdFile::Id(DB), 10);
+    let s = summarize(&torn, &DbIdFile::Id(DB), None, 10);
     assert_eq!(s.report.severity, Severity::Repairable);
     assert_eq!(s.nodes, 4 + 4);
     assert_eq!(
@@ -594,7 +596,7 @@ fn summary_stops_where_herd_would() {
             bytes: Ok(segment_at(9, 4, &creates(4, 2)).0),
         },
     ];
-    let s = summarize(&foreign, &DbIdFile::Absent, 10);
+    let s = summarize(&foreign, &DbIdFile::Absent, None, 10);
     assert_eq!(s.report.severity, Severity::Damaged);
     assert_eq!((s.nodes, s.report.replayed_to), (4 + 3, 3));
 }

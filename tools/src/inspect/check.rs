@@ -142,12 +142,31 @@ impl Report {
     }
 }
 
+/// The newest snapshot in `dir` that validates, as herd would load it.
+pub fn newest_snapshot(dir: &Path) -> Option<(Zxid, engine::tree::DataTree)> {
+    let mut snapshots: Vec<(Zxid, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let zxid = i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
+            Some((zxid, e.path()))
+        })
+        .collect();
+    snapshots.sort_by(|a, b| b.cmp(a));
+    snapshots
+        .into_iter()
+        .find_map(|(_, path)| engine::snapshot::load(&std::fs::read(path).ok()?).ok())
+}
+
 /// Checks `segments` (sorted by first zxid, as herd orders them) and hands every
-/// record herd would replay, in order, to `on_record`. Replay stops at the first
-/// damage, as herd's start-up does; checking does not.
+/// record herd would replay after the snapshot at `base` (0: none), in order, to
+/// `on_record`. Replay stops at the first damage, as herd's start-up does;
+/// checking does not.
 pub fn check(
     segments: &[Segment],
     db_id_file: &DbIdFile,
+    base: Zxid,
     mut on_record: impl FnMut(Zxid, &LogEntry),
 ) -> Report {
     let mut notes = Vec::new();
@@ -175,8 +194,8 @@ pub fn check(
     if segments.is_empty() {
         notes.push("no log segments: herd would start with an empty tree".into());
     }
-    // herd replays into a fresh tree, whose last zxid is 0.
-    let mut expected: Option<Zxid> = Some(1);
+    // herd replays into the snapshot's tree (or a fresh one, whose last zxid is 0).
+    let mut expected: Option<Zxid> = Some(base + 1);
     let mut replaying = files.is_empty();
     let mut replayed_to = 0;
     for (i, segment) in segments.iter().enumerate() {
@@ -222,7 +241,13 @@ pub fn check(
             None => db = Some((scan.header.db_id, segment.name.clone())),
         }
         if let Some(want) = expected {
-            if scan.header.first_zxid != want {
+            // The oldest segment may begin before the snapshot: its start is skipped.
+            let fits = if i == 0 {
+                scan.header.first_zxid <= want
+            } else {
+                scan.header.first_zxid == want
+            };
+            if !fits {
                 damage(
                     &mut report,
                     format!(
@@ -251,6 +276,7 @@ pub fn check(
         for rec in &scan.records {
             let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
             match log::decode_payload(payload) {
+                Ok(_) if rec.zxid <= base => {}
                 Ok(entry) if replaying => {
                     on_record(rec.zxid, &entry);
                     replayed_to = rec.zxid;

@@ -88,7 +88,8 @@ fn execute(args: &[String], out: &mut dyn Write) -> Result<u8, String> {
         }
         ["verify", dir] => {
             let (segments, db_id, ignored) = read(dir)?;
-            let report = check::check(&segments, &db_id, |_, _| {});
+            let base = check::newest_snapshot(Path::new(dir)).map_or(0, |(zxid, _)| zxid);
+            let report = check::check(&segments, &db_id, base, |_, _| {});
             write_lines(out, &ignored)?;
             write_lines(out, &report.lines())?;
             Ok(report.severity.exit_code())
@@ -102,7 +103,8 @@ fn execute(args: &[String], out: &mut dyn Write) -> Result<u8, String> {
                 _ => return Err(usage(&format!("unexpected arguments {rest:?}"))),
             };
             let (segments, db_id, ignored) = read(dir)?;
-            let s = summary::summarize(&segments, &db_id, top);
+            let snapshot = check::newest_snapshot(Path::new(dir));
+            let s = summary::summarize(&segments, &db_id, snapshot, top);
             write_lines(out, &ignored)?;
             write_lines(out, &s.lines())?;
             Ok(s.report.severity.exit_code())

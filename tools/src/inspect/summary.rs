@@ -36,14 +36,22 @@ pub struct Summary {
 }
 
 /// Replays `segments` and summarizes the tree, listing the `top` largest nodes.
-pub fn summarize(segments: &[Segment], db_id_file: &DbIdFile, top: usize) -> Summary {
-    let tree = DataTree::new();
+pub fn summarize(
+    segments: &[Segment],
+    db_id_file: &DbIdFile,
+    snapshot: Option<(Zxid, DataTree)>,
+    top: usize,
+) -> Summary {
+    let (base, tree) = snapshot.unwrap_or_else(|| (0, DataTree::new()));
     let mut acls = AclCache::default();
     let mut last = None;
-    let report = check(segments, db_id_file, |zxid, entry| {
+    let report = check(segments, db_id_file, base, |zxid, entry| {
         replay(&tree, &mut acls, zxid, entry.time_ms, &entry.txn);
         last = Some((zxid, entry.time_ms));
     });
+    if base > 0 {
+        tree.recount_children();
+    }
     let mut largest = Vec::new();
     let mut ephemerals: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
     let (mut containers, mut ttl_nodes) = (0, 0);
