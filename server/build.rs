@@ -25,4 +25,6 @@ fn main() {
     );
     println!("cargo:rustc-env=HERD_BUILT_ON={stamp}");
     println!("cargo:rerun-if-changed=build.rs");
+    // Restamp whenever the server's sources change, so the stamp tells builds apart.
+    println!("cargo:rerun-if-changed=src");
 }

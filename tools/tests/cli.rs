@@ -140,10 +140,18 @@ fn start_zookeeper() -> Option<Target> {
     Some(target)
 }
 
-fn targets() -> Vec<Target> {
+/// Tests that start servers run one at a time: `free_port` gives a port that is
+/// free now, and two ZooKeepers racing for it would answer each other's `ruok`.
+static SERVERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// herd and, when installed, ZooKeeper; hold the guard while using them.
+fn targets() -> (std::sync::MutexGuard<'static, ()>, Vec<Target>) {
+    let serial = SERVERS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut t = vec![start_herd()];
     t.extend(start_zookeeper());
-    t
+    (serial, t)
 }
 
 /// One herd-cli run: exit status, stdout, stderr.
@@ -281,7 +289,7 @@ fn stat_block(
 /// Runs `script` (command, expected exit status, stdout, stderr) on every
 /// target, checks each run, then checks that herd's runs equal ZooKeeper's.
 fn check_script(script: &[(&str, i32, String, String)]) {
-    let targets = targets();
+    let (_serial, targets) = targets();
     let mut transcripts = Vec::new();
     for t in &targets {
         let mut runs = Vec::new();
@@ -532,7 +540,8 @@ fn interactive_session_prints_watches_auth_and_history() {
     let want_err = "Created /w\nCreated /w/c\nCreated /w/p\nInsufficient permission : /w/p\n\
                     Created /w/e\nNode does not exist: /none\n";
     let mut transcripts = Vec::new();
-    for t in targets() {
+    let (_serial, all) = targets();
+    for t in all {
         let r = herd_cli(&["-server", &t.addr, "-timeout", "5000"], &input);
         let out = sort_identities(&normalize(&r.out.replace(&t.addr, "ADDR")));
         assert_eq!(
