@@ -27,7 +27,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::proto::{self, code, opcode, xid, Reader, Write};
+use crate::proto::{self, code, opcode, xid, ReadExt, Reader, Write, WriteExt};
 
 /// How long a call waits for its reply.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

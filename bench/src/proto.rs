@@ -9,27 +9,9 @@
 //! it builds and runs anywhere a ZooKeeper client would.
 
 /// Opcodes (`ZooDefs.OpCode`).
-pub mod opcode {
-    pub const CREATE: i32 = 1;
-    pub const DELETE: i32 = 2;
-    pub const EXISTS: i32 = 3;
-    pub const GET_DATA: i32 = 4;
-    pub const SET_DATA: i32 = 5;
-    pub const GET_CHILDREN: i32 = 8;
-    pub const PING: i32 = 11;
-    pub const CHECK: i32 = 13;
-    pub const MULTI: i32 = 14;
-    pub const CLOSE_SESSION: i32 = -11;
-    pub const ERROR: i32 = -1;
-}
+pub use herd_server::proto::jute::{begin_frame, end_frame, Malformed, Reader, Write};
+pub use herd_server::proto::{opcode, xid};
 
-/// Reserved xids.
-pub mod xid {
-    pub const NOTIFICATION: i32 = -1;
-    pub const PING: i32 = -2;
-}
-
-/// Watch event types (`Watcher.Event.EventType`).
 pub mod event {
     pub const NODE_CREATED: i32 = 1;
     pub const NODE_DELETED: i32 = 2;
@@ -50,171 +32,59 @@ pub mod create_mode {
 /// connection closes under a request, `OPERATION_TIMEOUT` when no reply comes
 /// within the request timeout.
 pub mod code {
-    pub const OK: i32 = 0;
-    pub const CONNECTION_LOSS: i32 = -4;
-    pub const OPERATION_TIMEOUT: i32 = -7;
-    pub const NO_NODE: i32 = -101;
-    pub const BAD_VERSION: i32 = -103;
-    pub const NODE_EXISTS: i32 = -110;
+    use engine::ErrorCode;
+    pub const OK: i32 = ErrorCode::Ok as i32;
+    pub const CONNECTION_LOSS: i32 = ErrorCode::ConnectionLoss as i32;
+    pub const OPERATION_TIMEOUT: i32 = ErrorCode::OperationTimeout as i32;
+    pub const NO_NODE: i32 = ErrorCode::NoNode as i32;
+    pub const BAD_VERSION: i32 = ErrorCode::BadVersion as i32;
+    pub const NODE_EXISTS: i32 = ErrorCode::NodeExists as i32;
 }
 
-/// The name ZooKeeper gives an error code (`KeeperException.Code`).
+/// ZooKeeper's name for an error code (`Code-7` style for codes it does not define).
 pub fn code_name(code: i32) -> String {
-    let name = match code {
-        0 => "Ok",
-        -1 => "SystemError",
-        -2 => "RuntimeInconsistency",
-        -3 => "DataInconsistency",
-        -4 => "ConnectionLoss",
-        -5 => "MarshallingError",
-        -6 => "Unimplemented",
-        -7 => "OperationTimeout",
-        -8 => "BadArguments",
-        -13 => "NewConfigNoQuorum",
-        -14 => "ReconfigInProgress",
-        -100 => "APIError",
-        -101 => "NoNode",
-        -102 => "NoAuth",
-        -103 => "BadVersion",
-        -108 => "NoChildrenForEphemerals",
-        -110 => "NodeExists",
-        -111 => "NotEmpty",
-        -112 => "SessionExpired",
-        -113 => "InvalidCallback",
-        -114 => "InvalidACL",
-        -115 => "AuthFailed",
-        -118 => "SessionMoved",
-        -119 => "NotReadOnly",
-        -120 => "EphemeralOnLocalSession",
-        -121 => "NoWatcher",
-        -122 => "RequestTimeout",
-        -123 => "ReconfigDisabled",
-        -124 => "SessionClosedRequireSasl",
-        -125 => "QuotaExceeded",
-        -127 => "Throttled",
-        _ => return format!("Code{code}"),
-    };
-    name.to_owned()
+    let known = engine::ErrorCode::from_code(code);
+    if known.code() == code {
+        format!("{known:?}")
+    } else {
+        format!("Code{code}")
+    }
 }
 
-/// A frame or record that could not be decoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Malformed;
+/// Reading the benchmark needs beyond the shared jute codec.
+pub trait ReadExt {
+    /// A `Stat`; returns its `version` (data version), skipping the rest.
+    fn stat_version(&mut self) -> Result<i32, Malformed>;
+}
 
-/// Appends jute records to a buffer.
-pub trait Write {
-    fn i32(&mut self, v: i32);
-    fn i64(&mut self, v: i64);
-    fn bool(&mut self, v: bool);
-    fn buffer(&mut self, v: &[u8]);
-    fn string(&mut self, v: &str);
-    /// The ACL list `[world:anyone, ALL]` (`ZooDefs.Ids.OPEN_ACL_UNSAFE`).
+impl ReadExt for Reader<'_> {
+    fn stat_version(&mut self) -> Result<i32, Malformed> {
+        for _ in 0..4 {
+            self.i64()?; // czxid, mzxid, ctime, mtime
+        }
+        let version = self.i32()?;
+        self.i32()?; // cversion
+        self.i32()?; // aversion
+        self.i64()?; // ephemeralOwner
+        self.i32()?; // dataLength
+        self.i32()?; // numChildren
+        self.i64()?; // pzxid
+        Ok(version)
+    }
+}
+
+/// Writing the benchmark needs beyond the shared jute codec.
+pub trait WriteExt {
+    /// The ACL list `[world:anyone, all permissions]` without building it.
     fn open_acl(&mut self);
 }
 
-impl Write for Vec<u8> {
-    fn i32(&mut self, v: i32) {
-        self.extend_from_slice(&v.to_be_bytes());
-    }
-    fn i64(&mut self, v: i64) {
-        self.extend_from_slice(&v.to_be_bytes());
-    }
-    fn bool(&mut self, v: bool) {
-        self.push(u8::from(v));
-    }
-    fn buffer(&mut self, v: &[u8]) {
-        self.i32(v.len() as i32);
-        self.extend_from_slice(v);
-    }
-    fn string(&mut self, v: &str) {
-        self.buffer(v.as_bytes());
-    }
+impl WriteExt for Vec<u8> {
     fn open_acl(&mut self) {
         self.i32(1);
         self.i32(31);
         self.string("world");
         self.string("anyone");
-    }
-}
-
-/// Starts a length-prefixed frame; returns where its length goes.
-pub fn begin_frame(out: &mut Vec<u8>) -> usize {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    at
-}
-
-/// Writes the length of the frame begun at `at`.
-pub fn end_frame(out: &mut [u8], at: usize) {
-    let len = (out.len() - at - 4) as i32;
-    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-}
-
-/// Reads jute records from one frame.
-pub struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Malformed> {
-        let end = self.pos.checked_add(n).ok_or(Malformed)?;
-        let out = self.buf.get(self.pos..end).ok_or(Malformed)?;
-        self.pos = end;
-        Ok(out)
-    }
-
-    pub fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    pub fn i32(&mut self) -> Result<i32, Malformed> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().map_err(|_| Malformed)?,
-        ))
-    }
-
-    pub fn i64(&mut self) -> Result<i64, Malformed> {
-        Ok(i64::from_be_bytes(
-            self.take(8)?.try_into().map_err(|_| Malformed)?,
-        ))
-    }
-
-    pub fn bool(&mut self) -> Result<bool, Malformed> {
-        Ok(self.take(1)?[0] != 0)
-    }
-
-    /// A `buffer`; null reads as empty.
-    pub fn buffer(&mut self) -> Result<&'a [u8], Malformed> {
-        match self.i32()? {
-            -1 => Ok(&[]),
-            n if n < 0 => Err(Malformed),
-            n => self.take(n as usize),
-        }
-    }
-
-    pub fn string(&mut self) -> Result<String, Malformed> {
-        Ok(String::from_utf8_lossy(self.buffer()?).into_owned())
-    }
-
-    pub fn strings(&mut self) -> Result<Vec<String>, Malformed> {
-        let n = self.i32()?.max(0) as usize;
-        if n > self.remaining() / 4 {
-            return Err(Malformed);
-        }
-        (0..n).map(|_| self.string()).collect()
-    }
-
-    /// A `Stat`; returns its `version` (data version), skipping the rest.
-    pub fn stat_version(&mut self) -> Result<i32, Malformed> {
-        let stat = self.take(STAT_LEN)?;
-        Ok(i32::from_be_bytes(
-            stat[32..36].try_into().map_err(|_| Malformed)?,
-        ))
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{Client, Code, WatchEvent, REQUEST_TIMEOUT};
 use crate::keys::{KeyChooser, Rng};
-use crate::proto::{code, create_mode, event, opcode, MultiOp, Reader, Write};
+use crate::proto::{code, create_mode, event, opcode, MultiOp, ReadExt, Reader, Write, WriteExt};
 use crate::report::{progress_line, Recorder, Summary};
 use crate::{Options, RunError, Workload};
 
