@@ -16,6 +16,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 VENV=${HERD_VENV:-$HERE/.venv-cross}
 KAZOO_VERSION=2.11.0
 export ZKCLI=${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}
@@ -23,22 +25,6 @@ export ZKCLI=${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}
 usage() {
     echo "usage: $0 [--setup] [HOST:PORT]" >&2
     exit 2
-}
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "need root for: $*" >&2
-        return 1
-    fi
-}
-
-apt_install() {
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
 }
 
 setup() {

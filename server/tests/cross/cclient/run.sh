@@ -10,29 +10,18 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
 HEADER=/usr/include/zookeeper/zookeeper.h
-
-as_root() {
-    if [ "$(id -u)" = 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        echo "need root for: $*" >&2
-        return 1
-    fi
-}
 
 setup() {
     if [ ! -f "$HEADER" ]; then
         echo "setup: apt-get install libzookeeper-mt-dev"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libzookeeper-mt-dev
+        apt_install libzookeeper-mt-dev
     fi
     if ! command -v "${CC:-gcc}" >/dev/null 2>&1; then
         echo "setup: apt-get install gcc"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev
+        apt_install gcc libc6-dev
     fi
     [ -f "$HEADER" ] || { echo "setup: $HEADER still missing" >&2; return 1; }
     echo "setup: done ($HEADER)"
