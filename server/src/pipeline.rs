@@ -275,8 +275,8 @@ impl Pipeline {
                     self.tracker.set_closing(session);
                 }
                 let closes = (op == WriteOp::CloseSession).then_some(session);
-                let mut entry = self.execute(&op, session, &auth);
-                entry.reply = Some((origin, entry.reply.take().expect("executed").1));
+                let (mut entry, result) = self.execute(&op, session, &auth);
+                entry.reply = Some((origin, result));
                 entry.closes_session = closes;
                 entries.push(entry);
             }
@@ -303,8 +303,9 @@ impl Pipeline {
         }
     }
 
-    /// Validates and applies one write to the pending view, taking a zxid.
-    fn execute(&mut self, op: &WriteOp, session: SessionId, auth: &[Id]) -> Entry {
+    /// Validates and applies one write to the pending view, taking a zxid and
+    /// encoding its log record; returns the entry to commit and the write's result.
+    fn execute(&mut self, op: &WriteOp, session: SessionId, auth: &[Id]) -> (Entry, OpResult) {
         self.zxid += 1;
         let time_ms = now_ms();
         let ctx = Context {
@@ -325,22 +326,13 @@ impl Pipeline {
             time_ms,
             txn: prepared.txn,
         });
-        Entry {
-            zxid: self.zxid,
+        let entry = Entry {
             is_txn: true,
             changes,
             events: prepared.events,
-            reply: Some((
-                Origin {
-                    shard: usize::MAX,
-                    conn: 0,
-                    xid: 0,
-                },
-                prepared.result,
-            )),
-            connected: None,
-            closes_session: None,
-        }
+            ..Entry::empty(self.zxid)
+        };
+        (entry, prepared.result)
     }
 
     fn connect(
@@ -434,8 +426,7 @@ impl Pipeline {
         }
         self.next_expiry_check = now + self.config.session_check_interval();
         for session in self.tracker.expired(now_ms()) {
-            let mut entry = self.execute(&WriteOp::CloseSession, session, &[]);
-            entry.reply = None;
+            let (mut entry, _) = self.execute(&WriteOp::CloseSession, session, &[]);
             entry.closes_session = Some(session);
             entries.push(entry);
         }
@@ -474,8 +465,7 @@ impl Pipeline {
         }
         let ids = self.super_ids.clone();
         for path in candidates {
-            let mut entry = self.execute(&WriteOp::DeleteContainer { path }, 0, &ids);
-            entry.reply = None;
+            let (entry, _) = self.execute(&WriteOp::DeleteContainer { path }, 0, &ids);
             entries.push(entry);
         }
     }
