@@ -139,7 +139,7 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
     shard.shared.release(peer.ip());
     let session = conn.state.borrow().session;
     if session != 0 {
-        let _ = shard
+        shard
             .to_pipeline
             .send(ToPipeline::Disconnected { session, conn: id });
     }
@@ -238,14 +238,11 @@ async fn read_loop(
         // The client has seen a newer state than this server has: it must go elsewhere.
         return Ok(());
     }
-    shard
-        .to_pipeline
-        .send(ToPipeline::Connect {
-            shard: shard.index,
-            conn: conn.id,
-            request,
-        })
-        .map_err(io::Error::other)?;
+    shard.to_pipeline.send(ToPipeline::Connect {
+        shard: shard.index,
+        conn: conn.id,
+        request,
+    });
     let _ = conn.handshake.acquire(1).await;
     if conn.state.borrow().session == 0 {
         return Ok(());
@@ -471,9 +468,7 @@ impl Conn {
             }
         }
         for msg in to_send {
-            if shard.to_pipeline.send(msg).is_err() {
-                self.close();
-            }
+            shard.to_pipeline.send(msg);
         }
     }
 

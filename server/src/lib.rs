@@ -11,7 +11,7 @@
 //! - [`proto`]: jute records, frames and opcodes (pure);
 //! - [`conn`]: one connection, its handshake and FIFO order;
 //! - [`read`]: reads answered on the shard; [`watch`]: the shard's watch table;
-//! - [`shard`]: executors and the inbox from the pipeline;
+//! - [`shard`]: executors, the [`inbox`] from the pipeline and the [`outbox`] to it;
 //! - [`pipeline`]: the single ordered commit path;
 //! - [`config`]: zoo.cfg; [`fourlw`] and [`stats`]: operations.
 //!
@@ -21,6 +21,7 @@ pub mod config;
 pub mod conn;
 pub mod fourlw;
 pub mod inbox;
+pub mod outbox;
 pub mod pipeline;
 pub mod proto;
 pub mod read;
@@ -39,6 +40,7 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 pub use config::Config;
+use outbox::Outbox;
 use pipeline::{Pipeline, ToPipeline};
 use shard::Shard;
 use stats::Shared;
@@ -46,7 +48,7 @@ use stats::Shared;
 /// A running herd.
 pub struct Server {
     client_addr: SocketAddr,
-    to_pipeline: mpsc::Sender<ToPipeline>,
+    to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
     pipeline: Option<JoinHandle<()>>,
     log_writer: Option<JoinHandle<()>>,
     shards: Vec<glommio::ExecutorJoinHandle<()>>,
@@ -95,11 +97,11 @@ impl Server {
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
         for (index, (inbox, queries)) in receivers.into_iter().zip(query_receivers).enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
-            let (config, tree, shard_shared, shard_tx) = (
+            let (config, tree, shard_shared, outbox) = (
                 config.clone(),
                 tree.clone(),
                 shared.clone(),
-                to_pipeline.clone(),
+                Outbox::new(to_pipeline.clone()),
             );
             let handle = LocalExecutorBuilder::new(Placement::Fixed(index % cores))
                 .name(&format!("herd-shard-{index}"))
@@ -117,7 +119,7 @@ impl Server {
                         config,
                         tree,
                         shard_shared,
-                        shard_tx,
+                        outbox,
                         queries,
                     ));
                     shard.run(listener, inbox).await;
@@ -132,7 +134,7 @@ impl Server {
                         .store(bound.port(), std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(e) => {
-                    let _ = to_pipeline.send(ToPipeline::Stop);
+                    let _ = to_pipeline.send(vec![ToPipeline::Stop]);
                     return Err(io::Error::other(e.to_string()));
                 }
             }
@@ -157,7 +159,7 @@ impl Server {
     }
 
     fn shutdown(&mut self) {
-        let _ = self.to_pipeline.send(ToPipeline::Stop);
+        let _ = self.to_pipeline.send(vec![ToPipeline::Stop]);
         self.join();
     }
 

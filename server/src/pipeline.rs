@@ -208,26 +208,29 @@ impl Pipeline {
     }
 
     /// Runs until `Stop` arrives or every sender is gone.
-    pub fn run(mut self, inbox: Receiver<ToPipeline>) {
+    pub fn run(mut self, inbox: Receiver<Vec<ToPipeline>>) {
         let tick = self.config.session_check_interval();
         let mut batch = Vec::new();
         loop {
             match inbox.recv_timeout(tick) {
-                Ok(ToPipeline::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                Ok(msg) => batch.push(msg),
+                Ok(msgs) => batch.extend(msgs),
+                Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            let mut stop = false;
             while batch.len() < MAX_BATCH {
                 match inbox.try_recv() {
-                    Ok(ToPipeline::Stop) => {
-                        stop = true;
-                        break;
-                    }
-                    Ok(msg) => batch.push(msg),
+                    Ok(msgs) => batch.extend(msgs),
                     Err(_) => break,
                 }
             }
+            // Stop ends the run once what arrived before it is handled.
+            let stop = match batch.iter().position(|m| matches!(m, ToPipeline::Stop)) {
+                Some(at) => {
+                    batch.truncate(at);
+                    true
+                }
+                None => false,
+            };
             let mut entries = Vec::with_capacity(batch.len());
             for msg in batch.drain(..) {
                 self.prepare(msg, &mut entries);

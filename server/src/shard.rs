@@ -11,7 +11,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use engine::tree::DataTree;
@@ -22,6 +21,7 @@ use glommio::net::TcpListener;
 use crate::config::Config;
 use crate::conn::{self, Conn};
 use crate::inbox::InboxReceiver;
+use crate::outbox::Outbox;
 use crate::pipeline::{ConnId, ToPipeline, ToShard};
 use crate::stats::{Counters, Shared, WatchQuery};
 use crate::watch::WatchTable;
@@ -32,7 +32,7 @@ pub struct Shard {
     pub tree: Arc<DataTree>,
     pub shared: Arc<Shared>,
     pub counters: Arc<Counters>,
-    pub to_pipeline: Sender<ToPipeline>,
+    pub to_pipeline: Outbox,
     watch_queries: async_channel::Receiver<WatchQuery>,
     pub conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     pub watches: RefCell<WatchTable>,
@@ -52,7 +52,7 @@ impl Shard {
         config: Arc<Config>,
         tree: Arc<DataTree>,
         shared: Arc<Shared>,
-        to_pipeline: Sender<ToPipeline>,
+        to_pipeline: Outbox,
         watch_queries: async_channel::Receiver<WatchQuery>,
     ) -> Shard {
         Shard {
@@ -111,6 +111,11 @@ impl Shard {
             }
         };
         glommio::spawn_local(queries).detach();
+        let forward = {
+            let shard = self.clone();
+            async move { shard.to_pipeline.forward().await }
+        };
+        glommio::spawn_local(forward).detach();
         let dispatch = async move {
             while let Some(batch) = inbox.recv().await {
                 self.dispatch(batch);
@@ -230,7 +235,7 @@ impl Shard {
             .filter(|s| *s != 0)
             .collect();
         if !sessions.is_empty() {
-            let _ = self.to_pipeline.send(ToPipeline::Touch(sessions));
+            self.to_pipeline.send(ToPipeline::Touch(sessions));
         }
     }
 }

@@ -440,7 +440,7 @@ impl TxnLog {
 pub fn write_loop(
     mut log: TxnLog,
     batches: Receiver<LogBatch>,
-    pipeline: Sender<ToPipeline>,
+    pipeline: Sender<Vec<ToPipeline>>,
     shared: Arc<Shared>,
     simulated_delay: Duration,
 ) {
@@ -470,7 +470,7 @@ pub fn write_loop(
             failed = true;
             format!("writing the transaction log in {}: {e}", log.dir.display())
         });
-        if pipeline.send(ToPipeline::Durable(outcome)).is_err() {
+        if pipeline.send(vec![ToPipeline::Durable(outcome)]).is_err() {
             return;
         }
     }
