@@ -209,18 +209,23 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
             let _ = writeln!(s, "zk_max_file_descriptor_count\t{max_fds}");
             let _ = writeln!(s, "zk_local_sessions\t0");
             let _ = writeln!(s, "zk_uptime\t{}", shared.started.elapsed().as_millis());
-            let log = shared.log.lock().expect("log stats lock");
-            let ms = |us: u64| us as f64 / 1000.0;
-            let (b, t) = (&log.batch_records, &log.sync_us);
-            let _ = writeln!(s, "zk_avg_sync_processor_batch_size\t{:.4}", b.mean());
-            let _ = writeln!(s, "zk_min_sync_processor_batch_size\t{}", b.min());
-            let _ = writeln!(s, "zk_max_sync_processor_batch_size\t{}", b.max());
-            let _ = writeln!(s, "zk_cnt_sync_processor_batch_size\t{}", b.len());
-            let _ = writeln!(s, "zk_avg_fsynctime\t{:.4}", t.mean() / 1000.0);
-            let _ = writeln!(s, "zk_min_fsynctime\t{:.3}", ms(t.min()));
-            let _ = writeln!(s, "zk_max_fsynctime\t{:.3}", ms(t.max()));
-            let _ = writeln!(s, "zk_p99_fsynctime\t{:.3}", ms(t.value_at_quantile(0.99)));
-            let _ = writeln!(s, "zk_cnt_fsynctime\t{}", t.len());
+            let storage = shared.storage.lock().expect("storage stats lock");
+            summary(
+                &mut s,
+                "sync_processor_batch_size",
+                &storage.batch_records,
+                1.0,
+            );
+            summary(&mut s, "fsynctime", &storage.sync_us, 1000.0);
+            summary(&mut s, "snapshottime", &storage.snapshot_ms, 1.0);
+            let startup = storage.startup;
+            for (name, value) in [
+                ("startup_snap_load_time", startup.snap_load_ms),
+                ("startup_txns_load_time", startup.txns_load_ms),
+                ("startup_txns_loaded", startup.txns_loaded),
+            ] {
+                once(&mut s, name, value);
+            }
         }
         "wchs" => {
             let sessions: BTreeSet<i64> = watches.iter().map(|(_, sid)| *sid).collect();
@@ -298,4 +303,39 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
         _ => unreachable!("only known words reach here"),
     }
     s
+}
+
+/// Writes a ZooKeeper-style summary of `h` (`zk_avg_NAME`, min, max, p50, p95,
+/// p99, p999, cnt, sum), its values divided by `per_unit` (1000 turns
+/// microseconds into milliseconds, shown with three decimals).
+fn summary(s: &mut String, name: &str, h: &hdrhistogram::Histogram<u64>, per_unit: f64) {
+    let value = |v: f64| {
+        if per_unit == 1.0 {
+            format!("{v}")
+        } else {
+            format!("{:.3}", v / per_unit)
+        }
+    };
+    let _ = writeln!(s, "zk_avg_{name}\t{:.4}", h.mean() / per_unit);
+    let _ = writeln!(s, "zk_min_{name}\t{}", value(h.min() as f64));
+    let _ = writeln!(s, "zk_max_{name}\t{}", value(h.max() as f64));
+    for (label, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
+        let v = h.value_at_quantile(q) as f64;
+        let _ = writeln!(s, "zk_{label}_{name}\t{}", value(v));
+    }
+    let _ = writeln!(s, "zk_cnt_{name}\t{}", h.len());
+    let _ = writeln!(
+        s,
+        "zk_sum_{name}\t{}",
+        value((h.mean() * h.len() as f64).round())
+    );
+}
+
+/// A summary of one value recorded once (ZooKeeper's start-up metrics).
+fn once(s: &mut String, name: &str, v: u64) {
+    for stat in ["avg", "min", "max"] {
+        let _ = writeln!(s, "zk_{stat}_{name}\t{v}");
+    }
+    let _ = writeln!(s, "zk_cnt_{name}\t1");
+    let _ = writeln!(s, "zk_sum_{name}\t{v}");
 }

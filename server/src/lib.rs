@@ -52,6 +52,8 @@ pub struct Server {
     pipeline: Option<JoinHandle<()>>,
     log_writer: Option<JoinHandle<()>>,
     shards: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// The autopurge thread and what stops it (dropping the sender).
+    purger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
 impl Server {
@@ -81,11 +83,14 @@ impl Server {
             let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
             move || storage::write_loop(log, log_rx, durable_tx, shared, delay)
         })?;
+        shared.set_startup(recovered.startup);
         let pipeline = Pipeline::new(
             config.clone(),
             tree.clone(),
+            shared.clone(),
             senders,
             recovered.secret,
+            recovered.down_since_ms,
             log_tx,
         );
         let pipeline = std::thread::Builder::new()
@@ -139,12 +144,25 @@ impl Server {
                 }
             }
         }
+        let purger = match config.purge_interval_hours {
+            0 => None,
+            hours => {
+                let (stop, stopped) = mpsc::channel();
+                let every = std::time::Duration::from_secs(hours * 3600);
+                let config = config.clone();
+                let handle = std::thread::Builder::new()
+                    .name("herd-purge".into())
+                    .spawn(move || storage::purge_every(&config, every, stopped))?;
+                Some((stop, handle))
+            }
+        };
         Ok(Server {
             client_addr: addr,
             to_pipeline,
             pipeline: Some(pipeline),
             log_writer: Some(log_writer),
             shards,
+            purger,
         })
     }
 
@@ -172,6 +190,10 @@ impl Server {
         }
         for s in self.shards.drain(..) {
             let _ = s.join();
+        }
+        if let Some((stop, handle)) = self.purger.take() {
+            drop(stop);
+            let _ = handle.join();
         }
     }
 

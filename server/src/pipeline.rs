@@ -41,12 +41,13 @@ use engine::session::{self, SessionTracker};
 use engine::stat::NodeKind;
 use engine::tree::DataTree;
 use engine::txn::{apply, AclCache, Change, Pending, Txn, View, WatchEvent};
-use engine::types::now_ms;
+use engine::types::{now_ms, TimeMs};
 use engine::{ErrorCode, SessionId, Zxid};
 
 use crate::config::Config;
 use crate::inbox::InboxSender;
 use crate::proto::ConnectRequest;
+use crate::stats::Shared;
 use crate::storage::{self, LogBatch};
 
 /// A connection, unique across shards.
@@ -132,6 +133,7 @@ struct Entry {
 pub struct Pipeline {
     config: Arc<Config>,
     tree: Arc<DataTree>,
+    shared: Arc<Shared>,
     pending: Pending,
     acls: AclCache,
     tracker: SessionTracker,
@@ -166,22 +168,36 @@ fn snapshot_point(snap_count: u64) -> u64 {
 }
 
 impl Pipeline {
+    /// `down_since_ms`: when the previous run was last alive (see
+    /// [`storage::Recovered`]).
     pub fn new(
         config: Arc<Config>,
         tree: Arc<DataTree>,
+        shared: Arc<Shared>,
         shards: Vec<InboxSender>,
         secret: [u8; 16],
+        down_since_ms: TimeMs,
         log: Sender<LogBatch>,
     ) -> Pipeline {
         let n = shards.len();
         let check = Duration::from_millis(config.container_check_interval_ms);
         let config_snap_count = config.snap_count;
-        let mut tracker = SessionTracker::new(config.server_id, now_ms());
-        // Recovered sessions get a full timeout from now to reconnect, as in ZooKeeper.
+        let now = now_ms();
+        let mut tracker = SessionTracker::new(config.server_id, now);
+        // A recovered session whose timeout ran out while herd was down expires
+        // before anything else is served ([`Pipeline::run`]); the others get a
+        // full timeout from now to reconnect, as in ZooKeeper.
         for (session, timeout_ms) in tree.sessions() {
-            tracker.add(session, timeout_ms, now_ms());
+            let expired_while_down = now - down_since_ms >= i64::from(timeout_ms);
+            let last_seen = if expired_while_down {
+                down_since_ms
+            } else {
+                now
+            };
+            tracker.add(session, timeout_ms, last_seen);
         }
         Pipeline {
+            shared,
             tracker,
             durable_zxid: tree.last_zxid(),
             zxid: tree.last_zxid(),
@@ -211,6 +227,13 @@ impl Pipeline {
     pub fn run(mut self, inbox: Receiver<Vec<ToPipeline>>) {
         let tick = self.config.session_check_interval();
         let mut batch = Vec::new();
+        // Sessions that expired while herd was down close first: no request
+        // reaches the pipeline before their closes have zxids.
+        let mut expired = Vec::new();
+        self.expire_sessions(&mut expired);
+        if !expired.is_empty() {
+            self.make_durable(expired);
+        }
         loop {
             match inbox.recv_timeout(tick) {
                 Ok(msgs) => batch.extend(msgs),
@@ -517,23 +540,24 @@ impl Pipeline {
         }
         self.since_snapshot = 0;
         self.snapshot_at = snapshot_point(self.config.snap_count);
-        let (tree, config, busy) = (
+        let (tree, config, busy, shared) = (
             self.tree.clone(),
             self.config.clone(),
             self.snapshotting.clone(),
+            self.shared.clone(),
         );
         let zxid = tree.last_zxid();
         let spawned = std::thread::Builder::new()
             .name("herd-snapshot".into())
             .spawn(move || {
-                let purge = (config.purge_interval_hours > 0).then_some(config.snap_retain_count);
-                if let Err(e) = storage::write_snapshot(
-                    &tree,
-                    zxid,
-                    &config.data_dir,
-                    &config.data_log_dir,
-                    purge,
-                ) {
+                let started = Instant::now();
+                let written = storage::write_snapshot(&tree, zxid, &config.data_dir);
+                if let Ok(mut stats) = shared.storage.lock() {
+                    stats
+                        .snapshot_ms
+                        .saturating_record(started.elapsed().as_millis() as u64);
+                }
+                if let Err(e) = written {
                     eprintln!(
                         "herd: writing a snapshot at zxid 0x{zxid:x} in {}: {e}",
                         config.data_dir.display()

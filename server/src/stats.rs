@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::pipeline::ConnId;
+use crate::storage::Startup;
 
 /// Request latency and packet counters (one per shard).
 #[derive(Default)]
@@ -73,18 +74,24 @@ impl ConnInfo {
     }
 }
 
-/// The log writer's group commits: records per batch, microseconds per write +
-/// fdatasync. Written by the log thread once per batch, read by `mntr`.
-pub struct LogStats {
+/// Storage statistics for `mntr`: the log writer's group commits (records per
+/// batch, microseconds per write + fdatasync, recorded once per batch), snapshot
+/// writes (milliseconds each) and what start-up took.
+pub struct StorageStats {
     pub batch_records: hdrhistogram::Histogram<u64>,
     pub sync_us: hdrhistogram::Histogram<u64>,
+    pub snapshot_ms: hdrhistogram::Histogram<u64>,
+    pub startup: Startup,
 }
 
-impl Default for LogStats {
+impl Default for StorageStats {
     fn default() -> Self {
-        LogStats {
-            batch_records: hdrhistogram::Histogram::new(3).expect("3 significant figures is valid"),
-            sync_us: hdrhistogram::Histogram::new(3).expect("3 significant figures is valid"),
+        let histogram = || hdrhistogram::Histogram::new(3).expect("3 significant figures is valid");
+        StorageStats {
+            batch_records: histogram(),
+            sync_us: histogram(),
+            snapshot_ms: histogram(),
+            startup: Startup::default(),
         }
     }
 }
@@ -94,7 +101,7 @@ pub type WatchQuery = async_channel::Sender<Vec<(String, i64)>>;
 
 /// State every shard shares.
 pub struct Shared {
-    pub log: Mutex<LogStats>,
+    pub storage: Mutex<StorageStats>,
     /// The client port actually bound (differs from the config's when that is 0).
     pub client_port: std::sync::atomic::AtomicU16,
     /// Where to ask each shard for its watches.
@@ -109,7 +116,7 @@ impl Shared {
     pub fn new(watch_queries: Vec<async_channel::Sender<WatchQuery>>) -> Shared {
         let shards = watch_queries.len();
         Shared {
-            log: Mutex::new(LogStats::default()),
+            storage: Mutex::new(StorageStats::default()),
             client_port: std::sync::atomic::AtomicU16::new(0),
             watch_queries,
             started: Instant::now(),
@@ -158,6 +165,12 @@ impl Shared {
         }
         all.sort();
         all
+    }
+
+    pub fn set_startup(&self, startup: Startup) {
+        if let Ok(mut stats) = self.storage.lock() {
+            stats.startup = startup;
+        }
     }
 
     /// Sum of one counter over all shards.

@@ -19,7 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,11 +69,27 @@ pub struct Recovered {
     pub tree: DataTree,
     /// Secret session passwords derive from; kept so sessions survive restarts.
     pub secret: [u8; 16],
-    /// Time of the newest logged transaction, if any.
-    pub last_time_ms: Option<TimeMs>,
-    /// Warnings for the operator (torn tails truncated).
+    /// The last moment the previous run is known to have been alive: its newest
+    /// logged transaction or its last [`TxnLog::beat`], whichever is later. No
+    /// client can have reached a session after it.
+    pub down_since_ms: TimeMs,
+    /// How long loading took, as `mntr` reports it.
+    pub startup: Startup,
+    /// Warnings for the operator (torn tails truncated, leftovers removed).
     pub warnings: Vec<String>,
 }
+
+/// Start-up timings (ZooKeeper's `startup_*` metrics).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Startup {
+    pub snap_load_ms: u64,
+    pub txns_load_ms: u64,
+    pub txns_loaded: u64,
+}
+
+/// How often a running herd refreshes the lock file's modification time, its
+/// proof of life for the next start-up's session expiry.
+pub const BEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// A batch of encoded records with contiguous zxids.
 pub struct LogBatch {
@@ -91,7 +107,9 @@ pub struct TxnLog {
     prealloc_bytes: u64,
     force_sync: bool,
     ring: IoUring,
-    _lock: File,
+    /// Held locked while herd runs; its mtime is the liveness beat.
+    lock: File,
+    last_beat: Instant,
 }
 
 fn segment_name(first_zxid: Zxid) -> String {
@@ -139,9 +157,20 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         std::fs::create_dir_all(d).map_err(io_at(d))?;
     }
     let lock_path = dir.join("herd.lock");
-    let lock = File::create(&lock_path).map_err(io_at(&lock_path))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_at(&lock_path))?;
     lock.try_lock()
         .map_err(|_| StorageError::Locked(dir.clone()))?;
+    let last_beat_ms = lock
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as TimeMs);
     let db_id = u64::from_le_bytes(persistent_random::<8>(&config.data_dir, "herd.dbid")?);
     let secret = persistent_random::<16>(&config.data_dir, "herd.secret")?;
 
@@ -157,9 +186,20 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     segments.sort();
 
     let mut warnings = Vec::new();
+    let unfinished = config.data_dir.join(SNAPSHOT_TMP);
+    if std::fs::remove_file(&unfinished).is_ok() {
+        warnings.push(format!(
+            "{}: removed a snapshot left unfinished by the previous run",
+            unfinished.display()
+        ));
+    }
+    let loading = Instant::now();
     let (tree, snapshot_zxid) = load_snapshot(&config.data_dir, &mut warnings)?;
+    let snap_load_ms = loading.elapsed().as_millis() as u64;
+    let replaying = Instant::now();
+    let mut txns_loaded = 0;
     let mut acls = AclCache::default();
-    let mut last_time_ms = None;
+    let mut last_time_ms = 0;
     let mut append_at = None;
     let count = segments.len();
     for (i, (_, path)) in segments.iter().enumerate() {
@@ -215,7 +255,8 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
                 StorageError::Damaged(format!("{name}: record at zxid 0x{:x}: {e}", rec.zxid))
             })?;
             replay(&tree, &mut acls, rec.zxid, entry.time_ms, &entry.txn);
-            last_time_ms = Some(entry.time_ms);
+            last_time_ms = entry.time_ms;
+            txns_loaded += 1;
         }
         if newest {
             append_at = Some((path.clone(), scan.valid_end as u64));
@@ -225,6 +266,11 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     if snapshot_zxid > 0 {
         tree.recount_children();
     }
+    let startup = Startup {
+        snap_load_ms,
+        txns_load_ms: replaying.elapsed().as_millis() as u64,
+        txns_loaded,
+    };
     let offset = append_at.as_ref().map_or(0, |(_, off)| *off);
     let file = match append_at {
         Some((path, _)) => Some(
@@ -235,7 +281,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         ),
         None => None,
     };
-    let log = TxnLog {
+    let mut log = TxnLog {
         db_id,
         file,
         offset,
@@ -243,18 +289,24 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         force_sync: config.force_sync,
         ring: IoUring::new(8).map_err(io_at(&dir))?,
         dir,
-        _lock: lock,
+        lock,
+        last_beat: Instant::now(),
     };
+    log.beat();
     Ok((
         log,
         Recovered {
             tree,
             secret,
-            last_time_ms,
+            down_since_ms: last_beat_ms.max(last_time_ms),
+            startup,
             warnings,
         },
     ))
 }
+
+/// Where a snapshot is written before it is renamed into place.
+const SNAPSHOT_TMP: &str = "snapshot.tmp";
 
 fn snapshot_name(zxid: Zxid) -> String {
     format!("snapshot.{zxid:016x}")
@@ -292,25 +344,23 @@ fn load_snapshot(dir: &Path, warnings: &mut Vec<String>) -> Result<(DataTree, Zx
     Ok((DataTree::new(), 0))
 }
 
-/// Writes a fuzzy snapshot of `tree` labelled `zxid` (all of it committed), then,
-/// if `purge`, removes all but the newest `retain` snapshots and the log segments
-/// only older snapshots needed.
-pub fn write_snapshot(
-    tree: &DataTree,
-    zxid: Zxid,
-    data_dir: &Path,
-    log_dir: &Path,
-    purge: Option<usize>,
-) -> io::Result<()> {
+/// Writes a fuzzy snapshot of `tree` labelled `zxid` (all of it committed):
+/// written whole under a temporary name, fsynced, renamed into place.
+pub fn write_snapshot(tree: &DataTree, zxid: Zxid, data_dir: &Path) -> io::Result<()> {
     let bytes = engine::snapshot::encode(tree, zxid);
     let path = data_dir.join(snapshot_name(zxid));
-    let tmp = path.with_extension("tmp");
+    let tmp = data_dir.join(SNAPSHOT_TMP);
     let mut f = File::create(&tmp)?;
     f.write_all(&bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
-    File::open(data_dir)?.sync_all()?;
-    let Some(retain) = purge else { return Ok(()) };
+    File::open(data_dir)?.sync_all()
+}
+
+/// Removes all but the newest `retain` snapshots and the log segments that only
+/// older snapshots needed (ZooKeeper's autopurge). Safe beside a running herd:
+/// a snapshot written meanwhile only needs segments newer than those removed.
+pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> io::Result<()> {
     let snapshots = numbered(data_dir, "snapshot.").map_err(|e| io::Error::other(e.to_string()))?;
     for (_, old) in snapshots.iter().skip(retain) {
         std::fs::remove_file(old)?;
@@ -333,6 +383,23 @@ pub fn write_snapshot(
     Ok(())
 }
 
+/// Purges now and then `every` interval until `stop` is dropped (ZooKeeper's
+/// `DatadirCleanupManager`); failures are reported and retried next time.
+pub fn purge_every(config: &Config, every: Duration, stop: Receiver<()>) {
+    loop {
+        if let Err(e) = purge(
+            &config.data_dir,
+            &config.data_log_dir,
+            config.snap_retain_count,
+        ) {
+            eprintln!("herd: autopurge in {}: {e}", config.data_dir.display());
+        }
+        if let Err(RecvTimeoutError::Disconnected) = stop.recv_timeout(every) {
+            return;
+        }
+    }
+}
+
 fn zero_range(path: &Path, at: u64, len: usize) -> io::Result<()> {
     let f = OpenOptions::new().write(true).open(path)?;
     std::os::unix::fs::FileExt::write_all_at(&f, &vec![0u8; len], at)?;
@@ -340,6 +407,14 @@ fn zero_range(path: &Path, at: u64, len: usize) -> io::Result<()> {
 }
 
 impl TxnLog {
+    /// Refreshes the lock file's modification time (see [`Recovered::down_since_ms`]).
+    /// Best effort: a missed beat only makes the next start-up count the
+    /// server as down a little earlier.
+    fn beat(&mut self) {
+        let _ = self.lock.set_modified(std::time::SystemTime::now());
+        self.last_beat = Instant::now();
+    }
+
     /// Writes a batch and makes it durable (unless `forceSync=no`).
     pub fn append(&mut self, batch: &LogBatch) -> io::Result<()> {
         let full = self.offset + batch.bytes.len() as u64 > self.prealloc_bytes
@@ -445,7 +520,15 @@ pub fn write_loop(
     simulated_delay: Duration,
 ) {
     let mut failed = false;
-    while let Ok(mut batch) = batches.recv() {
+    loop {
+        if log.last_beat.elapsed() >= BEAT_EVERY {
+            log.beat();
+        }
+        let mut batch = match batches.recv_timeout(BEAT_EVERY) {
+            Ok(batch) => batch,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         while let Ok(more) = batches.try_recv() {
             batch.bytes.extend_from_slice(&more.bytes);
             batch.last_zxid = more.last_zxid;
@@ -458,7 +541,7 @@ pub fn write_loop(
         if !simulated_delay.is_zero() {
             std::thread::sleep(simulated_delay);
         }
-        if let Ok(mut stats) = shared.log.lock() {
+        if let Ok(mut stats) = shared.storage.lock() {
             stats
                 .batch_records
                 .saturating_record((batch.last_zxid - batch.first_zxid + 1) as u64);

@@ -1,10 +1,13 @@
 //! The transaction log: acknowledged writes survive restarts, a torn tail is
 //! dropped, corruption in the middle refuses start-up, a second server on the
-//! same data directory is refused, and a full disk stops writes but not reads.
+//! same data directory is refused, a full disk stops writes but not reads,
+//! snapshots are taken, purged and recovered, and sessions that expired while
+//! herd was down are gone when it is back.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::TempDir;
 use engine::log;
@@ -296,16 +299,22 @@ async fn snapshots_are_taken_purged_and_recovered() {
     let stat = client.check_stat("/s").await.unwrap().unwrap();
     drop(client);
     let data = server.stop();
-    let snapshots = named(&data.0, "snapshot.");
-    assert!(snapshots.len() <= 3, "retain count honoured: {snapshots:?}");
-    let first_log = named(&data.0, "log.").into_iter().next().unwrap();
-    assert_ne!(
-        first_log.file_name().unwrap(),
-        "log.0000000000000001",
-        "segments before the snapshots purged"
-    );
-
+    // Autopurge runs at start and then every purgeInterval hours.
+    assert!(named(&data.0, "snapshot.").len() > 3, "no purge between");
+    let dir = data.0.clone();
     let server = common::start_in(config.clone(), data);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let first_log = || named(&dir, "log.").into_iter().next().unwrap();
+    // Snapshots go first, then the segments only they needed.
+    while named(&dir, "snapshot.").len() > 3 || first_log().ends_with("log.0000000000000001") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "purged at start: {:?}",
+            std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(named(&dir, "snapshot.").len(), 3, "retain count honoured");
     let client = common::connect(&server).await;
     assert_eq!(
         client.check_stat("/s").await.unwrap(),
@@ -341,4 +350,67 @@ async fn snapshots_are_taken_purged_and_recovered() {
         err.contains("starts at zxid") && err.contains("expected 0x1"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn an_unfinished_snapshot_is_removed_at_start() {
+    let data = populated().await;
+    let tmp = data.0.join("snapshot.tmp");
+    std::fs::write(&tmp, b"HERDSNAP cut short by a crash").unwrap();
+    let server = common::start_in(common::config(), data);
+    assert!(!tmp.exists(), "snapshot.tmp removed");
+    let client = common::connect(&server).await;
+    assert_eq!(client.list_children("/d").await.unwrap().len(), 20);
+}
+
+/// ZooKeeper gives every recovered session a full timeout; herd first expires
+/// those whose timeout ran out while it was down (counted from the last moment
+/// the old process was alive), and only the others may reconnect.
+#[tokio::test]
+async fn sessions_whose_timeout_passed_while_down_expire_at_start() {
+    let server = common::start();
+    let connect = |secs| {
+        zookeeper_client::Client::connector()
+            .with_session_timeout(Duration::from_secs(secs))
+            .connect(&server.addr)
+    };
+    let short = connect(4).await.unwrap();
+    let long = connect(30).await.unwrap();
+    assert_eq!(short.session_timeout(), Duration::from_secs(4));
+    assert_eq!(long.session_timeout(), Duration::from_secs(30));
+    let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+    short.create("/short", b"", &ephemeral).await.unwrap();
+    long.create("/long", b"", &ephemeral).await.unwrap();
+    let (short_session, long_session) = (short.session().clone(), long.session().clone());
+    let data = server.stop();
+    drop((short, long));
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+
+    let server = common::start_in(common::config(), data);
+    let client = common::connect(&server).await;
+    assert_eq!(
+        client.check_stat("/short").await.unwrap(),
+        None,
+        "expired while down"
+    );
+    let owner = client
+        .check_stat("/long")
+        .await
+        .unwrap()
+        .unwrap()
+        .ephemeral_owner;
+    assert_eq!(owner, long_session.id().0, "still within its timeout");
+    let again = zookeeper_client::Client::connector()
+        .with_session(short_session)
+        .connect(&server.addr)
+        .await;
+    assert!(matches!(again, Err(Error::SessionExpired)), "{again:?}");
+    let resumed = zookeeper_client::Client::connector()
+        .with_session(long_session)
+        .with_session_timeout(Duration::from_secs(30))
+        .connect(&server.addr)
+        .await
+        .unwrap();
+    assert_eq!(resumed.session_id().0, owner);
+    resumed.delete("/long", None).await.unwrap();
 }

@@ -103,6 +103,15 @@ async fn every_word_answers_in_zookeepers_format() {
     assert_eq!(value(&mntr, "zk_watch_count", '\t'), "1");
     assert_eq!(value(&mntr, "zk_global_sessions", '\t'), "1");
     assert_eq!(value(&mntr, "zk_approximate_data_size", '\t'), "3");
+    // Storage summaries, named as ZooKeeper names them: the writes so far were
+    // fsynced in at least one batch, nothing was snapshotted, and start-up
+    // (a fresh data directory) loaded no transactions.
+    let count = |key| value(&mntr, key, '\t').parse::<u64>().unwrap();
+    assert!(count("zk_cnt_fsynctime") >= 1, "{mntr}");
+    assert!(count("zk_sum_sync_processor_batch_size") >= count("zk_cnt_sync_processor_batch_size"));
+    assert_eq!(count("zk_cnt_snapshottime"), 0);
+    assert_eq!(count("zk_cnt_startup_snap_load_time"), 1);
+    assert_eq!(count("zk_max_startup_txns_loaded"), 0);
 
     let envi = ask(addr, "envi");
     assert!(

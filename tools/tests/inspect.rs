@@ -1,14 +1,15 @@
-//! herd-inspect against segments built in memory with `engine::log::encode_record`:
-//! exact dump lines, verify's verdict and exit status for each kind of damage, and
-//! the numbers summary derives from a replayed log.
+//! herd-inspect against segments built in memory with `engine::log::encode_record`
+//! and snapshots with `engine::snapshot::encode`: exact dump lines, verify's verdict
+//! and exit status for each kind of damage, the numbers summary derives from a
+//! replayed log, and what snapshot reports about a file herd would or would not load.
 
 use std::path::{Path, PathBuf};
 
 use engine::acl::Acl;
 use engine::log::{encode_record, LogEntry, SegmentHeader};
 use engine::stat::NodeKind;
-use engine::tree::Data;
-use engine::txn::Txn;
+use engine::tree::{Data, DataTree};
+use engine::txn::{replay, AclCache, Txn};
 use engine::Zxid;
 use herd_tools::inspect::check::{check, DbIdFile, Segment, Severity};
 use herd_tools::inspect::dump::dump;
@@ -515,6 +516,7 @@ fn summary_counts_the_replayed_tree() {
         },
     ];
     let s = summarize(&segments, &DbIdFile::Id(DB), None, 3);
+    let (last, s) = (s.last, s.tree);
     // `/`, `/zookeeper`, `/zookeeper/quota`, `/zookeeper/config`, then
     // /a /a/e1 /c /t /e2 /b2 (/b deleted, /f removed with its session).
     assert_eq!(s.nodes, 4 + 6);
@@ -533,7 +535,7 @@ fn summary_counts_the_replayed_tree() {
         [(s1, vec!["/a/e1".to_owned(), "/e2".to_owned()])]
     );
     assert_eq!((s.containers, s.ttl_nodes), (1, 1));
-    assert_eq!(s.last, Some((13, T0_MS + 5000)));
+    assert_eq!(last, Some((13, T0_MS + 5000)));
 
     let dir = TempDir::new("summary");
     for seg in &segments {
@@ -579,7 +581,7 @@ fn summary_stops_where_herd_would() {
     // A torn newest tail is dropped and the rest replayed.
     let s = summarize(&torn, &DbIdFile::Id(DB), None, 10);
     assert_eq!(s.report.severity, Severity::Repairable);
-    assert_eq!(s.nodes, 4 + 4);
+    assert_eq!(s.tree.nodes, 4 + 4);
     assert_eq!(
         s.lines().last().unwrap(),
         "log: repairable on start (herd drops the torn tail with a warning); \
@@ -598,7 +600,7 @@ fn summary_stops_where_herd_would() {
     ];
     let s = summarize(&foreign, &DbIdFile::Absent, None, 10);
     assert_eq!(s.report.severity, Severity::Damaged);
-    assert_eq!((s.nodes, s.report.replayed_to), (4 + 3, 3));
+    assert_eq!((s.tree.nodes, s.report.replayed_to), (4 + 3, 3));
 }
 
 #[test]
@@ -618,4 +620,163 @@ fn usage_errors_exit_3_and_help_documents_the_exit_codes() {
     assert_eq!(cli(&["frobnicate", "x"]).0, 3);
     assert_eq!(cli(&["summary", "/nonexistent-herd-dir"]).0, 3);
     assert_eq!(cli(&["summary", "/tmp", "--top", "many"]).0, 3);
+    assert_eq!(cli(&["summary", "/tmp", "--nodes"]).0, 3);
+    assert_eq!(
+        cli(&["snapshot", "/nonexistent-herd-snapshot", "--all"]).0,
+        3
+    );
+}
+
+/// The snapshot of the tree that replaying `txns` from zxid 0x1 builds, labelled
+/// with the last of them.
+fn snapshot_of(txns: &[Txn]) -> Vec<u8> {
+    let tree = DataTree::new();
+    let mut acls = AclCache::default();
+    for (i, txn) in txns.iter().enumerate() {
+        let e = entry(i, txn);
+        replay(&tree, &mut acls, 1 + i as Zxid, e.time_ms, &e.txn);
+    }
+    engine::snapshot::encode(&tree, txns.len() as Zxid)
+}
+
+/// Two sessions with ephemerals, a container, a TTL node and data of several sizes.
+fn snapshot_txns() -> Vec<Txn> {
+    let (s1, s2) = (0x100, 0x200);
+    vec![
+        Txn::CreateSession {
+            session: s1,
+            timeout_ms: 4000,
+        },
+        Txn::CreateSession {
+            session: s2,
+            timeout_ms: 10_000,
+        },
+        create("/a", b"hello", 0),
+        create("/a/e1", b"xy", s1),
+        create("/b", &[7; 10], 0),
+        create("/c", b"", NodeKind::Container.owner()),
+        create("/t", b"ttl", NodeKind::Ttl(60_000).owner()),
+        create("/e2", b"", s1),
+        create("/f", b"four", s2),
+        Txn::SetData {
+            path: "/a".into(),
+            data: Data::new(b"hello world"),
+            version: 1,
+        },
+    ]
+}
+
+#[test]
+fn snapshot_describes_the_tree_it_holds() {
+    let bytes = snapshot_of(&snapshot_txns());
+    let dir = TempDir::new("snapshot");
+    dir.write("snapshot.000000000000000a", &bytes);
+    let file = dir.0.join("snapshot.000000000000000a");
+    let (code, out, err) = cli(&["snapshot", file.to_str().unwrap(), "--top", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        [
+            "zxid 0xa".to_owned(),
+            format!("file bytes {}", bytes.len()),
+            "nodes 11".to_owned(),
+            "data bytes 30".to_owned(),
+            "containers 1, ttl nodes 1".to_owned(),
+            "largest nodes (3):".to_owned(),
+            "  11 /a".to_owned(),
+            "  10 /b".to_owned(),
+            "  4 /f".to_owned(),
+            "sessions 2".to_owned(),
+            "  0x100 timeout 4000ms".to_owned(),
+            "  0x200 timeout 10000ms".to_owned(),
+            "ephemerals 3".to_owned(),
+            "  0x100: /a/e1 /e2".to_owned(),
+            "  0x200: /f".to_owned(),
+        ]
+    );
+    // `summary` of a directory holding only this snapshot describes the same tree.
+    let (code, summary, _) = cli(&["summary", dir_arg(&dir.0), "--top", "3"]);
+    assert_eq!(code, 0);
+    assert_eq!(summary[1..summary.len() - 1], out[2..]);
+}
+
+#[test]
+fn snapshot_nodes_lists_every_node_in_path_order() {
+    let dir = TempDir::new("snapshot-nodes");
+    dir.write("snapshot.000000000000000a", &snapshot_of(&snapshot_txns()));
+    let file = dir.0.join("snapshot.000000000000000a");
+    let (code, out, err) = cli(&["snapshot", file.to_str().unwrap(), "--nodes"]);
+    assert_eq!(code, 0, "{err}");
+    // Default --top 10: all five nodes with data.
+    assert_eq!(out[5], "largest nodes (5):");
+    let at = out.iter().position(|l| l == "all nodes (11):").unwrap();
+    assert_eq!(
+        out[at + 1..],
+        [
+            "  / len=0 version=0 czxid=0x0 mzxid=0x0 owner=0x0",
+            "  /a len=11 version=1 czxid=0x3 mzxid=0xa owner=0x0",
+            "  /a/e1 len=2 version=0 czxid=0x4 mzxid=0x4 owner=0x100",
+            "  /b len=10 version=0 czxid=0x5 mzxid=0x5 owner=0x0",
+            "  /c len=0 version=0 czxid=0x6 mzxid=0x6 owner=0x0 container",
+            "  /e2 len=0 version=0 czxid=0x8 mzxid=0x8 owner=0x100",
+            "  /f len=4 version=0 czxid=0x9 mzxid=0x9 owner=0x200",
+            "  /t len=3 version=0 czxid=0x7 mzxid=0x7 owner=0x0 ttl=60000ms",
+            "  /zookeeper len=0 version=0 czxid=0x0 mzxid=0x0 owner=0x0",
+            "  /zookeeper/config len=0 version=0 czxid=0x0 mzxid=0x0 owner=0x0",
+            "  /zookeeper/quota len=0 version=0 czxid=0x0 mzxid=0x0 owner=0x0",
+        ]
+    );
+    // Options in either order.
+    let (_, reordered, _) = cli(&["snapshot", file.to_str().unwrap(), "--top", "10", "--nodes"]);
+    assert_eq!(reordered, out);
+}
+
+/// snapshot's verdict on a file herd would not load (one row per case): exit 1
+/// and a single line naming the file, as `log` reports a foreign file.
+#[test]
+fn snapshot_rejects_a_file_herd_would_not_load() {
+    let good = snapshot_of(&snapshot_txns());
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 0x10;
+    let mut bad_magic = good.clone();
+    bad_magic[0] = b'X';
+    let rows: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a bit flipped in the body",
+            flipped,
+            "bad record payload: snapshot checksum mismatch",
+        ),
+        (
+            "the body cut short",
+            good[..good.len() - 1].to_vec(),
+            "bad segment header: snapshot truncated",
+        ),
+        (
+            "only part of the header",
+            good[..engine::snapshot::HEADER_LEN - 1].to_vec(),
+            "bad segment header: file shorter than a snapshot header",
+        ),
+        (
+            "another file's magic",
+            bad_magic,
+            "bad segment header: not a herd snapshot (wrong magic)",
+        ),
+    ];
+    let dir = TempDir::new("snapshot-damaged");
+    for (why, bytes, error) in rows {
+        dir.write("snapshot.000000000000000a", &bytes);
+        let file = dir.0.join("snapshot.000000000000000a");
+        let file = file.to_str().unwrap();
+        let (code, out, err) = cli(&["snapshot", file]);
+        assert_eq!(code, 1, "{why}: {err}");
+        assert_eq!(out, [format!("{file}: {error}")], "{why}");
+    }
+    let missing = dir.0.join("snapshot.0000000000000001");
+    let (code, out, err) = cli(&["snapshot", missing.to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert!(out.is_empty());
+    assert!(
+        err.starts_with(&format!("herd-inspect: {}: ", missing.display())),
+        "{err}"
+    );
 }

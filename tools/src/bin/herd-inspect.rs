@@ -1,5 +1,5 @@
-//! `herd-inspect`: dump, verify and summarize a herd transaction log. See
-//! `herd-inspect --help` and `herd_tools::inspect`.
+//! `herd-inspect`: dump, verify and summarize a herd transaction log, or check and
+//! summarize a snapshot. See `herd-inspect --help` and `herd_tools::inspect`.
 
 use std::process::ExitCode;
 

@@ -1,16 +1,19 @@
-//! `herd-inspect`: read a herd transaction log without starting herd.
+//! `herd-inspect`: read a herd transaction log or snapshot without starting herd.
 //!
 //! ```text
 //!  log FILE ──► engine::log::scan ──► decode_payload ──► one line per record + ending
 //!  verify DIR ─► read_dir ─► check (herd's start-up rules) ─► per-file lines, exit 0/1/2
-//!  summary DIR ► read_dir ─► check ─► engine::txn::replay ─► DataTree ─► counts
+//!  summary DIR ► read_dir ─► check ─► engine::txn::replay ─► DataTree ─► describe
+//!  snapshot FILE ► engine::snapshot::load ─► DataTree ─► describe [+ nodes], exit 0/1
 //! ```
 //!
-//! Everything but [`check::read_dir`] and the file read in [`run`] is pure, so the
-//! tests feed segments built in memory with `engine::log::encode_record`.
+//! Everything but [`check::read_dir`] and the file reads in [`run`] is pure, so the
+//! tests feed segments built in memory with `engine::log::encode_record` and
+//! snapshots with `engine::snapshot::encode`.
 
 pub mod check;
 pub mod dump;
+pub mod snapshot;
 pub mod summary;
 pub mod time;
 
@@ -22,27 +25,36 @@ use std::path::Path;
 pub const EXIT_USAGE: u8 = 3;
 
 pub const HELP: &str = "\
-herd-inspect: read a herd transaction log without starting herd
+herd-inspect: read a herd transaction log or snapshot without starting herd
 
 usage:
   herd-inspect log FILE              dump one segment: a line per record, then how it ends
   herd-inspect verify DIR            check every log.* segment of a data directory
   herd-inspect summary DIR [--top N] replay the log and describe the tree (N largest nodes,
                                      default 10)
+  herd-inspect snapshot FILE [--nodes] [--top N]
+                                     check a snapshot.* file as herd loads it and describe
+                                     its tree; --nodes adds a line per node
 
 log lines: zxid, time (UTC), session (createSession, closeSession, ephemeral create),
 type (createSession closeSession create delete setData setACL check multi(n) error(code)),
 path(s); a multi lists its parts as type:path.
 
+snapshot --nodes lines: path, len (data bytes), version, czxid, mzxid, owner (ephemeral
+owner session, 0x0 if none); containers and TTL nodes end in container or ttl=<ms>ms.
+
 exit status:
   0  clean: every segment is whole and zxids run on without gaps
   1  damaged: herd would refuse to start (corruption with valid records after it, a
      zxid gap, a foreign database id, a bad header or payload, a torn tail in an older
-     segment); `log` also exits 1 when FILE is not a herd log segment
+     segment); `log` also exits 1 when FILE is not a herd log segment, `snapshot`
+     when FILE fails herd's checks (header, checksum, archive), which makes herd
+     skip it and load an older snapshot
   2  repairable: the newest segment ends in a torn tail, which herd drops on start
   3  could not run: bad arguments, unreadable file or directory
 `log` exits 0 once it has printed the dump, whatever the segment's ending (shown in
-its summary line); `verify` and `summary` exit by the status of the whole log.
+its summary line); `verify` and `summary` exit by the status of the whole log;
+`snapshot` exits 0 when herd would load FILE.
 ";
 
 /// Runs `herd-inspect` with `args` (program name excluded), writing the report to
@@ -95,13 +107,7 @@ fn execute(args: &[String], out: &mut dyn Write) -> Result<u8, String> {
             Ok(report.severity.exit_code())
         }
         ["summary", dir, rest @ ..] => {
-            let top = match rest {
-                [] => summary::TOP_DEFAULT,
-                ["--top", n] => n
-                    .parse()
-                    .map_err(|_| usage(&format!("--top: expected a number, got {n:?}")))?,
-                _ => return Err(usage(&format!("unexpected arguments {rest:?}"))),
-            };
+            let (top, _) = options(rest, false).map_err(|why| usage(&why))?;
             let (segments, db_id, ignored) = read(dir)?;
             let snapshot = check::newest_snapshot(Path::new(dir));
             let s = summary::summarize(&segments, &db_id, snapshot, top);
@@ -109,7 +115,43 @@ fn execute(args: &[String], out: &mut dyn Write) -> Result<u8, String> {
             write_lines(out, &s.lines())?;
             Ok(s.report.severity.exit_code())
         }
+        ["snapshot", file, rest @ ..] => {
+            let (top, list_nodes) = options(rest, true).map_err(|why| usage(&why))?;
+            let bytes = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+            match snapshot::lines(&bytes, top, list_nodes) {
+                Ok(lines) => {
+                    write_lines(out, &lines)?;
+                    Ok(0)
+                }
+                Err(e) => {
+                    write_lines(out, &[format!("{file}: {e}")])?;
+                    Ok(check::Severity::Damaged.exit_code())
+                }
+            }
+        }
         [cmd, ..] => Err(usage(&format!("unknown command or arguments for {cmd:?}"))),
+    }
+}
+
+/// The options after `summary DIR` or `snapshot FILE`: `--top N` (default
+/// [`summary::TOP_DEFAULT`]) and, where `nodes_allowed`, whether `--nodes` is given.
+fn options(mut rest: &[&str], nodes_allowed: bool) -> Result<(usize, bool), String> {
+    let (mut top, mut nodes) = (summary::TOP_DEFAULT, false);
+    loop {
+        rest = match rest {
+            [] => return Ok((top, nodes)),
+            ["--top", n, more @ ..] => {
+                top = n
+                    .parse()
+                    .map_err(|_| format!("--top: expected a number, got {n:?}"))?;
+                more
+            }
+            ["--nodes", more @ ..] if nodes_allowed => {
+                nodes = true;
+                more
+            }
+            [arg, ..] => return Err(format!("unexpected argument {arg:?}")),
+        };
     }
 }
 

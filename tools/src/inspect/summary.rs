@@ -1,6 +1,7 @@
 //! `herd-inspect summary DIR`: replay the log into a [`DataTree`] exactly as
 //! herd's start-up does ([`engine::txn::replay`], record by record, stopping at
-//! the first damage) and describe the tree that results.
+//! the first damage) and describe the tree that results with [`describe`], which
+//! `snapshot FILE` shares.
 
 use std::collections::BTreeMap;
 
@@ -12,14 +13,22 @@ use engine::{SessionId, TimeMs, Zxid};
 use super::check::{check, DbIdFile, Report, Segment};
 use super::time::iso8601_utc;
 
-/// How many of the largest nodes `summary` lists unless told otherwise.
+/// How many of the largest nodes `summary` and `snapshot` list unless told otherwise.
 pub const TOP_DEFAULT: usize = 10;
 
-/// The replayed tree, described.
+/// The replayed log: its last transaction, the tree it left, and how far it went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     /// Zxid and time of the last transaction replayed.
     pub last: Option<(Zxid, TimeMs)>,
+    pub tree: TreeSummary,
+    /// The log check that decided how far replay went.
+    pub report: Report,
+}
+
+/// A [`DataTree`], described: what `summary` and `snapshot` print about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeSummary {
     /// Znodes, `/` and `/zookeeper/...` included (as `mntr` counts them).
     pub nodes: usize,
     pub data_bytes: usize,
@@ -31,8 +40,6 @@ pub struct Summary {
     pub ephemerals: BTreeMap<SessionId, Vec<String>>,
     pub containers: usize,
     pub ttl_nodes: usize,
-    /// The log check that decided how far replay went.
-    pub report: Report,
 }
 
 /// Replays `segments` and summarizes the tree, listing the `top` largest nodes.
@@ -52,6 +59,15 @@ pub fn summarize(
     if base > 0 {
         tree.recount_children();
     }
+    Summary {
+        last,
+        tree: describe(&tree, top),
+        report,
+    }
+}
+
+/// Describes `tree`, listing its `top` largest nodes.
+pub fn describe(tree: &DataTree, top: usize) -> TreeSummary {
     let mut largest = Vec::new();
     let mut ephemerals: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
     let (mut containers, mut ttl_nodes) = (0, 0);
@@ -75,8 +91,7 @@ pub fn summarize(
     }
     let mut sessions = tree.sessions();
     sessions.sort();
-    Summary {
-        last,
+    TreeSummary {
         nodes: tree.node_count(),
         data_bytes: tree.data_bytes(),
         largest,
@@ -84,27 +99,41 @@ pub fn summarize(
         ephemerals,
         containers,
         ttl_nodes,
-        report,
     }
 }
 
 impl Summary {
     /// The output of `summary`.
     pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        match self.last {
-            Some((zxid, time_ms)) => {
-                lines.push(format!("last zxid 0x{zxid:x} at {}", iso8601_utc(time_ms)))
-            }
-            None => lines.push("last zxid 0x0 (nothing replayed)".into()),
-        }
-        lines.push(format!("nodes {}", self.nodes));
-        lines.push(format!("data bytes {}", self.data_bytes));
-        lines.push(format!(
-            "containers {}, ttl nodes {}",
-            self.containers, self.ttl_nodes
-        ));
-        lines.push(format!("largest nodes ({}):", self.largest.len()));
+        let mut lines = vec![match self.last {
+            Some((zxid, time_ms)) => format!("last zxid 0x{zxid:x} at {}", iso8601_utc(time_ms)),
+            None => "last zxid 0x0 (nothing replayed)".into(),
+        }];
+        lines.extend(self.tree.lines());
+        lines.push(match self.report.severity {
+            super::check::Severity::Clean => "log: clean".into(),
+            _ => format!(
+                "log: {}; the summary covers zxids up to 0x{:x} (run verify for details)",
+                self.report.verdict().trim_start_matches("verdict: "),
+                self.report.replayed_to
+            ),
+        });
+        lines
+    }
+}
+
+impl TreeSummary {
+    /// Counts, the largest nodes, sessions, then ephemerals by owner.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![
+            format!("nodes {}", self.nodes),
+            format!("data bytes {}", self.data_bytes),
+            format!(
+                "containers {}, ttl nodes {}",
+                self.containers, self.ttl_nodes
+            ),
+            format!("largest nodes ({}):", self.largest.len()),
+        ];
         for (path, len) in &self.largest {
             lines.push(format!("  {len} {path}"));
         }
@@ -117,14 +146,6 @@ impl Summary {
         for (session, paths) in &self.ephemerals {
             lines.push(format!("  0x{session:x}: {}", paths.join(" ")));
         }
-        lines.push(match self.report.severity {
-            super::check::Severity::Clean => "log: clean".into(),
-            _ => format!(
-                "log: {}; the summary covers zxids up to 0x{:x} (run verify for details)",
-                self.report.verdict().trim_start_matches("verdict: "),
-                self.report.replayed_to
-            ),
-        });
         lines
     }
 }
