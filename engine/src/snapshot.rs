@@ -156,16 +156,15 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
         .map(|list| rkyv::deserialize::<Vec<Acl>, rancor::Error>(list).map(Into::into))
         .collect::<Result<_, _>>()
         .map_err(|e| FormatError::BadPayload(e.to_string()))?;
-    let tree = DataTree::new();
+    // Snapshot paths are distinct (a walk of one tree) and include the root.
+    let tree = DataTree::empty();
     for n in image.nodes.iter() {
         let acl = acls
             .get(n.acl.to_native() as usize)
             .cloned()
             .ok_or_else(|| FormatError::BadPayload("ACL index out of range".into()))?;
-        let data = rkyv::deserialize::<Data, rancor::Error>(&n.data)
-            .map_err(|e| FormatError::BadPayload(e.to_string()))?;
         let node = Node {
-            data,
+            data: Data::from_archived(&n.data),
             acl,
             czxid: n.czxid.to_native(),
             mzxid: n.mzxid.to_native(),
@@ -178,7 +177,7 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
             ephemeral_owner: n.ephemeral_owner.to_native(),
             num_children: n.num_children.to_native(),
         };
-        tree.put(n.path.as_str(), node);
+        tree.insert_new(n.path.as_str(), node);
     }
     for s in image.sessions.iter() {
         tree.open_session(s.0.to_native(), s.1.to_native());

@@ -45,6 +45,12 @@ impl Data {
         self.0.as_deref()
     }
 
+    /// Copies archived data out (snapshot loading), without rkyv's deserializer
+    /// and the pointer-sharing table it keeps per call.
+    pub fn from_archived(archived: &ArchivedData) -> Data {
+        Data(archived.0.as_ref().map(|bytes| Arc::from(&bytes[..])))
+    }
+
     pub fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |d| d.len())
     }
@@ -167,17 +173,7 @@ impl DataTree {
     /// A tree holding what every ZooKeeper starts with: `/`, `/zookeeper`,
     /// `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
-        let tree = DataTree {
-            nodes: SkipMap::new(),
-            ephemerals: SkipSet::new(),
-            containers: SkipSet::new(),
-            ttls: SkipSet::new(),
-            sessions: SkipMap::new(),
-            node_count: AtomicUsize::new(0),
-            data_bytes: AtomicUsize::new(0),
-            last_zxid: AtomicI64::new(0),
-            applying_zxid: AtomicI64::new(0),
-        };
+        let tree = DataTree::empty();
         let open: Arc<[Acl]> = Acl::open_unsafe().into();
         let empty = Data::new(&[]);
         let node = |children| Node {
@@ -194,6 +190,22 @@ impl DataTree {
         };
         tree.put("/zookeeper/config", config);
         tree
+    }
+
+    /// A tree without any node, not even the root: for loading a snapshot,
+    /// which holds every node of the tree it was taken from.
+    pub(crate) fn empty() -> DataTree {
+        DataTree {
+            nodes: SkipMap::new(),
+            ephemerals: SkipSet::new(),
+            containers: SkipSet::new(),
+            ttls: SkipSet::new(),
+            sessions: SkipMap::new(),
+            node_count: AtomicUsize::new(0),
+            data_bytes: AtomicUsize::new(0),
+            last_zxid: AtomicI64::new(0),
+            applying_zxid: AtomicI64::new(0),
+        }
     }
 
     /// Looks a node up without allocating; the node stays valid however the
@@ -338,6 +350,16 @@ impl DataTree {
         self.nodes.insert(key, ArcSwap::from_pointee(node));
     }
 
+    /// Inserts a node known to be absent (loading a snapshot, whose paths are
+    /// distinct): one skip-list search instead of `put`'s two. Writer only.
+    pub(crate) fn insert_new(&self, path: &str, node: Node) {
+        self.node_count.fetch_add(1, Ordering::Relaxed);
+        self.data_bytes
+            .fetch_add(node.data.len(), Ordering::Relaxed);
+        self.index(path, node.kind());
+        self.nodes.insert(key_of(path), ArcSwap::from_pointee(node));
+    }
+
     fn index(&self, path: &str, kind: NodeKind) {
         match kind {
             NodeKind::Ephemeral(s) => {
@@ -380,18 +402,50 @@ impl DataTree {
 
     /// Sets every node's numChildren to its real child count. Writer only; run
     /// after replaying the log over a fuzzy snapshot, where a parent may have been
-    /// captured before or after some of its children.
+    /// captured before or after some of its children. Two passes over the keys,
+    /// allocating only per parent: children are contiguous runs of one parent.
     pub fn recount_children(&self) {
-        for (path, node) in self.all() {
-            let count = self.children(&path).len() as i32;
+        let mut counts: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
+        let mut run: Option<(String, i32)> = None;
+        for entry in self.nodes.iter() {
+            let Some((parent, _)) = entry.key().split_once('\0') else {
+                continue;
+            };
+            match &mut run {
+                Some((p, n)) if p == parent => *n += 1,
+                _ => {
+                    if let Some((p, n)) = run.replace((parent.to_owned(), 1)) {
+                        counts.insert(p, n);
+                    }
+                }
+            }
+        }
+        if let Some((p, n)) = run {
+            counts.insert(p, n);
+        }
+        let mut path = String::new();
+        for entry in self.nodes.iter() {
+            path.clear();
+            match entry.key().split_once('\0') {
+                None => path.push('/'),
+                Some(("/", name)) => {
+                    path.push('/');
+                    path.push_str(name);
+                }
+                Some((parent, name)) => {
+                    path.push_str(parent);
+                    path.push('/');
+                    path.push_str(name);
+                }
+            }
+            let count = counts.get(path.as_str()).copied().unwrap_or(0);
+            let node = entry.value().load();
             if node.num_children != count {
-                self.put(
-                    &path,
-                    Node {
-                        num_children: count,
-                        ..node
-                    },
-                );
+                let recounted = Node {
+                    num_children: count,
+                    ..(**node).clone()
+                };
+                entry.value().store(Arc::new(recounted));
             }
         }
     }

@@ -83,14 +83,13 @@ impl Server {
             let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
             move || storage::write_loop(log, log_rx, durable_tx, shared, delay)
         })?;
-        shared.set_startup(recovered.startup);
+        shared.set_startup(recovered.resume.startup);
         let pipeline = Pipeline::new(
             config.clone(),
             tree.clone(),
             shared.clone(),
             senders,
-            recovered.secret,
-            recovered.down_since_ms,
+            recovered.resume,
             log_tx,
         );
         let pipeline = std::thread::Builder::new()

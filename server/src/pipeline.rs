@@ -41,14 +41,14 @@ use engine::session::{self, SessionTracker};
 use engine::stat::NodeKind;
 use engine::tree::DataTree;
 use engine::txn::{apply, AclCache, Change, Pending, Txn, View, WatchEvent};
-use engine::types::{now_ms, TimeMs};
+use engine::types::now_ms;
 use engine::{ErrorCode, SessionId, Zxid};
 
 use crate::config::Config;
 use crate::inbox::InboxSender;
 use crate::proto::ConnectRequest;
 use crate::stats::Shared;
-use crate::storage::{self, LogBatch};
+use crate::storage::{self, LogBatch, Resume};
 
 /// A connection, unique across shards.
 pub type ConnId = u64;
@@ -168,15 +168,12 @@ fn snapshot_point(snap_count: u64) -> u64 {
 }
 
 impl Pipeline {
-    /// `down_since_ms`: when the previous run was last alive (see
-    /// [`storage::Recovered`]).
     pub fn new(
         config: Arc<Config>,
         tree: Arc<DataTree>,
         shared: Arc<Shared>,
         shards: Vec<InboxSender>,
-        secret: [u8; 16],
-        down_since_ms: TimeMs,
+        resume: Resume,
         log: Sender<LogBatch>,
     ) -> Pipeline {
         let n = shards.len();
@@ -188,14 +185,19 @@ impl Pipeline {
         // before anything else is served ([`Pipeline::run`]); the others get a
         // full timeout from now to reconnect, as in ZooKeeper.
         for (session, timeout_ms) in tree.sessions() {
-            let expired_while_down = now - down_since_ms >= i64::from(timeout_ms);
+            let expired_while_down = now - resume.down_since_ms >= i64::from(timeout_ms);
             let last_seen = if expired_while_down {
-                down_since_ms
+                resume.down_since_ms
             } else {
                 now
             };
             tracker.add(session, timeout_ms, last_seen);
         }
+        // A start that replayed log records snapshots at once (in the
+        // background), so the next start has less to replay; ZooKeeper also
+        // snapshots on every start, before serving.
+        let replayed = resume.startup.txns_loaded;
+        let secret = resume.secret;
         Pipeline {
             shared,
             tracker,
@@ -217,8 +219,12 @@ impl Pipeline {
             log_first: None,
             awaiting: VecDeque::new(),
             failed: None,
-            since_snapshot: 0,
-            snapshot_at: snapshot_point(config_snap_count),
+            since_snapshot: replayed,
+            snapshot_at: if replayed > 0 {
+                0
+            } else {
+                snapshot_point(config_snap_count)
+            },
             snapshotting: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -234,6 +240,7 @@ impl Pipeline {
         if !expired.is_empty() {
             self.make_durable(expired);
         }
+        self.maybe_snapshot();
         loop {
             match inbox.recv_timeout(tick) {
                 Ok(msgs) => batch.extend(msgs),

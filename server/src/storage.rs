@@ -67,16 +67,21 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> StorageError + '_ {
 /// What start-up found on disk.
 pub struct Recovered {
     pub tree: DataTree,
+    /// What the pipeline needs to carry on where the last run stopped.
+    pub resume: Resume,
+    /// Warnings for the operator (torn tails truncated, leftovers removed).
+    pub warnings: Vec<String>,
+}
+
+pub struct Resume {
     /// Secret session passwords derive from; kept so sessions survive restarts.
     pub secret: [u8; 16],
     /// The last moment the previous run is known to have been alive: its newest
     /// logged transaction or its last [`TxnLog::beat`], whichever is later. No
     /// client can have reached a session after it.
     pub down_since_ms: TimeMs,
-    /// How long loading took, as `mntr` reports it.
+    /// How long loading took and how many log records were replayed.
     pub startup: Startup,
-    /// Warnings for the operator (torn tails truncated, leftovers removed).
-    pub warnings: Vec<String>,
 }
 
 /// Start-up timings (ZooKeeper's `startup_*` metrics).
@@ -203,6 +208,8 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     let mut append_at = None;
     let count = segments.len();
     for (i, (_, path)) in segments.iter().enumerate() {
+        // Read, not mapped: a preallocated segment may be sparse, and faulting
+        // in a hole on a full filesystem (tmpfs) kills the process with SIGBUS.
         let bytes = std::fs::read(path).map_err(io_at(path))?;
         let name = path.display();
         let scan = log::scan(&bytes).map_err(|e| StorageError::Damaged(format!("{name}: {e}")))?;
@@ -266,6 +273,9 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     if snapshot_zxid > 0 {
         tree.recount_children();
     }
+    if config.purge_interval_hours > 0 {
+        purge(&config.data_dir, &dir, config.snap_retain_count).map_err(io_at(&dir))?;
+    }
     let startup = Startup {
         snap_load_ms,
         txns_load_ms: replaying.elapsed().as_millis() as u64,
@@ -297,9 +307,11 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         log,
         Recovered {
             tree,
-            secret,
-            down_since_ms: last_beat_ms.max(last_time_ms),
-            startup,
+            resume: Resume {
+                secret,
+                down_since_ms: last_beat_ms.max(last_time_ms),
+                startup,
+            },
             warnings,
         },
     ))
