@@ -66,8 +66,8 @@ pub enum FormatError {
 impl std::fmt::Display for FormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FormatError::BadHeader(why) => write!(f, "bad segment header: {why}"),
-            FormatError::BadPayload(why) => write!(f, "bad record payload: {why}"),
+            FormatError::BadHeader(why) => write!(f, "bad header: {why}"),
+            FormatError::BadPayload(why) => write!(f, "bad payload: {why}"),
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  0  magic "HERDSNAP"               8 bytes
-//!  8  format version (1)             u32 LE
+//!  8  format version (2)             u32 LE
 //! 12  reserved                       u32 LE
 //! 16  zxid                           i64 LE   every transaction up to it is included
 //! 24  body length n                  u64 LE
@@ -12,6 +12,10 @@
 //! 36  reserved                       28 bytes (the body starts 16-byte aligned)
 //! 64  body: an [`Image`] archived with rkyv (n bytes)
 //! ```
+//!
+//! Node paths and data sit in two byte arrays that nodes index, so the archive
+//! holds three large arrays and no per-node allocation: validating it is a few
+//! bounds checks, and loading copies each node's bytes once, into the tree.
 //!
 //! Snapshots are fuzzy: taken while the pipeline keeps committing, they may also
 //! hold some transactions after their zxid. Replaying the log from zxid + 1 is
@@ -29,7 +33,7 @@ use crate::tree::{Data, DataTree, Node};
 use crate::types::{SessionId, Zxid};
 
 pub const MAGIC: &[u8; 8] = b"HERDSNAP";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 64;
 
 /// The archived content.
@@ -37,14 +41,22 @@ pub const HEADER_LEN: usize = 64;
 pub struct Image {
     /// Distinct ACL lists; nodes refer to them by index.
     pub acls: Vec<Vec<Acl>>,
+    /// Every node's path, one after another.
+    pub paths: String,
+    /// Every node's data, one after another.
+    pub data: Vec<u8>,
     pub nodes: Vec<SnapNode>,
     pub sessions: Vec<(SessionId, i32)>,
 }
 
+/// One node: where its path and data are, and its stat.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct SnapNode {
-    pub path: String,
-    pub data: Data,
+    pub path_at: u64,
+    pub path_len: u32,
+    /// -1 for null data (ZooKeeper keeps it apart from empty).
+    pub data_len: i32,
+    pub data_at: u64,
     pub acl: u32,
     pub czxid: Zxid,
     pub mzxid: Zxid,
@@ -59,51 +71,70 @@ pub struct SnapNode {
 }
 
 /// Encodes the tree as it is while this runs (fuzzy), labelled with `zxid`: the
-/// last zxid committed before the walk started.
+/// last zxid committed before the walk started. Header and body in one buffer.
 pub fn encode(tree: &DataTree, zxid: Zxid) -> Vec<u8> {
-    let mut acl_index: HashMap<Vec<Acl>, u32> = HashMap::new();
+    let (header, body) = encode_parts(tree, zxid);
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// [`encode`] as its header and its body, for writing one after the other
+/// without a copy of the body. The walk copies no data: nodes share it.
+pub fn encode_parts(tree: &DataTree, zxid: Zxid) -> ([u8; HEADER_LEN], AlignedVec) {
+    let mut acl_index: HashMap<std::sync::Arc<[Acl]>, u32> = HashMap::new();
     let mut acls = Vec::new();
-    let nodes = tree
-        .all()
-        .into_iter()
-        .map(|(path, n)| {
-            let acl = *acl_index.entry(n.acl.to_vec()).or_insert_with(|| {
-                acls.push(n.acl.to_vec());
-                (acls.len() - 1) as u32
-            });
-            SnapNode {
-                path,
-                data: n.data.clone(),
-                acl,
-                czxid: n.czxid,
-                mzxid: n.mzxid,
-                pzxid: n.pzxid,
-                ctime: n.ctime,
-                mtime: n.mtime,
-                version: n.version,
-                child_creates: n.child_creates,
-                aversion: n.aversion,
-                ephemeral_owner: n.ephemeral_owner,
-                num_children: n.num_children,
+    let mut nodes = Vec::with_capacity(tree.node_count());
+    let (mut paths, mut data) = (String::new(), Vec::new());
+    tree.for_each_node(|path, n| {
+        let acl = *acl_index.entry(n.acl.clone()).or_insert_with(|| {
+            acls.push(n.acl.to_vec());
+            (acls.len() - 1) as u32
+        });
+        let (path_at, data_at) = (paths.len() as u64, data.len() as u64);
+        paths.push_str(path);
+        let data_len = match n.data.bytes() {
+            Some(bytes) => {
+                data.extend_from_slice(bytes);
+                bytes.len() as i32
             }
-        })
-        .collect();
+            None => -1,
+        };
+        nodes.push(SnapNode {
+            path_at,
+            path_len: path.len() as u32,
+            data_len,
+            data_at,
+            acl,
+            czxid: n.czxid,
+            mzxid: n.mzxid,
+            pzxid: n.pzxid,
+            ctime: n.ctime,
+            mtime: n.mtime,
+            version: n.version,
+            child_creates: n.child_creates,
+            aversion: n.aversion,
+            ephemeral_owner: n.ephemeral_owner,
+            num_children: n.num_children,
+        });
+    });
     let image = Image {
         acls,
+        paths,
+        data,
         nodes,
         sessions: tree.sessions(),
     };
     let body = rkyv::to_bytes::<rancor::Error>(&image).expect("archiving to memory cannot fail");
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&zxid.to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    out.resize(HEADER_LEN, 0);
-    out.extend_from_slice(&body);
-    out
+    drop(image);
+    let mut header = [0u8; HEADER_LEN];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[16..24].copy_from_slice(&zxid.to_le_bytes());
+    header[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
+    header[32..36].copy_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    (header, body)
 }
 
 /// The snapshot's zxid, after checking header and checksum.
@@ -158,13 +189,30 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
         .map_err(|e| FormatError::BadPayload(e.to_string()))?;
     // Snapshot paths are distinct (a walk of one tree) and include the root.
     let tree = DataTree::empty();
+    let out_of_range = || FormatError::BadPayload("node path or data out of range".into());
     for n in image.nodes.iter() {
         let acl = acls
             .get(n.acl.to_native() as usize)
             .cloned()
             .ok_or_else(|| FormatError::BadPayload("ACL index out of range".into()))?;
+        let path_at = n.path_at.to_native() as usize;
+        let path = image
+            .paths
+            .get(path_at..path_at + n.path_len.to_native() as usize)
+            .ok_or_else(out_of_range)?;
+        let data = match n.data_len.to_native() {
+            -1 => Data::null(),
+            len => {
+                let at = n.data_at.to_native() as usize;
+                let bytes = image
+                    .data
+                    .get(at..at + usize::try_from(len).map_err(|_| out_of_range())?)
+                    .ok_or_else(out_of_range)?;
+                Data::new(bytes)
+            }
+        };
         let node = Node {
-            data: Data::from_archived(&n.data),
+            data,
             acl,
             czxid: n.czxid.to_native(),
             mzxid: n.mzxid.to_native(),
@@ -177,7 +225,7 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
             ephemeral_owner: n.ephemeral_owner.to_native(),
             num_children: n.num_children.to_native(),
         };
-        tree.insert_new(n.path.as_str(), node);
+        tree.insert_new(path, node);
     }
     for s in image.sessions.iter() {
         tree.open_session(s.0.to_native(), s.1.to_native());

@@ -45,12 +45,6 @@ impl Data {
         self.0.as_deref()
     }
 
-    /// Copies archived data out (snapshot loading), without rkyv's deserializer
-    /// and the pointer-sharing table it keeps per call.
-    pub fn from_archived(archived: &ArchivedData) -> Data {
-        Data(archived.0.as_ref().map(|bytes| Arc::from(&bytes[..])))
-    }
-
     pub fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |d| d.len())
     }
@@ -154,6 +148,23 @@ fn write_key(path: &str, out: &mut String) {
         out.push_str(path::parent(path));
         out.push('\0');
         out.push_str(path::name(path));
+    }
+}
+
+/// The path a key stands for (the inverse of `write_key`).
+fn path_of_key(key: &str, out: &mut String) {
+    out.clear();
+    match key.split_once('\0') {
+        None => out.push('/'),
+        Some(("/", name)) => {
+            out.push('/');
+            out.push_str(name);
+        }
+        Some((parent, name)) => {
+            out.push_str(parent);
+            out.push('/');
+            out.push_str(name);
+        }
     }
 }
 
@@ -425,19 +436,7 @@ impl DataTree {
         }
         let mut path = String::new();
         for entry in self.nodes.iter() {
-            path.clear();
-            match entry.key().split_once('\0') {
-                None => path.push('/'),
-                Some(("/", name)) => {
-                    path.push('/');
-                    path.push_str(name);
-                }
-                Some((parent, name)) => {
-                    path.push_str(parent);
-                    path.push('/');
-                    path.push_str(name);
-                }
-            }
+            path_of_key(entry.key(), &mut path);
             let count = counts.get(path.as_str()).copied().unwrap_or(0);
             let node = entry.value().load();
             if node.num_children != count {
@@ -447,6 +446,16 @@ impl DataTree {
                 };
                 entry.value().store(Arc::new(recounted));
             }
+        }
+    }
+
+    /// Visits every node with its path, parents before their children (key
+    /// order), without copying nodes. A fuzzy view while the writer runs.
+    pub fn for_each_node(&self, mut f: impl FnMut(&str, &Node)) {
+        let mut path = String::new();
+        for entry in self.nodes.iter() {
+            path_of_key(entry.key(), &mut path);
+            f(&path, &entry.value().load());
         }
     }
 

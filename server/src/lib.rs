@@ -21,6 +21,7 @@ pub mod config;
 pub mod conn;
 pub mod fourlw;
 pub mod inbox;
+pub mod memory;
 pub mod outbox;
 pub mod pipeline;
 pub mod proto;
@@ -66,6 +67,7 @@ impl Server {
             eprintln!("herd: warning: {warning}");
         }
         let tree = Arc::new(recovered.tree);
+        memory::release_freed();
         let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
             .unzip();

@@ -564,6 +564,7 @@ impl Pipeline {
                         .snapshot_ms
                         .saturating_record(started.elapsed().as_millis() as u64);
                 }
+                crate::memory::release_freed();
                 if let Err(e) = written {
                     eprintln!(
                         "herd: writing a snapshot at zxid 0x{zxid:x} in {}: {e}",

@@ -11,6 +11,9 @@
 //! | damage with valid records after it       | refuse to start, naming file and offset |
 //! | a zxid gap, a foreign or unreadable file | refuse to start                       |
 //!
+//! Only segments that may hold records after the newest valid snapshot are
+//! read; older ones wait for autopurge (`herd-inspect verify` checks them all).
+//!
 //! The data directory is locked while herd runs; a second process is refused.
 //! A failed write or fdatasync is reported to the pipeline, which stops
 //! acknowledging writes (reads go on).
@@ -208,6 +211,14 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     let mut append_at = None;
     let count = segments.len();
     for (i, (_, path)) in segments.iter().enumerate() {
+        // A segment followed by one starting at or before the snapshot's next
+        // zxid holds nothing to replay: not read (`herd-inspect verify` checks it).
+        if segments
+            .get(i + 1)
+            .is_some_and(|(next_first, _)| *next_first <= snapshot_zxid + 1)
+        {
+            continue;
+        }
         // Read, not mapped: a preallocated segment may be sparse, and faulting
         // in a hole on a full filesystem (tmpfs) kills the process with SIGBUS.
         let bytes = std::fs::read(path).map_err(io_at(path))?;
@@ -270,7 +281,9 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         }
     }
 
-    if snapshot_zxid > 0 {
+    // Over a fuzzy snapshot, replay may leave parents' child counts off; with
+    // nothing replayed the snapshot saw no change during its walk.
+    if snapshot_zxid > 0 && txns_loaded > 0 {
         tree.recount_children();
     }
     if config.purge_interval_hours > 0 {
@@ -359,11 +372,13 @@ fn load_snapshot(dir: &Path, warnings: &mut Vec<String>) -> Result<(DataTree, Zx
 /// Writes a fuzzy snapshot of `tree` labelled `zxid` (all of it committed):
 /// written whole under a temporary name, fsynced, renamed into place.
 pub fn write_snapshot(tree: &DataTree, zxid: Zxid, data_dir: &Path) -> io::Result<()> {
-    let bytes = engine::snapshot::encode(tree, zxid);
+    let (header, body) = engine::snapshot::encode_parts(tree, zxid);
     let path = data_dir.join(snapshot_name(zxid));
     let tmp = data_dir.join(SNAPSHOT_TMP);
     let mut f = File::create(&tmp)?;
-    f.write_all(&bytes)?;
+    f.write_all(&header)?;
+    f.write_all(&body)?;
+    drop(body);
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     File::open(data_dir)?.sync_all()

@@ -259,7 +259,7 @@ fn log_command_dumps_a_file_and_rejects_a_foreign_one() {
     let other = dir.0.join("not-a-log");
     let (code, out, _) = cli(&["log", other.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out[0].ends_with("bad segment header: not a herd transaction log (wrong magic)"));
+    assert!(out[0].ends_with("bad header: not a herd transaction log (wrong magic)"));
     let (code, _, err) = cli(&["log", dir.0.join("missing").to_str().unwrap()]);
     assert_eq!(code, 3, "{err}");
 }
@@ -744,22 +744,22 @@ fn snapshot_rejects_a_file_herd_would_not_load() {
         (
             "a bit flipped in the body",
             flipped,
-            "bad record payload: snapshot checksum mismatch",
+            "bad payload: snapshot checksum mismatch",
         ),
         (
             "the body cut short",
             good[..good.len() - 1].to_vec(),
-            "bad segment header: snapshot truncated",
+            "bad header: snapshot truncated",
         ),
         (
             "only part of the header",
             good[..engine::snapshot::HEADER_LEN - 1].to_vec(),
-            "bad segment header: file shorter than a snapshot header",
+            "bad header: file shorter than a snapshot header",
         ),
         (
             "another file's magic",
             bad_magic,
-            "bad segment header: not a herd snapshot (wrong magic)",
+            "bad header: not a herd snapshot (wrong magic)",
         ),
     ];
     let dir = TempDir::new("snapshot-damaged");
