@@ -128,13 +128,18 @@ pub fn encode_parts(tree: &DataTree, zxid: Zxid) -> ([u8; HEADER_LEN], AlignedVe
     };
     let body = rkyv::to_bytes::<rancor::Error>(&image).expect("archiving to memory cannot fail");
     drop(image);
+    (header(zxid, &body), body)
+}
+
+/// The header in front of `body`.
+fn header(zxid: Zxid, body: &[u8]) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&zxid.to_le_bytes());
     header[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
-    header[32..36].copy_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    (header, body)
+    header[32..36].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    header
 }
 
 /// The snapshot's zxid, after checking header and checksum.
@@ -190,46 +195,113 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
     // Snapshot paths are distinct (a walk of one tree) and include the root.
     let tree = DataTree::empty();
     let out_of_range = || FormatError::BadPayload("node path or data out of range".into());
-    for n in image.nodes.iter() {
-        let acl = acls
-            .get(n.acl.to_native() as usize)
-            .cloned()
-            .ok_or_else(|| FormatError::BadPayload("ACL index out of range".into()))?;
-        let path_at = n.path_at.to_native() as usize;
-        let path = image
-            .paths
-            .get(path_at..path_at + n.path_len.to_native() as usize)
-            .ok_or_else(out_of_range)?;
-        let data = match n.data_len.to_native() {
-            -1 => Data::null(),
-            len => {
-                let at = n.data_at.to_native() as usize;
-                let bytes = image
-                    .data
-                    .get(at..at + usize::try_from(len).map_err(|_| out_of_range())?)
-                    .ok_or_else(out_of_range)?;
-                Data::new(bytes)
-            }
-        };
-        let node = Node {
-            data,
-            acl,
-            czxid: n.czxid.to_native(),
-            mzxid: n.mzxid.to_native(),
-            pzxid: n.pzxid.to_native(),
-            ctime: n.ctime.to_native(),
-            mtime: n.mtime.to_native(),
-            version: n.version.to_native(),
-            child_creates: n.child_creates.to_native(),
-            aversion: n.aversion.to_native(),
-            ephemeral_owner: n.ephemeral_owner.to_native(),
-            num_children: n.num_children.to_native(),
-        };
-        tree.insert_new(path, node);
-    }
+    let insert_all = |nodes: &[ArchivedSnapNode]| -> Result<(), FormatError> {
+        for n in nodes {
+            let acl = acls
+                .get(n.acl.to_native() as usize)
+                .cloned()
+                .ok_or_else(|| FormatError::BadPayload("ACL index out of range".into()))?;
+            let path_at = n.path_at.to_native() as usize;
+            let path = image
+                .paths
+                .get(path_at..path_at + n.path_len.to_native() as usize)
+                .ok_or_else(out_of_range)?;
+            let data = match n.data_len.to_native() {
+                -1 => Data::null(),
+                len => {
+                    let at = n.data_at.to_native() as usize;
+                    let bytes = image
+                        .data
+                        .get(at..at + usize::try_from(len).map_err(|_| out_of_range())?)
+                        .ok_or_else(out_of_range)?;
+                    Data::new(bytes)
+                }
+            };
+            let node = Node {
+                data,
+                acl,
+                czxid: n.czxid.to_native(),
+                mzxid: n.mzxid.to_native(),
+                pzxid: n.pzxid.to_native(),
+                ctime: n.ctime.to_native(),
+                mtime: n.mtime.to_native(),
+                version: n.version.to_native(),
+                child_creates: n.child_creates.to_native(),
+                aversion: n.aversion.to_native(),
+                ephemeral_owner: n.ephemeral_owner.to_native(),
+                num_children: n.num_children.to_native(),
+            };
+            tree.insert_new(path, node);
+        }
+        Ok(())
+    };
+    insert_all(image.nodes.as_slice())?;
     for s in image.sessions.iter() {
         tree.open_session(s.0.to_native(), s.1.to_native());
     }
     tree.restore_zxid(zxid);
     Ok((zxid, tree))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(image: &Image) -> Vec<u8> {
+        let body = rkyv::to_bytes::<rancor::Error>(image).unwrap();
+        [&header(9, &body)[..], &body[..]].concat()
+    }
+
+    fn root(path_len: u32, data_len: i32) -> SnapNode {
+        SnapNode {
+            path_at: 0,
+            path_len,
+            data_len,
+            data_at: 0,
+            acl: 0,
+            czxid: 0,
+            mzxid: 0,
+            pzxid: 0,
+            ctime: 0,
+            mtime: 0,
+            version: 0,
+            child_creates: 0,
+            aversion: 0,
+            ephemeral_owner: 0,
+            num_children: 0,
+        }
+    }
+
+    /// A snapshot whose checksum holds but whose nodes point outside its arrays
+    /// (a bug or a crafted file) is refused, not trusted.
+    #[test]
+    fn nodes_pointing_outside_the_arrays_are_refused() {
+        let image = |node| Image {
+            acls: vec![Acl::open_unsafe()],
+            paths: "/".into(),
+            data: b"ab".to_vec(),
+            nodes: vec![node],
+            sessions: vec![(5, 4000)],
+        };
+        let (zxid, tree) = load(&framed(&image(root(1, 2)))).unwrap();
+        assert_eq!(
+            (zxid, tree.node_count(), tree.sessions()),
+            (9, 1, vec![(5, 4000)])
+        );
+        assert_eq!(tree.get("/").unwrap().data.bytes(), Some(&b"ab"[..]));
+        let null = load(&framed(&image(root(1, -1)))).unwrap().1;
+        assert_eq!(null.get("/").unwrap().data.bytes(), None);
+        for bad in [
+            root(2, 2),
+            root(1, 3),
+            root(1, -2),
+            SnapNode {
+                acl: 1,
+                ..root(1, 2)
+            },
+        ] {
+            let err = load(&framed(&image(bad))).err().expect("refused");
+            assert!(matches!(err, FormatError::BadPayload(_)), "{err}");
+        }
+    }
 }
