@@ -121,7 +121,7 @@ impl Node {
 /// The shared tree. See the module documentation for its invariants.
 pub struct DataTree {
     /// Each value is swapped atomically on update (see `put`).
-    nodes: SkipMap<String, ArcSwap<Node>>,
+    nodes: SkipMap<Box<str>, ArcSwap<Node>>,
     /// (owner session, path) of every normal ephemeral node.
     ephemerals: SkipSet<(SessionId, String)>,
     containers: SkipSet<String>,
@@ -168,10 +168,11 @@ fn path_of_key(key: &str, out: &mut String) {
     }
 }
 
-fn key_of(path: &str) -> String {
+/// A node's key, allocated at its exact length (it lives as long as the node).
+fn key_of(path: &str) -> Box<str> {
     let mut k = String::with_capacity(path.len() + 1);
     write_key(path, &mut k);
-    k
+    k.into_boxed_str()
 }
 
 impl Default for DataTree {
@@ -222,10 +223,18 @@ impl DataTree {
     /// Looks a node up without allocating; the node stays valid however the
     /// tree changes afterwards.
     pub fn get(&self, path: &str) -> Option<Arc<Node>> {
+        self.entry(path).map(|e| e.value().load_full())
+    }
+
+    /// The skip-list entry of `path`, looked up without allocating.
+    fn entry(
+        &self,
+        path: &str,
+    ) -> Option<crossbeam_skiplist::map::Entry<'_, Box<str>, ArcSwap<Node>>> {
         KEY.with(|k| {
             let mut k = k.borrow_mut();
             write_key(path, &mut k);
-            self.nodes.get(k.as_str()).map(|e| e.value().load_full())
+            self.nodes.get(k.as_str())
         })
     }
 
@@ -341,10 +350,9 @@ impl DataTree {
     /// Inserts or replaces a node. Writer only. A replaced node is swapped in
     /// place, so a reader sees the old or the new version, never neither.
     pub fn put(&self, path: &str, node: Node) {
-        let key = key_of(path);
         let new_len = node.data.len();
         let kind = node.kind();
-        if let Some(entry) = self.nodes.get(key.as_str()) {
+        if let Some(entry) = self.entry(path) {
             let old = entry.value().swap(Arc::new(node));
             self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
             self.data_bytes.fetch_sub(old.data.len(), Ordering::Relaxed);
@@ -358,7 +366,7 @@ impl DataTree {
         self.node_count.fetch_add(1, Ordering::Relaxed);
         self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
         self.index(path, kind);
-        self.nodes.insert(key, ArcSwap::from_pointee(node));
+        self.nodes.insert(key_of(path), ArcSwap::from_pointee(node));
     }
 
     /// Inserts a node known to be absent (loading a snapshot, whose paths are
@@ -388,7 +396,12 @@ impl DataTree {
 
     /// Removes a node. Writer only.
     pub fn remove(&self, path: &str) {
-        if let Some(old) = self.nodes.remove(key_of(path).as_str()) {
+        let removed = KEY.with(|k| {
+            let mut k = k.borrow_mut();
+            write_key(path, &mut k);
+            self.nodes.remove(k.as_str())
+        });
+        if let Some(old) = removed {
             let old = old.value().load();
             self.unindex(path, &old);
             self.node_count.fetch_sub(1, Ordering::Relaxed);

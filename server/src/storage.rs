@@ -287,7 +287,9 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         tree.recount_children();
     }
     if config.purge_interval_hours > 0 {
-        purge(&config.data_dir, &dir, config.snap_retain_count).map_err(io_at(&dir))?;
+        if let Err(e) = purge(&config.data_dir, &dir, config.snap_retain_count) {
+            warnings.push(format!("autopurge in {}: {e}", config.data_dir.display()));
+        }
     }
     let startup = Startup {
         snap_load_ms,

@@ -86,13 +86,18 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn ruok(addr: &str) -> bool {
+/// Whether the server at `addr` serves requests. ZooKeeper answers `ruok` as
+/// soon as its port is open, before it has loaded its data and while it still
+/// drops sessions; `srvr` reports its version only once it serves.
+fn serving(addr: &str) -> bool {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let mut answer = Vec::new();
-    s.write_all(b"ruok").is_ok() && s.read_to_end(&mut answer).is_ok() && answer == b"imok"
+    s.write_all(b"srvr").is_ok()
+        && s.read_to_end(&mut answer).is_ok()
+        && answer.starts_with(b"Zookeeper version:")
 }
 
 /// Apache ZooKeeper on a free port, or `None` when it is not installed.
@@ -133,7 +138,7 @@ fn start_zookeeper() -> Option<Target> {
         _data: data,
     };
     let deadline = Instant::now() + ZK_START_TIMEOUT;
-    while !ruok(&target.addr) {
+    while !serving(&target.addr) {
         assert!(Instant::now() < deadline, "ZooKeeper did not start");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -141,7 +146,7 @@ fn start_zookeeper() -> Option<Target> {
 }
 
 /// Tests that start servers run one at a time: `free_port` gives a port that is
-/// free now, and two ZooKeepers racing for it would answer each other's `ruok`.
+/// free now, and two ZooKeepers racing for it would answer each other's `srvr`.
 static SERVERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// herd and, when installed, ZooKeeper; hold the guard while using them.
