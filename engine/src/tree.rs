@@ -170,7 +170,13 @@ fn path_of_key(key: &str, out: &mut String) {
 
 /// A node's key, allocated at its exact length (it lives as long as the node).
 fn key_of(path: &str) -> Box<str> {
-    let mut k = String::with_capacity(path.len() + 1);
+    // "/a/b" -> "/a\0b" (same length); "/a" -> "/\0a" (one more); "/" -> "".
+    let len = match path::parent(path) {
+        _ if path == "/" => 0,
+        "/" => path.len() + 1,
+        _ => path.len(),
+    };
+    let mut k = String::with_capacity(len);
     write_key(path, &mut k);
     k.into_boxed_str()
 }
@@ -424,33 +430,19 @@ impl DataTree {
         }
     }
 
-    /// Sets every node's numChildren to its real child count. Writer only; run
-    /// after replaying the log over a fuzzy snapshot, where a parent may have been
-    /// captured before or after some of its children. Two passes over the keys,
-    /// allocating only per parent: children are contiguous runs of one parent.
-    pub fn recount_children(&self) {
-        let mut counts: std::collections::HashMap<String, i32> = std::collections::HashMap::new();
-        let mut run: Option<(String, i32)> = None;
-        for entry in self.nodes.iter() {
-            let Some((parent, _)) = entry.key().split_once('\0') else {
+    /// Sets the numChildren of each of `parents` (paths; missing ones are
+    /// skipped) to its real child count. Writer only; run after replaying the
+    /// log over a fuzzy snapshot with the parents the replay created or deleted
+    /// children under ([`crate::txn::Reparented`]): a parent may have been
+    /// captured before or after some of those changes. Other nodes' children did
+    /// not change during the snapshot's walk, so their counts are whole.
+    pub fn recount_children_of<'a>(&self, parents: impl IntoIterator<Item = &'a String>) {
+        for parent in parents {
+            let Some(entry) = self.entry(parent) else {
                 continue;
             };
-            match &mut run {
-                Some((p, n)) if p == parent => *n += 1,
-                _ => {
-                    if let Some((p, n)) = run.replace((parent.to_owned(), 1)) {
-                        counts.insert(p, n);
-                    }
-                }
-            }
-        }
-        if let Some((p, n)) = run {
-            counts.insert(p, n);
-        }
-        let mut path = String::new();
-        for entry in self.nodes.iter() {
-            path_of_key(entry.key(), &mut path);
-            let count = counts.get(path.as_str()).copied().unwrap_or(0);
+            let mut count = 0;
+            self.for_each_child(parent, |_| count += 1);
             let node = entry.value().load();
             if node.num_children != count {
                 let recounted = Node {
@@ -523,6 +515,37 @@ mod tests {
         assert_eq!(tree.children("/"), vec!["a", "a-", "ab", "zookeeper"]);
         tree.remove("/a/x");
         assert_eq!(tree.children("/a"), vec!["y"]);
+    }
+
+    #[test]
+    fn recount_fixes_the_parents_named_and_only_those() {
+        let tree = DataTree::new();
+        let n = (*tree.get("/").unwrap()).clone();
+        let leaf = Node {
+            num_children: 0,
+            ..n.clone()
+        };
+        // As a fuzzy snapshot can hold them: /p counted before /p/a and /p/b
+        // were added, /q counted with a child that is gone.
+        tree.put("/p", leaf.clone());
+        tree.put("/p/a", leaf.clone());
+        tree.put("/p/b", leaf.clone());
+        tree.put(
+            "/q",
+            Node {
+                num_children: 1,
+                ..leaf
+            },
+        );
+        tree.recount_children_of(&["/p".to_owned(), "/gone".to_owned()]);
+        assert_eq!(tree.get("/p").unwrap().num_children, 2);
+        assert_eq!(
+            tree.get("/q").unwrap().num_children,
+            1,
+            "not named: left alone"
+        );
+        tree.recount_children_of(&["/q".to_owned()]);
+        assert_eq!(tree.get("/q").unwrap().num_children, 0);
     }
 
     #[test]

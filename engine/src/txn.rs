@@ -388,9 +388,51 @@ impl DataTree {
 /// Re-applies a logged transaction during recovery: the same [`apply`] that ran
 /// when it was prepared, straight onto the tree.
 pub fn replay(tree: &DataTree, acls: &mut AclCache, zxid: Zxid, time: TimeMs, txn: &Txn) {
+    replay_noting(tree, acls, zxid, time, txn, &mut Reparented::default());
+}
+
+/// Parents whose children a replay created or deleted: after replaying over a
+/// fuzzy snapshot, only their child counts can be off (see
+/// [`DataTree::recount_children_of`]).
+#[derive(Default)]
+pub struct Reparented {
+    pub parents: std::collections::HashSet<String>,
+    /// The parent noted last: runs of changes under one parent skip the hashing.
+    last: String,
+}
+
+impl Reparented {
+    fn note(&mut self, path: &str) {
+        let parent = crate::path::parent(path);
+        if parent != self.last {
+            self.last.clear();
+            self.last.push_str(parent);
+            if !self.parents.contains(parent) {
+                self.parents.insert(parent.to_owned());
+            }
+        }
+    }
+}
+
+/// [`replay`], noting in `reparented` the parents of nodes it creates or deletes.
+pub fn replay_noting(
+    tree: &DataTree,
+    acls: &mut AclCache,
+    zxid: Zxid,
+    time: TimeMs,
+    txn: &Txn,
+    reparented: &mut Reparented,
+) {
     let mut pending = Pending::default();
     let mut view = View::new(tree, &mut pending, acls, zxid, time);
     apply(txn, &mut view, &mut Vec::new());
     let changes = view.into_changes();
+    for change in &changes {
+        match change {
+            Change::Put(path, node) if node.czxid == zxid => reparented.note(path),
+            Change::Remove(path) => reparented.note(path),
+            _ => {}
+        }
+    }
     tree.commit(zxid, &changes);
 }

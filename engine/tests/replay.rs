@@ -9,7 +9,7 @@ use herd_engine::op::{CreateOp, WriteOp};
 use herd_engine::prep::{self, Context};
 use herd_engine::snapshot;
 use herd_engine::tree::{Data, DataTree};
-use herd_engine::txn::{apply, replay, AclCache, Pending, Txn, View};
+use herd_engine::txn::{apply, replay, replay_noting, AclCache, Pending, Reparented, Txn, View};
 
 /// xorshift64*: small, seeded, good enough to pick operations.
 struct Rng(u64);
@@ -171,10 +171,19 @@ fn replaying_the_log_rebuilds_the_same_tree() {
             let (zxid, restored) = snapshot::load(&snapshot::encode(source, k as i64)).unwrap();
             assert_eq!(zxid, k as i64);
             let mut acls = AclCache::default();
+            let mut reparented = Reparented::default();
             for (i, e) in entries.iter().enumerate().skip(k) {
-                replay(&restored, &mut acls, i as i64 + 1, e.time_ms, &e.txn);
+                let zxid = i as i64 + 1;
+                replay_noting(
+                    &restored,
+                    &mut acls,
+                    zxid,
+                    e.time_ms,
+                    &e.txn,
+                    &mut reparented,
+                );
             }
-            restored.recount_children();
+            restored.recount_children_of(&reparented.parents);
             assert_eq!(
                 restored.all(),
                 live.all(),

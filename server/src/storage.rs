@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use engine::log::{self, Ending, SegmentHeader, HEADER_LEN};
 use engine::tree::DataTree;
-use engine::txn::{replay, AclCache};
+use engine::txn::{replay_noting, AclCache, Reparented};
 use engine::types::{now_ms, TimeMs};
 use engine::Zxid;
 use io_uring::{opcode, squeue, types, IoUring};
@@ -207,6 +207,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     let replaying = Instant::now();
     let mut txns_loaded = 0;
     let mut acls = AclCache::default();
+    let mut reparented = Reparented::default();
     let mut last_time_ms = 0;
     let mut append_at = None;
     let count = segments.len();
@@ -272,7 +273,14 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
             let entry = log::decode_payload(payload).map_err(|e| {
                 StorageError::Damaged(format!("{name}: record at zxid 0x{:x}: {e}", rec.zxid))
             })?;
-            replay(&tree, &mut acls, rec.zxid, entry.time_ms, &entry.txn);
+            replay_noting(
+                &tree,
+                &mut acls,
+                rec.zxid,
+                entry.time_ms,
+                &entry.txn,
+                &mut reparented,
+            );
             last_time_ms = entry.time_ms;
             txns_loaded += 1;
         }
@@ -281,10 +289,10 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         }
     }
 
-    // Over a fuzzy snapshot, replay may leave parents' child counts off; with
-    // nothing replayed the snapshot saw no change during its walk.
-    if snapshot_zxid > 0 && txns_loaded > 0 {
-        tree.recount_children();
+    // Over a fuzzy snapshot, replay may leave child counts off, only under the
+    // parents it created or deleted children of.
+    if snapshot_zxid > 0 {
+        tree.recount_children_of(&reparented.parents);
     }
     if config.purge_interval_hours > 0 {
         if let Err(e) = purge(&config.data_dir, &dir, config.snap_retain_count) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use engine::stat::NodeKind;
 use engine::tree::DataTree;
-use engine::txn::{replay, AclCache};
+use engine::txn::{replay_noting, AclCache, Reparented};
 use engine::{SessionId, TimeMs, Zxid};
 
 use super::check::{check, DbIdFile, Report, Segment};
@@ -51,13 +51,21 @@ pub fn summarize(
 ) -> Summary {
     let (base, tree) = snapshot.unwrap_or_else(|| (0, DataTree::new()));
     let mut acls = AclCache::default();
+    let mut reparented = Reparented::default();
     let mut last = None;
     let report = check(segments, db_id_file, base, |zxid, entry| {
-        replay(&tree, &mut acls, zxid, entry.time_ms, &entry.txn);
+        replay_noting(
+            &tree,
+            &mut acls,
+            zxid,
+            entry.time_ms,
+            &entry.txn,
+            &mut reparented,
+        );
         last = Some((zxid, entry.time_ms));
     });
     if base > 0 {
-        tree.recount_children();
+        tree.recount_children_of(&reparented.parents);
     }
     Summary {
         last,
