@@ -4,11 +4,10 @@
 //! elements), frames (a 4-byte big-endian length, then the record), opcodes and
 //! `KeeperException.Code` names.
 //!
-//! herd's server crate has the full codec (`herd_server::proto`); this small
-//! one keeps the benchmark free of the server's dependencies (glommio) so that
-//! it builds and runs anywhere a ZooKeeper client would.
+//! The jute reader/writer, frames and opcodes are the server's
+//! (`herd_server::proto`), so the benchmark links the server crate (and with it
+//! glommio); this module adds what only a client needs.
 
-/// Opcodes (`ZooDefs.OpCode`).
 pub use herd_server::proto::jute::{begin_frame, end_frame, Malformed, Reader, Write};
 pub use herd_server::proto::{opcode, xid};
 

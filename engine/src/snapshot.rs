@@ -20,7 +20,7 @@
 //! Snapshots are fuzzy: taken while the pipeline keeps committing, they may also
 //! hold some transactions after their zxid. Replaying the log from zxid + 1 is
 //! idempotent over such state (see [`crate::txn`]), followed by
-//! [`DataTree::recount_children`].
+//! [`DataTree::recount_children_of`] for the parents the replay touched.
 
 use std::collections::HashMap;
 
@@ -127,7 +127,6 @@ pub fn encode_parts(tree: &DataTree, zxid: Zxid) -> ([u8; HEADER_LEN], AlignedVe
         sessions: tree.sessions(),
     };
     let body = rkyv::to_bytes::<rancor::Error>(&image).expect("archiving to memory cannot fail");
-    drop(image);
     (header(zxid, &body), body)
 }
 
@@ -195,47 +194,43 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
     // Snapshot paths are distinct (a walk of one tree) and include the root.
     let tree = DataTree::empty();
     let out_of_range = || FormatError::BadPayload("node path or data out of range".into());
-    let insert_all = |nodes: &[ArchivedSnapNode]| -> Result<(), FormatError> {
-        for n in nodes {
-            let acl = acls
-                .get(n.acl.to_native() as usize)
-                .cloned()
-                .ok_or_else(|| FormatError::BadPayload("ACL index out of range".into()))?;
-            let path_at = n.path_at.to_native() as usize;
-            let path = image
-                .paths
-                .get(path_at..path_at + n.path_len.to_native() as usize)
-                .ok_or_else(out_of_range)?;
-            let data = match n.data_len.to_native() {
-                -1 => Data::null(),
-                len => {
-                    let at = n.data_at.to_native() as usize;
-                    let bytes = image
-                        .data
-                        .get(at..at + usize::try_from(len).map_err(|_| out_of_range())?)
-                        .ok_or_else(out_of_range)?;
-                    Data::new(bytes)
-                }
-            };
-            let node = Node {
-                data,
-                acl,
-                czxid: n.czxid.to_native(),
-                mzxid: n.mzxid.to_native(),
-                pzxid: n.pzxid.to_native(),
-                ctime: n.ctime.to_native(),
-                mtime: n.mtime.to_native(),
-                version: n.version.to_native(),
-                child_creates: n.child_creates.to_native(),
-                aversion: n.aversion.to_native(),
-                ephemeral_owner: n.ephemeral_owner.to_native(),
-                num_children: n.num_children.to_native(),
-            };
-            tree.insert_new(path, node);
-        }
-        Ok(())
-    };
-    insert_all(image.nodes.as_slice())?;
+    for n in image.nodes.iter() {
+        let acl = acls
+            .get(n.acl.to_native() as usize)
+            .cloned()
+            .ok_or_else(|| FormatError::BadPayload("ACL index out of range".into()))?;
+        let path_at = n.path_at.to_native() as usize;
+        let path = image
+            .paths
+            .get(path_at..path_at + n.path_len.to_native() as usize)
+            .ok_or_else(out_of_range)?;
+        let data = match n.data_len.to_native() {
+            -1 => Data::null(),
+            len => {
+                let at = n.data_at.to_native() as usize;
+                let bytes = image
+                    .data
+                    .get(at..at + usize::try_from(len).map_err(|_| out_of_range())?)
+                    .ok_or_else(out_of_range)?;
+                Data::new(bytes)
+            }
+        };
+        let node = Node {
+            data,
+            acl,
+            czxid: n.czxid.to_native(),
+            mzxid: n.mzxid.to_native(),
+            pzxid: n.pzxid.to_native(),
+            ctime: n.ctime.to_native(),
+            mtime: n.mtime.to_native(),
+            version: n.version.to_native(),
+            child_creates: n.child_creates.to_native(),
+            aversion: n.aversion.to_native(),
+            ephemeral_owner: n.ephemeral_owner.to_native(),
+            num_children: n.num_children.to_native(),
+        };
+        tree.insert_new(path, node);
+    }
     for s in image.sessions.iter() {
         tree.open_session(s.0.to_native(), s.1.to_native());
     }

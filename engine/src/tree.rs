@@ -168,17 +168,18 @@ fn path_of_key(key: &str, out: &mut String) {
     }
 }
 
+/// Runs `f` on `path`'s key, built in a thread-local buffer (no allocation).
+fn with_key<R>(path: &str, f: impl FnOnce(&str) -> R) -> R {
+    KEY.with(|k| {
+        let mut k = k.borrow_mut();
+        write_key(path, &mut k);
+        f(&k)
+    })
+}
+
 /// A node's key, allocated at its exact length (it lives as long as the node).
 fn key_of(path: &str) -> Box<str> {
-    // "/a/b" -> "/a\0b" (same length); "/a" -> "/\0a" (one more); "/" -> "".
-    let len = match path::parent(path) {
-        _ if path == "/" => 0,
-        "/" => path.len() + 1,
-        _ => path.len(),
-    };
-    let mut k = String::with_capacity(len);
-    write_key(path, &mut k);
-    k.into_boxed_str()
+    with_key(path, |k| Box::from(k))
 }
 
 impl Default for DataTree {
@@ -237,11 +238,7 @@ impl DataTree {
         &self,
         path: &str,
     ) -> Option<crossbeam_skiplist::map::Entry<'_, Box<str>, ArcSwap<Node>>> {
-        KEY.with(|k| {
-            let mut k = k.borrow_mut();
-            write_key(path, &mut k);
-            self.nodes.get(k.as_str())
-        })
+        with_key(path, |k| self.nodes.get(k))
     }
 
     /// Visits the names of `path`'s children in order, without allocating
@@ -402,12 +399,7 @@ impl DataTree {
 
     /// Removes a node. Writer only.
     pub fn remove(&self, path: &str) {
-        let removed = KEY.with(|k| {
-            let mut k = k.borrow_mut();
-            write_key(path, &mut k);
-            self.nodes.remove(k.as_str())
-        });
-        if let Some(old) = removed {
+        if let Some(old) = with_key(path, |k| self.nodes.remove(k)) {
             let old = old.value().load();
             self.unindex(path, &old);
             self.node_count.fetch_sub(1, Ordering::Relaxed);

@@ -49,7 +49,8 @@ pub struct Config {
     /// Snapshots kept when purging (`autopurge.snapRetainCount`, at least 3).
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval`: 0 keeps every snapshot and log segment (the
-    /// default, as in ZooKeeper); otherwise old ones are purged after each snapshot.
+    /// default, as in ZooKeeper); otherwise old ones are purged at start and then
+    /// every this many hours.
     pub purge_interval_hours: u64,
 }
 

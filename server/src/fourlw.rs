@@ -39,6 +39,21 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
         "wchs" | "wchp" | "wchc" | "mntr" => shard.shared.watches().await,
         _ => Vec::new(),
     };
+    // Listing directories is blocking I/O: done off the shard's thread.
+    let dir_sizes = match word {
+        "dirs" => {
+            let dirs = [
+                shard.config.data_dir.clone(),
+                shard.config.data_log_dir.clone(),
+            ];
+            Some(
+                glommio::executor()
+                    .spawn_blocking(move || dirs.map(|d| dir_size(&d)))
+                    .await,
+            )
+        }
+        _ => None,
+    };
     let shared = &shard.shared;
     let tree = &shard.tree;
     let mut s = String::new();
@@ -287,22 +302,25 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
             }
         }
         "dirs" => {
-            let size = |dir: &std::path::Path| -> u64 {
-                std::fs::read_dir(dir)
-                    .map(|entries| {
-                        entries
-                            .filter_map(|e| e.ok()?.metadata().ok())
-                            .map(|m| m.len())
-                            .sum()
-                    })
-                    .unwrap_or(0)
-            };
-            let _ = writeln!(s, "datadir_size: {}", size(&shard.config.data_dir));
-            let _ = writeln!(s, "logdir_size: {}", size(&shard.config.data_log_dir));
+            let [data, log] = dir_sizes.expect("sized above for dirs");
+            let _ = writeln!(s, "datadir_size: {data}");
+            let _ = writeln!(s, "logdir_size: {log}");
         }
         _ => unreachable!("only known words reach here"),
     }
     s
+}
+
+/// Total size of the files directly in `dir` (0 if it cannot be read).
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Writes a ZooKeeper-style summary of `h` (`zk_avg_NAME`, min, max, p50, p95,

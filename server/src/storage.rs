@@ -80,8 +80,8 @@ pub struct Resume {
     /// Secret session passwords derive from; kept so sessions survive restarts.
     pub secret: [u8; 16],
     /// The last moment the previous run is known to have been alive: its newest
-    /// logged transaction or its last [`TxnLog::beat`], whichever is later. No
-    /// client can have reached a session after it.
+    /// logged transaction or its last liveness beat (`herd.lock`'s mtime),
+    /// whichever is later. No client can have reached a session after it.
     pub down_since_ms: TimeMs,
     /// How long loading took and how many log records were replayed.
     pub startup: Startup,
@@ -182,16 +182,8 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
     let db_id = u64::from_le_bytes(persistent_random::<8>(&config.data_dir, "herd.dbid")?);
     let secret = persistent_random::<16>(&config.data_dir, "herd.secret")?;
 
-    let mut segments: Vec<(Zxid, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(io_at(&dir))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let zxid = i64::from_str_radix(name.strip_prefix("log.")?, 16).ok()?;
-            Some((zxid, e.path()))
-        })
-        .collect();
-    segments.sort();
+    let mut segments = numbered(&dir, "log.")?;
+    segments.reverse();
 
     let mut warnings = Vec::new();
     let unfinished = config.data_dir.join(SNAPSHOT_TMP);
@@ -347,7 +339,7 @@ fn snapshot_name(zxid: Zxid) -> String {
     format!("snapshot.{zxid:016x}")
 }
 
-/// Files in `dir` named `prefix` + a hex zxid, newest first.
+/// Files in `dir` named `prefix` + a hex zxid, newest (highest zxid) first.
 fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(Zxid, PathBuf)>, StorageError> {
     let mut found: Vec<(Zxid, PathBuf)> = std::fs::read_dir(dir)
         .map_err(io_at(dir))?
@@ -427,19 +419,17 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Purges now and then `every` interval until `stop` is dropped (ZooKeeper's
-/// `DatadirCleanupManager`); failures are reported and retried next time.
+/// Purges every `every` interval until `stop` is dropped (ZooKeeper's
+/// `DatadirCleanupManager`; [`open`] purged at start). Failures are reported
+/// and retried next time.
 pub fn purge_every(config: &Config, every: Duration, stop: Receiver<()>) {
-    loop {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         if let Err(e) = purge(
             &config.data_dir,
             &config.data_log_dir,
             config.snap_retain_count,
         ) {
             eprintln!("herd: autopurge in {}: {e}", config.data_dir.display());
-        }
-        if let Err(RecvTimeoutError::Disconnected) = stop.recv_timeout(every) {
-            return;
         }
     }
 }
@@ -451,7 +441,7 @@ fn zero_range(path: &Path, at: u64, len: usize) -> io::Result<()> {
 }
 
 impl TxnLog {
-    /// Refreshes the lock file's modification time (see [`Recovered::down_since_ms`]).
+    /// Refreshes the lock file's modification time (see [`Resume::down_since_ms`]).
     /// Best effort: a missed beat only makes the next start-up count the
     /// server as down a little earlier.
     fn beat(&mut self) {

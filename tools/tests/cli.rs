@@ -2,8 +2,8 @@
 //! interactive shell fed on stdin, against an in-process herd and, when the
 //! Debian `zookeeper` package is installed, a real Apache ZooKeeper started here
 //! on a free port. Each command's exit status, stdout and stderr must match the
-//! expected text (checked against zkCli 3.8), and herd's must equal ZooKeeper's
-//! once zxids, times and session ids are masked.
+//! expected text (checked against zkCli 3.8) once zxids, times and session ids
+//! are masked, so herd's output equals ZooKeeper's.
 
 use std::io::{Read, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -292,12 +292,10 @@ fn stat_block(
 }
 
 /// Runs `script` (command, expected exit status, stdout, stderr) on every
-/// target, checks each run, then checks that herd's runs equal ZooKeeper's.
+/// target and checks each run against it.
 fn check_script(script: &[(&str, i32, String, String)]) {
     let (_serial, targets) = targets();
-    let mut transcripts = Vec::new();
     for t in &targets {
-        let mut runs = Vec::new();
         for (cmd, code, out, err) in script {
             let run = one_shot(t, cmd);
             let want = Run {
@@ -306,12 +304,7 @@ fn check_script(script: &[(&str, i32, String, String)]) {
                 err: err.clone(),
             };
             assert_eq!(run, want, "{}: herd-cli {cmd}", t.name);
-            runs.push(run);
         }
-        transcripts.push((t.name, runs));
-    }
-    if let [(_, herd), (_, zk)] = transcripts.as_slice() {
-        assert_eq!(herd, zk, "herd and ZooKeeper differ");
     }
 }
 
@@ -544,7 +537,6 @@ fn interactive_session_prints_watches_auth_and_history() {
     .concat();
     let want_err = "Created /w\nCreated /w/c\nCreated /w/p\nInsufficient permission : /w/p\n\
                     Created /w/e\nNode does not exist: /none\n";
-    let mut transcripts = Vec::new();
     let (_serial, all) = targets();
     for t in all {
         let r = herd_cli(&["-server", &t.addr, "-timeout", "5000"], &input);
@@ -555,9 +547,5 @@ fn interactive_session_prints_watches_auth_and_history() {
             "{}",
             t.name
         );
-        transcripts.push(out);
-    }
-    if let [herd, zk] = transcripts.as_slice() {
-        assert_eq!(herd, zk, "herd and ZooKeeper differ");
     }
 }

@@ -45,7 +45,7 @@ pub fn java_date_utc(time_ms: TimeMs) -> String {
 /// Howard Hinnant's `civil_from_days`: shift the year to start on 1 March so the
 /// leap day is the last day of the year, then split into 400-year eras of
 /// 146097 days, years of the era, and days of the year.
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468; // days from 0000-03-01
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);

@@ -96,8 +96,6 @@ pub struct Client {
     stream: Arc<Mutex<TcpStream>>,
     replies: mpsc::Receiver<Frame>,
     next_xid: i32,
-    session_id: i64,
-    negotiated_timeout_ms: i32,
     closing: Arc<AtomicBool>,
     /// Cleared by the reader thread when the connection ends.
     alive: Arc<AtomicBool>,
@@ -188,8 +186,6 @@ impl Client {
             stream,
             replies,
             next_xid: 1,
-            session_id,
-            negotiated_timeout_ms,
             closing,
             alive,
             stop_pinger: Some(stop_pinger),
@@ -197,17 +193,9 @@ impl Client {
         })
     }
 
-    pub fn session_id(&self) -> i64 {
-        self.session_id
-    }
-
     /// Whether the connection is still up.
     pub fn is_alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
-    }
-
-    pub fn negotiated_timeout_ms(&self) -> i32 {
-        self.negotiated_timeout_ms
     }
 
     /// Sends request `op` whose record `body` writes, and waits for its reply:

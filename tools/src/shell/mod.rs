@@ -419,7 +419,10 @@ impl Shell {
                 Err(Failure::Keeper(ErrorCode::NoNode, _)) if i > 0 => Vec::new(),
                 Err(e) => return Err(e),
             };
-            let under: Vec<String> = children.iter().map(|c| child_path(&parent, c)).collect();
+            let under: Vec<String> = children
+                .iter()
+                .map(|c| engine::tree::join(&parent, c))
+                .collect();
             // Depth first: a node's subtree right after it.
             nodes.splice(i + 1..i + 1, under);
             i += 1;
@@ -877,23 +880,6 @@ impl Shell {
                 Status::Failed(EXIT_FAILED)
             }
         }
-    }
-}
-
-impl Drop for Shell {
-    fn drop(&mut self) {
-        // A one-shot run leaves its session to expire, as zkCli does; the
-        // connection itself goes with the client.
-        self.client.take();
-    }
-}
-
-/// `parent/name`, without doubling the root's slash.
-fn child_path(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
     }
 }
 
