@@ -8,6 +8,7 @@
 //! `world:anyone`, or matches one of the session's ids by the entry's scheme.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
@@ -67,6 +68,10 @@ pub struct Acl {
     pub perms: i32,
     pub id: Id,
 }
+
+/// An interned ACL list, shared by every node that has it. A thin pointer:
+/// each stored znode holds one.
+pub type AclList = Arc<Vec<Acl>>;
 
 impl Acl {
     /// `world:anyone` with all permissions, ZooKeeper's `OPEN_ACL_UNSAFE`.

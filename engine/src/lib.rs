@@ -8,6 +8,7 @@
 //! ```
 //!
 //! - [`tree`]: the lock-free, single-writer tree of znodes that every shard reads.
+//! - [`znode`]: a znode as fields, and the packed, immutable version the tree stores.
 //! - [`prep`]: ZooKeeper's `PrepRequestProcessor` checks, in its order.
 //! - [`txn`]: transactions, the pending overlay, and `apply`.
 //! - [`session`]: session ids, passwords and expiry.
@@ -25,6 +26,7 @@ pub mod stat;
 pub mod tree;
 pub mod txn;
 pub mod types;
+pub mod znode;
 
 pub use error::{ErrorCode, ZkResult};
 pub use types::{SessionId, TimeMs, Zxid};

@@ -227,7 +227,7 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, FormatError> {
 mod tests {
     use super::*;
     use crate::acl::Acl;
-    use crate::tree::Data;
+    use crate::znode::Data;
 
     fn segment(first: Zxid, txns: &[Txn]) -> Vec<u8> {
         let mut bytes = SegmentHeader {

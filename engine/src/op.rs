@@ -4,7 +4,7 @@
 use crate::acl::Acl;
 use crate::error::{ErrorCode, ZkResult};
 use crate::stat::Stat;
-use crate::tree::Data;
+use crate::znode::Data;
 
 /// ZooKeeper's `CreateMode`, numbered as its wire flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -222,8 +222,9 @@ mod tests {
     use super::*;
     use crate::acl::Acl;
     use crate::op::CreateOp;
-    use crate::tree::{Data, DataTree};
+    use crate::tree::DataTree;
     use crate::txn::{AclCache, Pending};
+    use crate::znode::Data;
 
     struct Harness {
         tree: DataTree,
@@ -340,7 +341,7 @@ mod tests {
         h.commit_all();
         assert!(h.tree.get("/m").is_none());
         assert_eq!(
-            h.tree.get("/").unwrap().child_creates,
+            h.tree.get("/").unwrap().node().child_creates,
             0,
             "no sequence number used"
         );

@@ -23,14 +23,16 @@
 //! [`DataTree::recount_children_of`] for the parents the replay touched.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 
-use crate::acl::Acl;
+use crate::acl::{Acl, AclList};
 use crate::log::FormatError;
-use crate::tree::{Data, DataTree, Node};
+use crate::tree::DataTree;
 use crate::types::{SessionId, Zxid};
+use crate::znode::{Content, Data, Node, Znode, MAX_DATA};
 
 pub const MAGIC: &[u8; 8] = b"HERDSNAP";
 pub const FORMAT_VERSION: u32 = 2;
@@ -83,18 +85,19 @@ pub fn encode(tree: &DataTree, zxid: Zxid) -> Vec<u8> {
 /// [`encode`] as its header and its body, for writing one after the other
 /// without a copy of the body. The walk copies no data: nodes share it.
 pub fn encode_parts(tree: &DataTree, zxid: Zxid) -> ([u8; HEADER_LEN], AlignedVec) {
-    let mut acl_index: HashMap<std::sync::Arc<[Acl]>, u32> = HashMap::new();
+    let mut acl_index: HashMap<AclList, u32> = HashMap::new();
     let mut acls = Vec::new();
     let mut nodes = Vec::with_capacity(tree.node_count());
     let (mut paths, mut data) = (String::new(), Vec::new());
-    tree.for_each_node(|path, n| {
+    tree.for_each_node(|path, stored| {
+        let n = stored.node();
         let acl = *acl_index.entry(n.acl.clone()).or_insert_with(|| {
             acls.push(n.acl.to_vec());
             (acls.len() - 1) as u32
         });
         let (path_at, data_at) = (paths.len() as u64, data.len() as u64);
         paths.push_str(path);
-        let data_len = match n.data.bytes() {
+        let data_len = match stored.data() {
             Some(bytes) => {
                 data.extend_from_slice(bytes);
                 bytes.len() as i32
@@ -185,10 +188,10 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
     };
     let image = rkyv::access::<ArchivedImage, rancor::Error>(body)
         .map_err(|e| FormatError::BadPayload(e.to_string()))?;
-    let acls: Vec<std::sync::Arc<[Acl]>> = image
+    let acls: Vec<AclList> = image
         .acls
         .iter()
-        .map(|list| rkyv::deserialize::<Vec<Acl>, rancor::Error>(list).map(Into::into))
+        .map(|list| rkyv::deserialize::<Vec<Acl>, rancor::Error>(list).map(Arc::new))
         .collect::<Result<_, _>>()
         .map_err(|e| FormatError::BadPayload(e.to_string()))?;
     // Snapshot paths are distinct (a walk of one tree) and include the root.
@@ -205,18 +208,18 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
             .get(path_at..path_at + n.path_len.to_native() as usize)
             .ok_or_else(out_of_range)?;
         let data = match n.data_len.to_native() {
-            -1 => Data::null(),
+            -1 => None,
             len => {
                 let at = n.data_at.to_native() as usize;
-                let bytes = image
-                    .data
-                    .get(at..at + usize::try_from(len).map_err(|_| out_of_range())?)
+                let len = usize::try_from(len)
+                    .ok()
+                    .filter(|&len| len <= MAX_DATA)
                     .ok_or_else(out_of_range)?;
-                Data::new(bytes)
+                Some(image.data.get(at..at + len).ok_or_else(out_of_range)?)
             }
         };
         let node = Node {
-            data,
+            data: Content::New(Data::null()),
             acl,
             czxid: n.czxid.to_native(),
             mzxid: n.mzxid.to_native(),
@@ -229,7 +232,7 @@ pub fn load(bytes: &[u8]) -> Result<(Zxid, DataTree), FormatError> {
             ephemeral_owner: n.ephemeral_owner.to_native(),
             num_children: n.num_children.to_native(),
         };
-        tree.insert_new(path, node);
+        tree.insert_new(path, Znode::with_data(&node, data));
     }
     for s in image.sessions.iter() {
         tree.open_session(s.0.to_native(), s.1.to_native());
@@ -283,9 +286,9 @@ mod tests {
             (zxid, tree.node_count(), tree.sessions()),
             (9, 1, vec![(5, 4000)])
         );
-        assert_eq!(tree.get("/").unwrap().data.bytes(), Some(&b"ab"[..]));
+        assert_eq!(tree.get("/").unwrap().data(), Some(&b"ab"[..]));
         let null = load(&framed(&image(root(1, -1)))).unwrap().1;
-        assert_eq!(null.get("/").unwrap().data.bytes(), None);
+        assert_eq!(null.get("/").unwrap().data(), None);
         for bad in [
             root(2, 2),
             root(1, 3),

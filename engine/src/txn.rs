@@ -22,13 +22,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::acl::Acl;
+use crate::acl::{Acl, AclList};
 use crate::error::ErrorCode;
 use crate::op::OpResult;
 use crate::path;
 use crate::stat::NodeKind;
-use crate::tree::{Data, DataTree, Node};
+use crate::tree::DataTree;
 use crate::types::{SessionId, TimeMs, Zxid};
+use crate::znode::{Content, Data, Node};
 
 /// A prepared write. Applying it cannot fail.
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -168,7 +169,7 @@ impl<'a> View<'a> {
     pub fn get(&self, path: &str) -> Option<Node> {
         match self.pending.nodes.get(path) {
             Some((_, node)) => node.clone(),
-            None => self.tree.get(path).map(|n| (*n).clone()),
+            None => self.tree.get(path).map(|n| n.node()),
         }
     }
 
@@ -237,15 +238,15 @@ impl<'a> View<'a> {
 /// Interns ACL lists: most nodes share a handful.
 #[derive(Default)]
 pub struct AclCache {
-    lists: HashMap<Vec<Acl>, Arc<[Acl]>>,
+    lists: HashMap<Vec<Acl>, AclList>,
 }
 
 impl AclCache {
-    pub fn intern(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+    pub fn intern(&mut self, acl: &[Acl]) -> AclList {
         if let Some(list) = self.lists.get(acl) {
             return list.clone();
         }
-        let list: Arc<[Acl]> = acl.into();
+        let list = Arc::new(acl.to_vec());
         self.lists.insert(acl.to_vec(), list.clone());
         list
     }
@@ -319,7 +320,7 @@ pub fn apply(txn: &Txn, view: &mut View<'_>, events: &mut Vec<WatchEvent>) -> Op
             let Some(mut node) = view.get(path) else {
                 return OpResult::Error(ErrorCode::NoNode);
             };
-            node.data = data.clone();
+            node.data = Content::New(data.clone());
             node.version = *version;
             node.mzxid = zxid;
             node.mtime = view.time;
@@ -375,7 +376,7 @@ impl DataTree {
         self.begin_commit(zxid);
         for change in changes {
             match change {
-                Change::Put(p, node) => self.put(p, node.clone()),
+                Change::Put(p, node) => self.put(p, node),
                 Change::Remove(p) => self.remove(p),
                 Change::OpenSession(s, timeout) => self.open_session(*s, *timeout),
                 Change::CloseSession(s) => self.close_session(*s),

@@ -8,8 +8,9 @@ use herd_engine::log::{self, LogEntry};
 use herd_engine::op::{CreateOp, WriteOp};
 use herd_engine::prep::{self, Context};
 use herd_engine::snapshot;
-use herd_engine::tree::{Data, DataTree};
+use herd_engine::tree::DataTree;
 use herd_engine::txn::{apply, replay, replay_noting, AclCache, Pending, Reparented, Txn, View};
+use herd_engine::znode::Data;
 
 /// xorshift64*: small, seeded, good enough to pick operations.
 struct Rng(u64);

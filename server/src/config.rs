@@ -157,7 +157,17 @@ impl Config {
                     max_set = true;
                 }
                 "maxClientCnxns" => c.max_client_cnxns = num(value)? as usize,
-                "jute.maxbuffer" => c.max_buffer_bytes = num(value)?.max(1) as usize,
+                "jute.maxbuffer" => {
+                    let max = num(value)?.max(1) as usize;
+                    // A frame holds one znode's data at most, and znodes hold up to MAX_DATA.
+                    if max > engine::znode::MAX_DATA {
+                        return Err(bad(&format!(
+                            "at most {} (128 MiB)",
+                            engine::znode::MAX_DATA
+                        )));
+                    }
+                    c.max_buffer_bytes = max;
+                }
                 "shards" => c.shards = num(value)?.max(1) as usize,
                 "4lw.commands.whitelist" => {
                     c.four_letter_words = value
@@ -284,5 +294,12 @@ mod tests {
             "{}",
             err.0
         );
+        let err = Config::parse("jute.maxbuffer=1000000000\n", "z").unwrap_err();
+        assert_eq!(
+            err.0,
+            "z:1: jute.maxbuffer: at most 134217727 (128 MiB), got \"1000000000\""
+        );
+        let (c, _) = Config::parse("jute.maxbuffer=4194304\n", "z").unwrap();
+        assert_eq!(c.max_buffer_bytes, 4 << 20);
     }
 }

@@ -478,7 +478,7 @@ impl Pipeline {
         let never_used = self.config.container_max_never_used_interval_ms as i64;
         let mut candidates = Vec::new();
         for path in self.tree.containers().into_iter().chain(self.tree.ttls()) {
-            let Some(node) = self.tree.get(&path) else {
+            let Some(node) = self.tree.get(&path).map(|stored| stored.node()) else {
                 continue;
             };
             if node.num_children != 0 {

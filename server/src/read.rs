@@ -5,10 +5,10 @@
 //! check; reads check only for NUL in the path (clients validate the rest).
 
 use engine::acl::{self, perms, Id};
-use std::sync::Arc;
 
-use engine::tree::{join, DataTree, Node};
+use engine::tree::{join, DataTree};
 use engine::txn::EventType;
+use engine::znode::Znode;
 use engine::{ErrorCode, SessionId, ZkResult};
 
 use crate::pipeline::ConnId;
@@ -55,7 +55,7 @@ pub fn answer(
                     }
                     let stat = node.stat();
                     reply(out, Ok(()), &|out| {
-                        out.data(&node.data);
+                        out.data(node.data());
                         out.stat(&stat);
                     })
                 }
@@ -64,8 +64,8 @@ pub fn answer(
         }
         ReadOp::GetAcl { path } => match readable(tree, &path, perms::READ | perms::ADMIN, auth) {
             Ok(node) => {
-                let admin = acl::check(&node.acl, perms::ADMIN, auth).is_ok();
-                let list = masked_acls(&node.acl, admin);
+                let admin = acl::check(node.acl(), perms::ADMIN, auth).is_ok();
+                let list = masked_acls(node.acl(), admin);
                 let stat = node.stat();
                 reply(out, Ok(()), &|out| {
                     out.acls(&list);
@@ -127,7 +127,7 @@ pub fn answer(
                             match readable(tree, &path, perms::READ, auth) {
                                 Ok(node) => proto::multi_read_item(
                                     out,
-                                    ReadResult::Data(&node.data, &node.stat()),
+                                    ReadResult::Data(node.data(), &node.stat()),
                                 ),
                                 Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
                             }
@@ -204,12 +204,12 @@ fn lookup(tree: &DataTree, path: &str) -> ZkResult<engine::stat::Stat> {
 }
 
 /// The node at `path` if it exists and the session may `perm` on it.
-fn readable(tree: &DataTree, path: &str, perm: i32, auth: &[Id]) -> ZkResult<Arc<Node>> {
+fn readable(tree: &DataTree, path: &str, perm: i32, auth: &[Id]) -> ZkResult<Znode> {
     if path.contains('\0') {
         return Err(ErrorCode::BadArguments);
     }
     let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
-    acl::check(&node.acl, perm, auth)?;
+    acl::check(node.acl(), perm, auth)?;
     Ok(node)
 }
 
@@ -249,7 +249,7 @@ fn set_watches(
     let fire =
         |out: &mut Vec<u8>, kind: EventType, p: &str| proto::notification(out, -1, kind as i32, p);
     for p in &w.data {
-        match tree.get(p).map(|n| n.mzxid) {
+        match tree.get(p).map(|n| n.stat().mzxid) {
             None => fire(out, EventType::NodeDeleted, p),
             Some(mzxid) if mzxid > w.relative_zxid => fire(out, EventType::NodeDataChanged, p),
             Some(_) => watches.add(conn, WatchKind::Data, p),
@@ -263,7 +263,7 @@ fn set_watches(
         }
     }
     for p in &w.child {
-        match tree.get(p).map(|n| n.pzxid) {
+        match tree.get(p).map(|n| n.stat().pzxid) {
             None => fire(out, EventType::NodeDeleted, p),
             Some(pzxid) if pzxid > w.relative_zxid => fire(out, EventType::NodeChildrenChanged, p),
             Some(_) => watches.add(conn, WatchKind::Child, p),

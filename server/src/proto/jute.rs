@@ -4,7 +4,7 @@
 
 use engine::acl::{Acl, Id};
 use engine::stat::Stat;
-use engine::tree::Data;
+use engine::znode::Data;
 
 /// The frame could not be decoded: the connection that sent it is closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +111,7 @@ pub trait Write {
     fn strings<S: AsRef<str>>(&mut self, v: &[S]);
     fn acls(&mut self, v: &[Acl]);
     fn stat(&mut self, s: &Stat);
-    fn data(&mut self, d: &Data);
+    fn data(&mut self, d: Option<&[u8]>);
 }
 
 impl Write for Vec<u8> {
@@ -145,8 +145,8 @@ impl Write for Vec<u8> {
             self.string(&a.id.id);
         }
     }
-    fn data(&mut self, d: &Data) {
-        match d.bytes() {
+    fn data(&mut self, d: Option<&[u8]>) {
+        match d {
             Some(b) => self.buffer(b),
             None => self.i32(-1),
         }

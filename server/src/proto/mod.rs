@@ -9,12 +9,9 @@
 
 pub mod jute;
 
-use std::sync::Arc;
-
 use engine::acl::Acl;
 use engine::op::{CreateOp, OpResult, WriteOp};
 use engine::stat::Stat;
-use engine::tree::Data;
 use engine::ErrorCode;
 use jute::{Malformed, Reader, Write};
 
@@ -447,7 +444,7 @@ fn multi_end(out: &mut Vec<u8>) {
 /// One result of a multiRead.
 pub enum ReadResult<'a> {
     Children(&'a [String]),
-    Data(&'a Data, &'a Stat),
+    Data(Option<&'a [u8]>, &'a Stat),
     Error(ErrorCode),
 }
 
@@ -482,7 +479,7 @@ pub fn multi_read_end(out: &mut Vec<u8>) {
 }
 
 /// Shares an ACL list for encoding.
-pub fn masked_acls(acl: &Arc<[Acl]>, admin: bool) -> Vec<Acl> {
+pub fn masked_acls(acl: &[Acl], admin: bool) -> Vec<Acl> {
     acl.iter()
         .map(|a| {
             if !admin && a.id.scheme == "digest" {

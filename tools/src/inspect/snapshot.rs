@@ -26,7 +26,7 @@
 
 use engine::log::FormatError;
 use engine::stat::NodeKind;
-use engine::tree::Node;
+use engine::znode::Node;
 
 use super::summary::describe;
 

@@ -1,10 +1,10 @@
 //! The data tree: every znode, readable from any thread without locks, written by
 //! exactly one thread (the commit pipeline's applier).
 //!
-//! Nodes live in a lock-free skip list keyed by `parent + "\0" + name` (the root's
-//! key is empty). Paths cannot contain NUL and NUL sorts before every other
-//! character, so the children of a node are one contiguous key range, in name order,
-//! and reading them never walks grandchildren.
+//! Nodes live in a lock-free skip list keyed by `parent + "\0" + name` (see
+//! [`key`]): the children of a node are one contiguous key range, in name order,
+//! and reading them never walks grandchildren. Each entry holds the node's
+//! current [`Znode`] version, replaced whole on every change.
 //!
 //! Invariants (kept by [`crate::txn::apply`], checked in tests):
 //! - every node but the root has its parent in the tree;
@@ -17,111 +17,22 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapAny;
 use crossbeam_skiplist::{SkipMap, SkipSet};
 
 use crate::acl::Acl;
-use crate::path;
-use crate::stat::{NodeKind, Stat};
-use crate::types::{SessionId, TimeMs, Zxid};
+use crate::stat::NodeKind;
+use crate::types::{SessionId, Zxid};
+use crate::znode::{Data, Node, Znode};
 
-/// Znode data. ZooKeeper keeps null (length -1 on the wire) apart from empty.
-#[derive(
-    Clone, Debug, Default, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
-)]
-pub struct Data(Option<Arc<[u8]>>);
+mod key;
 
-impl Data {
-    pub fn null() -> Data {
-        Data(None)
-    }
-
-    pub fn new(bytes: &[u8]) -> Data {
-        Data(Some(bytes.into()))
-    }
-
-    /// The bytes, `None` for null data.
-    pub fn bytes(&self) -> Option<&[u8]> {
-        self.0.as_deref()
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |d| d.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// One znode. Cloning is cheap: data and ACL are shared.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    pub data: Data,
-    pub acl: Arc<[Acl]>,
-    pub czxid: Zxid,
-    pub mzxid: Zxid,
-    pub pzxid: Zxid,
-    pub ctime: TimeMs,
-    pub mtime: TimeMs,
-    pub version: i32,
-    /// Number of children ever created here (ZooKeeper's persisted cversion). The
-    /// sequential suffix is this value; clients see `2 * child_creates - num_children`.
-    pub child_creates: i32,
-    pub aversion: i32,
-    pub ephemeral_owner: i64,
-    pub num_children: i32,
-}
-
-impl Node {
-    /// A fresh node created at `zxid`.
-    pub fn new(data: Data, acl: Arc<[Acl]>, zxid: Zxid, time: TimeMs, owner: i64) -> Node {
-        Node {
-            data,
-            acl,
-            czxid: zxid,
-            mzxid: zxid,
-            pzxid: zxid,
-            ctime: time,
-            mtime: time,
-            version: 0,
-            child_creates: 0,
-            aversion: 0,
-            ephemeral_owner: owner,
-            num_children: 0,
-        }
-    }
-
-    /// The `Stat` clients see.
-    pub fn stat(&self) -> Stat {
-        Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self.child_creates * 2 - self.num_children,
-            aversion: self.aversion,
-            // Clients see the owner of normal ephemerals only; containers and TTL nodes show 0.
-            ephemeral_owner: match self.kind() {
-                NodeKind::Ephemeral(session) => session,
-                _ => 0,
-            },
-            data_length: self.data.len() as i32,
-            num_children: self.num_children,
-            pzxid: self.pzxid,
-        }
-    }
-
-    pub fn kind(&self) -> NodeKind {
-        NodeKind::of_owner(self.ephemeral_owner)
-    }
-}
+use key::{path_of_key, with_key, Key};
 
 /// The shared tree. See the module documentation for its invariants.
 pub struct DataTree {
-    /// Each value is swapped atomically on update (see `put`).
-    nodes: SkipMap<Box<str>, ArcSwap<Node>>,
+    /// Each node's current version, swapped atomically on update (see `put`).
+    nodes: SkipMap<Key, ArcSwapAny<Znode>>,
     /// (owner session, path) of every normal ephemeral node.
     ephemerals: SkipSet<(SessionId, String)>,
     containers: SkipSet<String>,
@@ -136,50 +47,8 @@ pub struct DataTree {
 }
 
 thread_local! {
-    /// Scratch buffer for building keys, so lookups do not allocate.
-    static KEY: RefCell<String> = const { RefCell::new(String::new()) };
     /// Scratch bounds of a child range.
     static RANGE: RefCell<(String, String)> = const { RefCell::new((String::new(), String::new())) };
-}
-
-fn write_key(path: &str, out: &mut String) {
-    out.clear();
-    if path != "/" {
-        out.push_str(path::parent(path));
-        out.push('\0');
-        out.push_str(path::name(path));
-    }
-}
-
-/// The path a key stands for (the inverse of `write_key`).
-fn path_of_key(key: &str, out: &mut String) {
-    out.clear();
-    match key.split_once('\0') {
-        None => out.push('/'),
-        Some(("/", name)) => {
-            out.push('/');
-            out.push_str(name);
-        }
-        Some((parent, name)) => {
-            out.push_str(parent);
-            out.push('/');
-            out.push_str(name);
-        }
-    }
-}
-
-/// Runs `f` on `path`'s key, built in a thread-local buffer (no allocation).
-fn with_key<R>(path: &str, f: impl FnOnce(&str) -> R) -> R {
-    KEY.with(|k| {
-        let mut k = k.borrow_mut();
-        write_key(path, &mut k);
-        f(&k)
-    })
-}
-
-/// A node's key, allocated at its exact length (it lives as long as the node).
-fn key_of(path: &str) -> Box<str> {
-    with_key(path, |k| Box::from(k))
 }
 
 impl Default for DataTree {
@@ -193,21 +62,21 @@ impl DataTree {
     /// `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
         let tree = DataTree::empty();
-        let open: Arc<[Acl]> = Acl::open_unsafe().into();
+        let open = Arc::new(Acl::open_unsafe());
         let empty = Data::new(&[]);
         let node = |children| Node {
             num_children: children,
             ..Node::new(empty.clone(), open.clone(), 0, 0, 0)
         };
-        tree.put("/", node(1));
-        tree.put("/zookeeper", node(2));
-        tree.put("/zookeeper/quota", node(0));
+        tree.put("/", &node(1));
+        tree.put("/zookeeper", &node(2));
+        tree.put("/zookeeper/quota", &node(0));
         let config = Node {
-            acl: Acl::read_unsafe().into(),
+            acl: Arc::new(Acl::read_unsafe()),
             aversion: -1,
             ..node(0)
         };
-        tree.put("/zookeeper/config", config);
+        tree.put("/zookeeper/config", &config);
         tree
     }
 
@@ -229,7 +98,7 @@ impl DataTree {
 
     /// Looks a node up without allocating; the node stays valid however the
     /// tree changes afterwards.
-    pub fn get(&self, path: &str) -> Option<Arc<Node>> {
+    pub fn get(&self, path: &str) -> Option<Znode> {
         self.entry(path).map(|e| e.value().load_full())
     }
 
@@ -237,7 +106,7 @@ impl DataTree {
     fn entry(
         &self,
         path: &str,
-    ) -> Option<crossbeam_skiplist::map::Entry<'_, Box<str>, ArcSwap<Node>>> {
+    ) -> Option<crossbeam_skiplist::map::Entry<'_, Key, ArcSwapAny<Znode>>> {
         with_key(path, |k| self.nodes.get(k))
     }
 
@@ -257,7 +126,7 @@ impl DataTree {
                 Bound::Excluded(end.as_str()),
             );
             for entry in self.nodes.range::<str, _>(range) {
-                f(&entry.key()[path.len() + 1..]);
+                f(&entry.key().as_str()[path.len() + 1..]);
             }
         })
     }
@@ -352,16 +221,16 @@ impl DataTree {
 
     /// Inserts or replaces a node. Writer only. A replaced node is swapped in
     /// place, so a reader sees the old or the new version, never neither.
-    pub fn put(&self, path: &str, node: Node) {
+    pub fn put(&self, path: &str, node: &Node) {
         let new_len = node.data.len();
         let kind = node.kind();
         if let Some(entry) = self.entry(path) {
-            let old = entry.value().swap(Arc::new(node));
+            let old = entry.value().swap(Znode::new(node));
             self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
-            self.data_bytes.fetch_sub(old.data.len(), Ordering::Relaxed);
+            self.data_bytes.fetch_sub(old.data_len(), Ordering::Relaxed);
             // Only replay over a fuzzy snapshot recreates a node as another kind.
             if old.kind() != kind {
-                self.unindex(path, &old);
+                self.unindex(path, old.kind());
                 self.index(path, kind);
             }
             return;
@@ -369,17 +238,18 @@ impl DataTree {
         self.node_count.fetch_add(1, Ordering::Relaxed);
         self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
         self.index(path, kind);
-        self.nodes.insert(key_of(path), ArcSwap::from_pointee(node));
+        self.nodes
+            .insert(Key::of(path), ArcSwapAny::new(Znode::new(node)));
     }
 
     /// Inserts a node known to be absent (loading a snapshot, whose paths are
     /// distinct): one skip-list search instead of `put`'s two. Writer only.
-    pub(crate) fn insert_new(&self, path: &str, node: Node) {
+    pub(crate) fn insert_new(&self, path: &str, node: Znode) {
         self.node_count.fetch_add(1, Ordering::Relaxed);
         self.data_bytes
-            .fetch_add(node.data.len(), Ordering::Relaxed);
+            .fetch_add(node.data_len(), Ordering::Relaxed);
         self.index(path, node.kind());
-        self.nodes.insert(key_of(path), ArcSwap::from_pointee(node));
+        self.nodes.insert(Key::of(path), ArcSwapAny::new(node));
     }
 
     fn index(&self, path: &str, kind: NodeKind) {
@@ -401,14 +271,14 @@ impl DataTree {
     pub fn remove(&self, path: &str) {
         if let Some(old) = with_key(path, |k| self.nodes.remove(k)) {
             let old = old.value().load();
-            self.unindex(path, &old);
+            self.unindex(path, old.kind());
             self.node_count.fetch_sub(1, Ordering::Relaxed);
-            self.data_bytes.fetch_sub(old.data.len(), Ordering::Relaxed);
+            self.data_bytes.fetch_sub(old.data_len(), Ordering::Relaxed);
         }
     }
 
-    fn unindex(&self, path: &str, node: &Node) {
-        match node.kind() {
+    fn unindex(&self, path: &str, kind: NodeKind) {
+        match kind {
             NodeKind::Ephemeral(s) => {
                 self.ephemerals.remove(&(s, path.to_owned()));
             }
@@ -435,23 +305,20 @@ impl DataTree {
             };
             let mut count = 0;
             self.for_each_child(parent, |_| count += 1);
-            let node = entry.value().load();
+            let mut node = entry.value().load().node();
             if node.num_children != count {
-                let recounted = Node {
-                    num_children: count,
-                    ..(**node).clone()
-                };
-                entry.value().store(Arc::new(recounted));
+                node.num_children = count;
+                entry.value().store(Znode::new(&node));
             }
         }
     }
 
     /// Visits every node with its path, parents before their children (key
     /// order), without copying nodes. A fuzzy view while the writer runs.
-    pub fn for_each_node(&self, mut f: impl FnMut(&str, &Node)) {
+    pub fn for_each_node(&self, mut f: impl FnMut(&str, &Znode)) {
         let mut path = String::new();
         for entry in self.nodes.iter() {
-            path_of_key(entry.key(), &mut path);
+            path_of_key(entry.key().as_str(), &mut path);
             f(&path, &entry.value().load());
         }
     }
@@ -465,7 +332,7 @@ impl DataTree {
 
     fn walk(&self, path: &str, out: &mut Vec<(String, Node)>) {
         let Some(node) = self.get(path) else { return };
-        out.push((path.to_owned(), (*node).clone()));
+        out.push((path.to_owned(), node.node()));
         for child in self.children(path) {
             self.walk(&join(path, &child), out);
         }
@@ -492,16 +359,16 @@ mod tests {
         assert_eq!(tree.children("/zookeeper"), vec!["config", "quota"]);
         assert_eq!(tree.get("/").unwrap().stat().cversion, -1);
         assert_eq!(tree.get("/zookeeper").unwrap().stat().cversion, -2);
-        assert_eq!(tree.get("/zookeeper/config").unwrap().aversion, -1);
+        assert_eq!(tree.get("/zookeeper/config").unwrap().stat().aversion, -1);
         assert_eq!(tree.node_count(), 4);
     }
 
     #[test]
     fn children_are_one_range_without_grandchildren() {
         let tree = DataTree::new();
-        let n = (*tree.get("/").unwrap()).clone();
+        let n = tree.get("/").unwrap().node();
         for p in ["/a", "/a/x", "/a/x/deep", "/a/y", "/ab", "/a-"] {
-            tree.put(p, n.clone());
+            tree.put(p, &n);
         }
         assert_eq!(tree.children("/a"), vec!["x", "y"]);
         assert_eq!(tree.children("/"), vec!["a", "a-", "ab", "zookeeper"]);
@@ -512,39 +379,39 @@ mod tests {
     #[test]
     fn recount_fixes_the_parents_named_and_only_those() {
         let tree = DataTree::new();
-        let n = (*tree.get("/").unwrap()).clone();
+        let n = tree.get("/").unwrap().node();
         let leaf = Node {
             num_children: 0,
             ..n.clone()
         };
         // As a fuzzy snapshot can hold them: /p counted before /p/a and /p/b
         // were added, /q counted with a child that is gone.
-        tree.put("/p", leaf.clone());
-        tree.put("/p/a", leaf.clone());
-        tree.put("/p/b", leaf.clone());
+        tree.put("/p", &leaf);
+        tree.put("/p/a", &leaf);
+        tree.put("/p/b", &leaf);
         tree.put(
             "/q",
-            Node {
+            &Node {
                 num_children: 1,
                 ..leaf
             },
         );
         tree.recount_children_of(&["/p".to_owned(), "/gone".to_owned()]);
-        assert_eq!(tree.get("/p").unwrap().num_children, 2);
+        assert_eq!(tree.get("/p").unwrap().stat().num_children, 2);
         assert_eq!(
-            tree.get("/q").unwrap().num_children,
+            tree.get("/q").unwrap().stat().num_children,
             1,
             "not named: left alone"
         );
         tree.recount_children_of(&["/q".to_owned()]);
-        assert_eq!(tree.get("/q").unwrap().num_children, 0);
+        assert_eq!(tree.get("/q").unwrap().stat().num_children, 0);
     }
 
     #[test]
     fn readers_never_miss_a_node_being_replaced() {
         let tree = DataTree::new();
-        let base = (*tree.get("/").unwrap()).clone();
-        tree.put("/a", base.clone());
+        let base = tree.get("/").unwrap().node();
+        tree.put("/a", &base);
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             for _ in 0..2 {
@@ -552,15 +419,15 @@ mod tests {
                     let mut seen = 0u64;
                     while !done.load(Ordering::Relaxed) {
                         let node = tree.get("/a").expect("a replaced node is always there");
-                        assert!(node.version as u64 >= seen, "versions only grow");
-                        seen = node.version as u64;
+                        assert!(node.stat().version as u64 >= seen, "versions only grow");
+                        seen = node.stat().version as u64;
                     }
                 });
             }
             for version in 1..=50_000 {
                 tree.put(
                     "/a",
-                    Node {
+                    &Node {
                         version,
                         ..base.clone()
                     },
@@ -568,7 +435,7 @@ mod tests {
             }
             done.store(true, Ordering::Relaxed);
         });
-        assert_eq!(tree.get("/a").unwrap().version, 50_000);
+        assert_eq!(tree.get("/a").unwrap().stat().version, 50_000);
         assert_eq!(tree.node_count(), 5);
     }
 }
