@@ -27,7 +27,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::proto::{self, code, opcode, xid, ReadExt, Reader, Write, WriteExt};
+use crate::proto::{
+    self, code, opcode, xid, ConnectRequest, ConnectResponse, Reader, Write, WriteExt,
+};
 
 /// How long a call waits for its reply.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,23 +92,17 @@ impl Client {
         let mut read = BufReader::with_capacity(64 * 1024, read);
 
         let mut hello = Vec::with_capacity(64);
-        let at = proto::begin_frame(&mut hello);
-        hello.i32(0); // protocolVersion
-        hello.i64(0); // lastZxidSeen
-        hello.i32(session_timeout_ms);
-        hello.i64(0); // sessionId: a new session
-        hello.buffer(&[0; 16]);
-        hello.bool(false); // readOnly
-        proto::end_frame(&mut hello, at);
+        ConnectRequest::new_session(session_timeout_ms).encode(&mut hello);
         write.write_all(&hello).await?;
         let answer = tokio::time::timeout(CONNECT_TIMEOUT, read_frame(&mut read))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
-        let mut r = Reader::new(&answer);
-        let bad = |_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse");
-        let _protocol = r.i32().map_err(bad)?;
-        let negotiated_ms = r.i32().map_err(bad)?;
-        let session_id = r.i64().map_err(bad)?;
+        let ConnectResponse {
+            timeout_ms: negotiated_ms,
+            session_id,
+            ..
+        } = ConnectResponse::decode(&answer)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse"))?;
         if session_id == 0 || negotiated_ms <= 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
@@ -192,7 +188,8 @@ impl Client {
             })
             .await?;
         Reader::new(&reply.body)
-            .stat_version()
+            .stat()
+            .map(|s| s.version)
             .map_err(|_| code::CONNECTION_LOSS)
     }
 

@@ -9,7 +9,7 @@
 //! glommio); this module adds what only a client needs.
 
 pub use herd_server::proto::jute::{begin_frame, end_frame, Malformed, Reader, Write};
-pub use herd_server::proto::{opcode, xid};
+pub use herd_server::proto::{opcode, xid, ConnectRequest, ConnectResponse};
 
 pub mod event {
     pub const NODE_CREATED: i32 = 1;
@@ -50,28 +50,6 @@ pub fn code_name(code: i32) -> String {
     }
 }
 
-/// Reading the benchmark needs beyond the shared jute codec.
-pub trait ReadExt {
-    /// A `Stat`; returns its `version` (data version), skipping the rest.
-    fn stat_version(&mut self) -> Result<i32, Malformed>;
-}
-
-impl ReadExt for Reader<'_> {
-    fn stat_version(&mut self) -> Result<i32, Malformed> {
-        for _ in 0..4 {
-            self.i64()?; // czxid, mzxid, ctime, mtime
-        }
-        let version = self.i32()?;
-        self.i32()?; // cversion
-        self.i32()?; // aversion
-        self.i64()?; // ephemeralOwner
-        self.i32()?; // dataLength
-        self.i32()?; // numChildren
-        self.i64()?; // pzxid
-        Ok(version)
-    }
-}
-
 /// Writing the benchmark needs beyond the shared jute codec.
 pub trait WriteExt {
     /// The ACL list `[world:anyone, all permissions]` without building it.
@@ -86,11 +64,6 @@ impl WriteExt for Vec<u8> {
         self.string("anyone");
     }
 }
-
-/// A `Stat` on the wire: czxid, mzxid, ctime, mtime (longs), version, cversion,
-/// aversion (ints), ephemeralOwner (long), dataLength, numChildren (ints),
-/// pzxid (long).
-pub const STAT_LEN: usize = 8 * 4 + 4 * 3 + 8 + 4 * 2 + 8;
 
 /// One op of a multi transaction.
 #[derive(Debug, Clone)]
@@ -175,12 +148,12 @@ pub fn multi_error(body: &[u8]) -> Result<i32, Malformed> {
             opcode::CREATE => {
                 r.string()?;
             }
-            15 => {
+            opcode::CREATE2 => {
                 r.string()?;
-                r.stat_version()?;
+                r.stat()?;
             }
             opcode::SET_DATA => {
-                r.stat_version()?;
+                r.stat()?;
             }
             opcode::CHECK | opcode::DELETE => {}
             _ => return Err(Malformed),
@@ -194,21 +167,6 @@ pub fn multi_error(body: &[u8]) -> Result<i32, Malformed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_version_is_the_fifth_field() {
-        let mut out = Vec::new();
-        for v in 0..4 {
-            out.i64(v);
-        }
-        out.i32(77);
-        out.extend_from_slice(&[0; STAT_LEN - 36]);
-        assert_eq!(Reader::new(&out).stat_version(), Ok(77));
-        assert_eq!(
-            Reader::new(&out[..STAT_LEN - 1]).stat_version(),
-            Err(Malformed)
-        );
-    }
 
     #[test]
     fn multi_error_finds_the_failed_op() {

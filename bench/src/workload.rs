@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{Client, Code, WatchEvent, REQUEST_TIMEOUT};
 use crate::keys::{KeyChooser, Rng};
-use crate::proto::{code, create_mode, event, opcode, MultiOp, ReadExt, Reader, Write, WriteExt};
+use crate::proto::{code, create_mode, event, opcode, MultiOp, Reader, Write, WriteExt};
 use crate::report::{progress_line, Recorder, Summary};
 use crate::{Options, RunError, Workload};
 
@@ -486,8 +486,8 @@ async fn multi(ctx: Arc<Ctx>) -> Result<(), RunError> {
                         Ok(reply) => {
                             let mut r = Reader::new(&reply.body);
                             let _ = r.buffer();
-                            match r.stat_version() {
-                                Ok(v) => v,
+                            match r.stat() {
+                                Ok(stat) => stat.version,
                                 Err(_) => break,
                             }
                         }
@@ -859,7 +859,7 @@ pub mod kafka {
         if let Ok(reply) = epoch {
             let mut r = Reader::new(&reply.body);
             let _ = r.buffer();
-            if let Ok(v) = r.stat_version() {
+            if let Ok(v) = r.stat().map(|s| s.version) {
                 let _ = ctx
                     .timed(
                         s,
@@ -1007,7 +1007,7 @@ pub mod kafka {
                         Ok(reply) => {
                             let mut r = Reader::new(&reply.body);
                             let _ = r.buffer();
-                            r.stat_version().unwrap_or(-1)
+                            r.stat().map_or(-1, |s| s.version)
                         }
                         Err(_) => -1,
                     },

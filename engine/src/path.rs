@@ -30,7 +30,8 @@ pub fn validate(path: &str) -> ZkResult<()> {
     Ok(())
 }
 
-fn invalid_char(c: char) -> bool {
+/// A character ZooKeeper rejects in a path.
+pub fn invalid_char(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..='\u{ffff}')
         || c as u32 > 0xffff

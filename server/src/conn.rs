@@ -32,7 +32,7 @@ use glommio::sync::Semaphore;
 use crate::fourlw;
 use crate::pipeline::{ConnId, ToPipeline};
 use crate::proto::jute::{Malformed, Write as _};
-use crate::proto::{self, opcode, xid, ConnectRequest, ReadOp, Request};
+use crate::proto::{self, opcode, xid, ConnectRequest, ConnectResponse, ReadOp, Request};
 use crate::read;
 use crate::shard::Shard;
 use crate::stats::ConnInfo;
@@ -363,7 +363,14 @@ impl Conn {
         self.state.borrow_mut().session = session;
         self.info.session.store(session, Relaxed);
         self.info.timeout_ms.store(i64::from(timeout_ms), Relaxed);
-        self.emit(|out| proto::connect_response(out, timeout_ms, session, &password));
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id: session,
+            password: password.to_vec(),
+            read_only: false,
+        };
+        self.emit(|out| response.encode(out));
         if session == 0 {
             self.close();
         }

@@ -493,7 +493,7 @@ fn interactive_session_prints_watches_auth_and_history() {
     const ACL: &str = "digest:bob:ikIaKsbtGweaHnb/jKn7OHqbunM=:cdrwa";
     let input = format!(
         "create /w data\nget -w /w\nset /w changed\nls -w /w\ncreate /w/c\nstat -w /w/c\n\
-         addWatch -m PERSISTENT /w\nremovewatches /w/c -d\nremovewatches /w\n\
+         stat -w /w/none\nremovewatches /w/none -d\naddWatch -m PERSISTENT /w\nremovewatches /w/c -d\nremovewatches /w\n\
          create /w/p x {ACL}\nget /w/p\naddauth digest bob:pw\nget /w/p\ncreate -e /w/e\n\
          getEphemerals /w\nwhoami\nprintwatches off\nset /w again\nhistory\nclose\nls /\n\
          connect\nls /w\ndeleteall /none\nquit\n"
@@ -516,7 +516,7 @@ fn interactive_session_prints_watches_auth_and_history() {
     ]
     .iter()
     .enumerate()
-    .map(|(i, line)| format!("{} - {line}\n", i + 8))
+    .map(|(i, line)| format!("{} - {line}\n", i + 10))
     .collect::<String>();
     let want_out = [
         "Connecting to ADDR\n".to_owned(),
@@ -526,6 +526,8 @@ fn interactive_session_prints_watches_auth_and_history() {
         "[]\n".into(),
         event("NodeChildrenChanged", "/w"),
         stat_block(0, 0, 0, "0x0", 0, 0),
+        // An exists watch stays on a missing node.
+        event("DataWatchRemoved", "/w/none"),
         event("DataWatchRemoved", "/w/c"),
         event("PersistentWatchRemoved", "/w"),
         "x\n[/w/e]\nAuth scheme: User\ndigest: bob\nip: 127.0.0.1\n".into(),
@@ -535,7 +537,7 @@ fn interactive_session_prints_watches_auth_and_history() {
         "Not connected\n[c, p]\n".into(),
     ]
     .concat();
-    let want_err = "Created /w\nCreated /w/c\nCreated /w/p\nInsufficient permission : /w/p\n\
+    let want_err = "Created /w\nCreated /w/c\nNode does not exist: /w/none\nCreated /w/p\nInsufficient permission : /w/p\n\
                     Created /w/e\nNode does not exist: /none\n";
     let (_serial, all) = targets();
     for t in all {

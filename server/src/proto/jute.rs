@@ -91,6 +91,23 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    /// A `Stat` record, in the order [`Write::stat`] writes it.
+    pub fn stat(&mut self) -> Result<Stat, Malformed> {
+        Ok(Stat {
+            czxid: self.i64()?,
+            mzxid: self.i64()?,
+            ctime: self.i64()?,
+            mtime: self.i64()?,
+            version: self.i32()?,
+            cversion: self.i32()?,
+            aversion: self.i32()?,
+            ephemeral_owner: self.i64()?,
+            data_length: self.i32()?,
+            num_children: self.i32()?,
+            pzxid: self.i64()?,
+        })
+    }
+
     /// Znode data: a `buffer` whose null is kept apart from empty.
     pub fn data(&mut self) -> Result<Data, Malformed> {
         match self.i32()? {
@@ -192,6 +209,20 @@ mod tests {
         out.string("/a/b");
         out.strings(&["x", "yz"]);
         out.acls(&Acl::open_unsafe());
+        let stat = Stat {
+            czxid: 1,
+            mzxid: 2,
+            ctime: 3,
+            mtime: 4,
+            version: 5,
+            cversion: -6,
+            aversion: 7,
+            ephemeral_owner: 8,
+            data_length: 9,
+            num_children: 10,
+            pzxid: 11,
+        };
+        out.stat(&stat);
         let mut r = Reader::new(&out);
         assert_eq!(r.i32(), Ok(-7));
         assert_eq!(r.i64(), Ok(1 << 40));
@@ -199,6 +230,7 @@ mod tests {
         assert_eq!(r.string().as_deref(), Ok("/a/b"));
         assert_eq!(r.strings(), Ok(vec!["x".to_owned(), "yz".to_owned()]));
         assert_eq!(r.acls(), Ok(Acl::open_unsafe()));
+        assert_eq!(r.stat(), Ok(stat));
         assert_eq!(r.remaining(), 0);
         assert_eq!(r.i32(), Err(Malformed));
         for cut in 0..out.len() {
@@ -210,6 +242,7 @@ mod tests {
                 r.string()?;
                 r.strings()?;
                 r.acls()?;
+                r.stat()?;
                 Ok(())
             })();
             assert_eq!(all, Err(Malformed), "cut at {cut}");

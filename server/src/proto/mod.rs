@@ -90,17 +90,72 @@ impl ConnectRequest {
             },
         })
     }
+
+    /// The handshake of a client asking for a new session of `timeout_ms`.
+    pub fn new_session(timeout_ms: i32) -> ConnectRequest {
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: Some(false),
+        }
+    }
+
+    /// Appends the request as a frame (clients' side).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let at = jute::begin_frame(out);
+        out.i32(self.protocol_version);
+        out.i64(self.last_zxid_seen);
+        out.i32(self.timeout_ms);
+        out.i64(self.session_id);
+        out.buffer(&self.password);
+        if let Some(read_only) = self.read_only {
+            out.bool(read_only);
+        }
+        jute::end_frame(out, at);
+    }
 }
 
-/// Appends the `ConnectResponse` frame.
-pub fn connect_response(out: &mut Vec<u8>, timeout_ms: i32, session_id: i64, password: &[u8]) {
-    let at = jute::begin_frame(out);
-    out.i32(0);
-    out.i32(timeout_ms);
-    out.i64(session_id);
-    out.buffer(password);
-    out.bool(false);
-    jute::end_frame(out, at);
+/// The server's answer to a [`ConnectRequest`]. A session id of 0 means the
+/// session was refused (expired, or a wrong password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectResponse {
+    pub protocol_version: i32,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub password: Vec<u8>,
+    pub read_only: bool,
+}
+
+impl ConnectResponse {
+    /// Appends the response as a frame.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let at = jute::begin_frame(out);
+        out.i32(self.protocol_version);
+        out.i32(self.timeout_ms);
+        out.i64(self.session_id);
+        out.buffer(&self.password);
+        out.bool(self.read_only);
+        jute::end_frame(out, at);
+    }
+
+    /// Decodes a response frame (without its length), which holds nothing else.
+    pub fn decode(frame: &[u8]) -> Result<ConnectResponse, Malformed> {
+        let mut r = Reader::new(frame);
+        let response = ConnectResponse {
+            protocol_version: r.i32()?,
+            timeout_ms: r.i32()?,
+            session_id: r.i64()?,
+            password: r.buffer()?.to_vec(),
+            read_only: r.bool()?,
+        };
+        if r.remaining() != 0 {
+            return Err(Malformed);
+        }
+        Ok(response)
+    }
 }
 
 /// Watch types in checkWatches/removeWatches (`Watcher.WatcherType`).
@@ -496,4 +551,52 @@ pub fn masked_acls(acl: &[Acl], admin: bool) -> Vec<Acl> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frame's record, without its 4-byte length.
+    fn record(frame: &[u8]) -> &[u8] {
+        let len = i32::from_be_bytes(frame[..4].try_into().unwrap());
+        assert_eq!(len as usize, frame.len() - 4, "frame length");
+        &frame[4..]
+    }
+
+    #[test]
+    fn handshake_records_round_trip() {
+        let mut out = Vec::new();
+        let request = ConnectRequest::new_session(5000);
+        request.encode(&mut out);
+        assert_eq!(record(&out).len(), 4 + 8 + 4 + 8 + 4 + 16 + 1);
+        assert_eq!(ConnectRequest::decode(record(&out)), Ok(request.clone()));
+        // An old client sends no readOnly flag.
+        let old = ConnectRequest {
+            read_only: None,
+            ..request
+        };
+        out.clear();
+        old.encode(&mut out);
+        assert_eq!(ConnectRequest::decode(record(&out)), Ok(old));
+
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 4000,
+            session_id: 0x0100_0000_0000_0001,
+            password: vec![7; 16],
+            read_only: false,
+        };
+        out.clear();
+        response.encode(&mut out);
+        assert_eq!(ConnectResponse::decode(record(&out)), Ok(response));
+        let mut longer = record(&out).to_vec();
+        longer.push(0);
+        assert_eq!(ConnectResponse::decode(&longer), Err(Malformed));
+        let body = record(&out);
+        assert_eq!(
+            ConnectResponse::decode(&body[..body.len() - 1]),
+            Err(Malformed)
+        );
+    }
 }

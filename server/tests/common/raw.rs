@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use herd_server::proto::jute::{self, Reader, Write};
+use herd_server::proto::{ConnectRequest, ConnectResponse};
 
 /// How long a raw read may wait before the test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -87,17 +88,6 @@ pub fn assert_closed(stream: &mut TcpStream, what: &str) {
     }
 }
 
-pub fn connect_request(timeout_ms: i32, session_id: i64, password: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.i32(0); // protocolVersion
-    out.i64(0); // lastZxidSeen
-    out.i32(timeout_ms);
-    out.i64(session_id);
-    out.buffer(password);
-    out.bool(false); // readOnly
-    out
-}
-
 /// Sends a ConnectRequest; returns the ConnectResponse, or `None` if the
 /// server closed the connection instead of answering.
 pub fn handshake(
@@ -106,18 +96,19 @@ pub fn handshake(
     session_id: i64,
     password: &[u8],
 ) -> Option<Handshake> {
-    if send_frame(stream, &connect_request(timeout_ms, session_id, password)).is_err() {
-        return None;
-    }
+    let request = ConnectRequest {
+        session_id,
+        password: password.to_vec(),
+        ..ConnectRequest::new_session(timeout_ms)
+    };
+    let mut hello = Vec::new();
+    request.encode(&mut hello);
+    stream.write_all(&hello).ok()?;
     let frame = read_frame(stream)?;
-    let mut r = Reader::new(&frame);
-    assert_eq!(r.i32(), Ok(0), "protocolVersion");
-    let timeout = r.i32().expect("timeOut");
-    let session = r.i64().expect("sessionId");
-    let password = r.buffer().expect("passwd").to_vec();
-    assert_eq!(r.bool(), Ok(false), "readOnly");
-    assert_eq!(r.remaining(), 0, "trailing bytes in ConnectResponse");
-    Some((timeout, session, password))
+    let response = ConnectResponse::decode(&frame).expect("a whole ConnectResponse");
+    assert_eq!(response.protocol_version, 0, "protocolVersion");
+    assert!(!response.read_only, "readOnly");
+    Some((response.timeout_ms, response.session_id, response.password))
 }
 
 /// A raw connection with a new session.

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use engine::ErrorCode;
 use herd_server::proto::jute::{self, Reader, Write};
-use herd_server::proto::{opcode, xid};
+use herd_server::proto::{opcode, xid, ConnectRequest, ConnectResponse};
 
 /// How long the TCP connect and the handshake may take, per address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -134,21 +134,15 @@ impl Client {
         stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
         let mut hello = Vec::with_capacity(48);
-        let at = jute::begin_frame(&mut hello);
-        hello.i32(0); // protocolVersion
-        hello.i64(0); // lastZxidSeen
-        hello.i32(timeout_ms);
-        hello.i64(0); // sessionId: a new session
-        hello.buffer(&[0; 16]);
-        hello.bool(false); // readOnly
-        jute::end_frame(&mut hello, at);
+        ConnectRequest::new_session(timeout_ms).encode(&mut hello);
         stream.write_all(&hello)?;
         let answer = read_frame(&mut stream)?;
-        let mut r = Reader::new(&answer);
-        let bad = |_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse");
-        let _protocol = r.i32().map_err(bad)?;
-        let negotiated_timeout_ms = r.i32().map_err(bad)?;
-        let session_id = r.i64().map_err(bad)?;
+        let ConnectResponse {
+            timeout_ms: negotiated_timeout_ms,
+            session_id,
+            ..
+        } = ConnectResponse::decode(&answer)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse"))?;
         if session_id == 0 || negotiated_timeout_ms <= 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,

@@ -2,29 +2,12 @@
 //! of `KeeperException`s as zkCli's `CliWrapperException` words them. Pure.
 
 use engine::acl::{perms, Acl, Id};
+use engine::path;
 use engine::stat::Stat;
 use engine::ErrorCode;
-use herd_server::proto::jute::{Malformed, Reader};
 
 use super::client::{event, state, WatchedEvent};
 use crate::inspect::time::java_date_utc;
-
-/// Reads a `Stat` record (the field order of `zookeeper.jute`).
-pub fn read_stat(r: &mut Reader<'_>) -> Result<Stat, Malformed> {
-    Ok(Stat {
-        czxid: r.i64()?,
-        mzxid: r.i64()?,
-        ctime: r.i64()?,
-        mtime: r.i64()?,
-        version: r.i32()?,
-        cversion: r.i32()?,
-        aversion: r.i32()?,
-        ephemeral_owner: r.i64()?,
-        data_length: r.i32()?,
-        num_children: r.i32()?,
-        pzxid: r.i64()?,
-    })
-}
 
 /// The stat block zkCli prints (`StatPrinter`), one line per field.
 pub fn stat_lines(s: &Stat) -> Vec<String> {
@@ -237,13 +220,7 @@ pub fn validate_path(path: &str, sequential: bool) -> Result<(), String> {
             }
             _ => {}
         }
-        if let Some(i) = name.find(|c: char| {
-            c == '\0'
-                || ('\u{1}'..='\u{1f}').contains(&c)
-                || ('\u{7f}'..='\u{9f}').contains(&c)
-                || ('\u{e000}'..='\u{f8ff}').contains(&c)
-                || ('\u{fff0}'..='\u{ffff}').contains(&c)
-        }) {
+        if let Some(i) = name.find(path::invalid_char) {
             return invalid(format!("invalid character @{}", at + i));
         }
         at += name.len() + 1;
@@ -346,7 +323,7 @@ mod tests {
 
     #[test]
     fn paths() {
-        let rows: [(&str, bool, Result<(), &str>); 8] = [
+        let rows: [(&str, bool, Result<(), &str>); 9] = [
             ("/", false, Ok(())),
             ("/a/b", false, Ok(())),
             ("a", false, Err("Path must start with / character")),
@@ -363,6 +340,12 @@ mod tests {
                 Err("Invalid path string \"/a/../b\" caused by relative paths not allowed @4"),
             ),
             ("", false, Err("Path length must be > 0")),
+            // Outside the Basic Multilingual Plane: a surrogate pair in Java.
+            (
+                "/a\u{1f600}",
+                false,
+                Err("Invalid path string \"/a\u{1f600}\" caused by invalid character @2"),
+            ),
         ];
         for (path, seq, want) in rows {
             assert_eq!(

@@ -383,7 +383,7 @@ impl Shell {
     }
 
     fn print_stat(&self, r: &mut Reader<'_>) -> CmdResult {
-        let stat = format::read_stat(r).map_err(malformed)?;
+        let stat = r.stat().map_err(malformed)?;
         emit_lines(&self.out, &format::stat_lines(&stat));
         Ok(())
     }
@@ -611,16 +611,15 @@ impl Shell {
     fn stat(&mut self, p: &Parsed) -> CmdResult {
         let path = checked_path(p.arg(0).unwrap_or_default())?;
         let watch = p.has('w');
-        let body = self
-            .call(opcode::EXISTS, |b| {
-                b.string(path);
-                b.bool(watch);
-            })
-            .map_err(keeper(path))?;
-        if watch {
+        let reply = self.call(opcode::EXISTS, |b| {
+            b.string(path);
+            b.bool(watch);
+        });
+        if watch && matches!(reply, Ok(_) | Err(ErrorCode::NoNode)) {
             // An exists watch is left even on a missing node.
             self.watch(|w| &mut w.data, path);
         }
+        let body = reply.map_err(keeper(path))?;
         self.print_stat(&mut Reader::new(&body))
     }
 
