@@ -11,19 +11,22 @@
 pub use herd_server::proto::jute::{begin_frame, end_frame, Malformed, Reader, Write};
 pub use herd_server::proto::{opcode, xid, ConnectRequest, ConnectResponse};
 
+/// Watch event types (the engine's [`EventType`] as wire numbers, for matching).
 pub mod event {
-    pub const NODE_CREATED: i32 = 1;
-    pub const NODE_DELETED: i32 = 2;
-    pub const NODE_DATA_CHANGED: i32 = 3;
-    pub const NODE_CHILDREN_CHANGED: i32 = 4;
+    use engine::txn::EventType;
+    pub const NODE_CREATED: i32 = EventType::NodeCreated as i32;
+    pub const NODE_DELETED: i32 = EventType::NodeDeleted as i32;
+    pub const NODE_DATA_CHANGED: i32 = EventType::NodeDataChanged as i32;
+    pub const NODE_CHILDREN_CHANGED: i32 = EventType::NodeChildrenChanged as i32;
 }
 
-/// Create modes (`CreateMode` flags).
+/// Create modes as wire flags (the engine's [`CreateMode`]).
 pub mod create_mode {
-    pub const PERSISTENT: i32 = 0;
-    pub const EPHEMERAL: i32 = 1;
-    pub const PERSISTENT_SEQUENTIAL: i32 = 2;
-    pub const EPHEMERAL_SEQUENTIAL: i32 = 3;
+    use engine::op::CreateMode;
+    pub const PERSISTENT: i32 = CreateMode::Persistent as i32;
+    pub const EPHEMERAL: i32 = CreateMode::Ephemeral as i32;
+    pub const PERSISTENT_SEQUENTIAL: i32 = CreateMode::PersistentSequential as i32;
+    pub const EPHEMERAL_SEQUENTIAL: i32 = CreateMode::EphemeralSequential as i32;
 }
 
 /// `KeeperException.Code` values the benchmark tells apart, and two it makes

@@ -356,8 +356,12 @@ fn numbered(dir: &Path, prefix: &str) -> Result<Vec<(Zxid, PathBuf)>, StorageErr
 
 /// The newest snapshot that maps and validates, or an empty tree. A damaged
 /// snapshot is skipped with a warning: the log still holds what it covered
-/// (purging keeps every segment an older snapshot needs).
-fn load_snapshot(dir: &Path, warnings: &mut Vec<String>) -> Result<(DataTree, Zxid), StorageError> {
+/// (purging keeps every segment an older snapshot needs). Also what
+/// `herd-inspect` replays over.
+pub fn load_snapshot(
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<(DataTree, Zxid), StorageError> {
     for (_, path) in numbered(dir, "snapshot.")? {
         let file = File::open(&path).map_err(io_at(&path))?;
         // SAFETY: snapshot files are written once, renamed into place, and never

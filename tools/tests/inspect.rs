@@ -562,6 +562,17 @@ fn summary_counts_the_replayed_tree() {
             "log: clean",
         ]
     );
+    // A damaged snapshot is skipped as start-up skips it: same tree, one note.
+    dir.write("snapshot.5", b"not a snapshot");
+    let (code, again, _) = cli(&["summary", dir_arg(&dir.0), "--top", "2"]);
+    assert_eq!(code, 0);
+    assert!(
+        again[0].contains("snapshot.5: bad header")
+            && again[0].ends_with("trying an older snapshot"),
+        "{}",
+        again[0]
+    );
+    assert_eq!(again[1..], out[..]);
 }
 
 #[test]

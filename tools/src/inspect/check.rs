@@ -142,23 +142,6 @@ impl Report {
     }
 }
 
-/// The newest snapshot in `dir` that validates, as herd would load it.
-pub fn newest_snapshot(dir: &Path) -> Option<(Zxid, engine::tree::DataTree)> {
-    let mut snapshots: Vec<(Zxid, std::path::PathBuf)> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let zxid = i64::from_str_radix(name.strip_prefix("snapshot.")?, 16).ok()?;
-            Some((zxid, e.path()))
-        })
-        .collect();
-    snapshots.sort_by(|a, b| b.cmp(a));
-    snapshots
-        .into_iter()
-        .find_map(|(_, path)| engine::snapshot::load(&std::fs::read(path).ok()?).ok())
-}
-
 /// Checks `segments` (sorted by first zxid, as herd orders them) and hands every
 /// record herd would replay after the snapshot at `base` (0: none), in order, to
 /// `on_record`. Replay stops at the first damage, as herd's start-up does;

@@ -20,6 +20,9 @@ pub mod time;
 use std::io::Write;
 use std::path::Path;
 
+use engine::tree::DataTree;
+use engine::Zxid;
+
 /// Exit status when the tool could not do its job: bad arguments, an unreadable
 /// file or directory.
 pub const EXIT_USAGE: u8 = 3;
@@ -100,18 +103,20 @@ fn execute(args: &[String], out: &mut dyn Write) -> Result<u8, String> {
         }
         ["verify", dir] => {
             let (segments, db_id, ignored) = read(dir)?;
-            let base = check::newest_snapshot(Path::new(dir)).map_or(0, |(zxid, _)| zxid);
+            let (_, base, skipped) = newest_snapshot(dir)?;
             let report = check::check(&segments, &db_id, base, |_, _| {});
             write_lines(out, &ignored)?;
+            write_lines(out, &skipped)?;
             write_lines(out, &report.lines())?;
             Ok(report.severity.exit_code())
         }
         ["summary", dir, rest @ ..] => {
             let (top, _) = options(rest, false).map_err(|why| usage(&why))?;
             let (segments, db_id, ignored) = read(dir)?;
-            let snapshot = check::newest_snapshot(Path::new(dir));
-            let s = summary::summarize(&segments, &db_id, snapshot, top);
+            let (tree, base, skipped) = newest_snapshot(dir)?;
+            let s = summary::summarize(&segments, &db_id, Some((base, tree)), top);
             write_lines(out, &ignored)?;
+            write_lines(out, &skipped)?;
             write_lines(out, &s.lines())?;
             Ok(s.report.severity.exit_code())
         }
@@ -156,6 +161,16 @@ fn options(mut rest: &[&str], nodes_allowed: bool) -> Result<(usize, bool), Stri
 }
 
 /// The directory's segments and `herd.dbid`, plus a note per ignored `log.*` file.
+/// The newest snapshot in `dir` that validates, loaded as herd's start-up
+/// loads it (an initial tree at zxid 0 without one), and a line for each newer
+/// one it skipped.
+fn newest_snapshot(dir: &str) -> Result<(DataTree, Zxid, Vec<String>), String> {
+    let mut skipped = Vec::new();
+    let (tree, zxid) = herd_server::storage::load_snapshot(Path::new(dir), &mut skipped)
+        .map_err(|e| e.to_string())?;
+    Ok((tree, zxid, skipped))
+}
+
 fn read(dir: &str) -> Result<(Vec<check::Segment>, check::DbIdFile, Vec<String>), String> {
     let (segments, db_id, ignored) =
         check::read_dir(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))?;

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use engine::acl::Acl;
 use engine::ErrorCode;
 use herd_server::proto::jute::{Reader, Write};
-use herd_server::proto::opcode;
+use herd_server::proto::{opcode, WatcherType};
 
 use client::{event, state, Client, EventSink, WatchedEvent};
 use command::{ArgError, Parsed, Spec};
@@ -150,14 +150,6 @@ impl Watches {
             _ => {}
         }
     }
-}
-
-/// Watcher types of removeWatches (`Watcher.WatcherType`).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum WatcherType {
-    Children = 1,
-    Data = 2,
-    Any = 3,
 }
 
 /// One shell: a session (when connected), its history and its outputs.
@@ -728,7 +720,8 @@ impl Shell {
         let removed = match kind {
             WatcherType::Data => [data, false, false],
             WatcherType::Children => [false, child, false],
-            WatcherType::Any => [data, child, persistent],
+            // Any: the shell asks for no other type.
+            _ => [data, child, persistent],
         };
         if !removed.iter().any(|&r| r) {
             return Err(Failure::Keeper(ErrorCode::NoWatcher, Some(path.to_owned())));
