@@ -184,6 +184,12 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
 
     let mut segments = numbered(&dir, "log.")?;
     segments.reverse();
+    // The newest segment is always read (replayed, or where appending resumes):
+    // read and scan it while the snapshot loads.
+    let mut newest_read = segments.last().map(|(_, path)| {
+        let path = path.clone();
+        std::thread::spawn(move || read_segment(&path))
+    });
 
     let mut warnings = Vec::new();
     let unfinished = config.data_dir.join(SNAPSHOT_TMP);
@@ -212,11 +218,13 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         {
             continue;
         }
-        // Read, not mapped: a preallocated segment may be sparse, and faulting
-        // in a hole on a full filesystem (tmpfs) kills the process with SIGBUS.
-        let bytes = std::fs::read(path).map_err(io_at(path))?;
+        let newest = i + 1 == count;
+        let prefetched = if newest { newest_read.take() } else { None };
+        let (bytes, scan) = match prefetched {
+            Some(reader) => reader.join().expect("a segment reader panicked")?,
+            None => read_segment(path)?,
+        };
         let name = path.display();
-        let scan = log::scan(&bytes).map_err(|e| StorageError::Damaged(format!("{name}: {e}")))?;
         if scan.header.db_id != db_id {
             return Err(StorageError::Damaged(format!(
                 "{name} belongs to another data directory"
@@ -229,7 +237,6 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
                 tree.last_zxid() + 1
             )));
         }
-        let newest = i + 1 == count;
         match scan.ending {
             Ending::Clean => {}
             Ending::TornTail { at } if newest => {
@@ -330,6 +337,16 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
             warnings,
         },
     ))
+}
+
+/// A segment's bytes and where its records are. Read, not mapped: a
+/// preallocated segment may be sparse, and faulting in a hole on a full
+/// filesystem (tmpfs) kills the process with SIGBUS.
+fn read_segment(path: &Path) -> Result<(Vec<u8>, log::Scan), StorageError> {
+    let bytes = std::fs::read(path).map_err(io_at(path))?;
+    let scan =
+        log::scan(&bytes).map_err(|e| StorageError::Damaged(format!("{}: {e}", path.display())))?;
+    Ok((bytes, scan))
 }
 
 /// Where a snapshot is written before it is renamed into place.

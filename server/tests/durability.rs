@@ -357,8 +357,22 @@ async fn an_unfinished_snapshot_is_removed_at_start() {
     let data = populated().await;
     let tmp = data.0.join("snapshot.tmp");
     std::fs::write(&tmp, b"HERDSNAP cut short by a crash").unwrap();
-    let server = common::start_in(common::config(), data);
+    // Recovery alone: a started server's own first snapshot (it replays the
+    // log) would soon write a new snapshot.tmp.
+    let mut config = common::config();
+    config.data_dir = data.0.clone();
+    config.data_log_dir = data.0.clone();
+    let (log, recovered) = herd_server::storage::open(&config).expect("recovers");
     assert!(!tmp.exists(), "snapshot.tmp removed");
+    assert_eq!(
+        recovered.warnings,
+        [format!(
+            "{}: removed a snapshot left unfinished by the previous run",
+            tmp.display()
+        )]
+    );
+    drop((log, recovered));
+    let server = common::start_in(common::config(), data);
     let client = common::connect(&server).await;
     assert_eq!(client.list_children("/d").await.unwrap().len(), 20);
 }
