@@ -101,14 +101,7 @@ impl Client {
             timeout_ms: negotiated_ms,
             session_id,
             ..
-        } = ConnectResponse::decode(&answer)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse"))?;
-        if session_id == 0 || negotiated_ms <= 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                "session refused by the server",
-            ));
-        }
+        } = ConnectResponse::opened(&answer)?;
 
         let outbox = Arc::new(Mutex::new(Outbox {
             next_xid: 1,

@@ -90,9 +90,9 @@ pub fn encode_parts(tree: &DataTree, zxid: Zxid) -> ([u8; HEADER_LEN], AlignedVe
     let mut nodes = Vec::with_capacity(tree.node_count());
     let (mut paths, mut data) = (String::new(), Vec::new());
     tree.for_each_node(|path, stored| {
-        let n = stored.node();
-        let acl = *acl_index.entry(n.acl.clone()).or_insert_with(|| {
-            acls.push(n.acl.to_vec());
+        let n = stored.fields();
+        let acl = *acl_index.entry(stored.acl().clone()).or_insert_with(|| {
+            acls.push(stored.acl().to_vec());
             (acls.len() - 1) as u32
         });
         let (path_at, data_at) = (paths.len() as u64, data.len() as u64);

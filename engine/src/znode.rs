@@ -156,17 +156,17 @@ impl Node {
 }
 
 /// A node's numbers, without its ACL and data.
-struct Fields {
-    czxid: Zxid,
-    mzxid: Zxid,
-    pzxid: Zxid,
-    ctime: TimeMs,
-    mtime: TimeMs,
-    version: i32,
-    child_creates: i32,
-    aversion: i32,
-    ephemeral_owner: i64,
-    num_children: i32,
+pub(crate) struct Fields {
+    pub czxid: Zxid,
+    pub mzxid: Zxid,
+    pub pzxid: Zxid,
+    pub ctime: TimeMs,
+    pub mtime: TimeMs,
+    pub version: i32,
+    pub child_creates: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub num_children: i32,
 }
 
 impl Fields {
@@ -221,6 +221,9 @@ const PARENT: u32 = 1 << 29;
 const OWNED: u32 = 1 << 30;
 const ACL_SET: u32 = 1 << 31;
 
+/// Bytes of the optional fields when all are present.
+const MAX_OPTIONAL: usize = 20 + 16 + 8 + 4;
+
 /// Bytes of the optional fields present under `flags`.
 fn optional_len(flags: u32) -> usize {
     let has = |f| usize::from(flags & f != 0);
@@ -268,7 +271,7 @@ impl Znode {
         let len = data.map_or(0, <[u8]>::len);
         assert!(len <= MAX_DATA, "znode data of {len} bytes");
         let flags = fields.flags() | if data.is_none() { NULL_DATA } else { 0 };
-        let mut opt = [0u8; 52];
+        let mut opt = [0u8; MAX_OPTIONAL];
         let mut at = 0;
         let mut put = |bytes: &[u8]| {
             opt[at..at + bytes.len()].copy_from_slice(bytes);
@@ -349,7 +352,8 @@ impl Znode {
         &self.header().acl
     }
 
-    fn fields(&self) -> Fields {
+    /// The numbers, decoded without touching the reference counts.
+    pub(crate) fn fields(&self) -> Fields {
         let h = self.header();
         let flags = h.len_flags;
         let mut rest = self.tail();

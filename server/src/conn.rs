@@ -367,7 +367,7 @@ impl Conn {
             protocol_version: 0,
             timeout_ms,
             session_id: session,
-            password: password.to_vec(),
+            password: &password,
             read_only: false,
         };
         self.emit(|out| response.encode(out));

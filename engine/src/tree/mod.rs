@@ -229,8 +229,9 @@ impl DataTree {
             self.data_bytes.fetch_add(new_len, Ordering::Relaxed);
             self.data_bytes.fetch_sub(old.data_len(), Ordering::Relaxed);
             // Only replay over a fuzzy snapshot recreates a node as another kind.
-            if old.kind() != kind {
-                self.unindex(path, old.kind());
+            let old_kind = old.kind();
+            if old_kind != kind {
+                self.unindex(path, old_kind);
                 self.index(path, kind);
             }
             return;

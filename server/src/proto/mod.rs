@@ -118,41 +118,57 @@ impl ConnectRequest {
     }
 }
 
-/// The server's answer to a [`ConnectRequest`]. A session id of 0 means the
-/// session was refused (expired, or a wrong password).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectResponse {
+/// The server's answer to a [`ConnectRequest`], its password borrowed from the
+/// frame (or the server's session). A session id of 0 means the session was
+/// refused (expired, or a wrong password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectResponse<'a> {
     pub protocol_version: i32,
     pub timeout_ms: i32,
     pub session_id: i64,
-    pub password: Vec<u8>,
+    pub password: &'a [u8],
     pub read_only: bool,
 }
 
-impl ConnectResponse {
+impl<'a> ConnectResponse<'a> {
     /// Appends the response as a frame.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let at = jute::begin_frame(out);
         out.i32(self.protocol_version);
         out.i32(self.timeout_ms);
         out.i64(self.session_id);
-        out.buffer(&self.password);
+        out.buffer(self.password);
         out.bool(self.read_only);
         jute::end_frame(out, at);
     }
 
     /// Decodes a response frame (without its length), which holds nothing else.
-    pub fn decode(frame: &[u8]) -> Result<ConnectResponse, Malformed> {
+    pub fn decode(frame: &'a [u8]) -> Result<ConnectResponse<'a>, Malformed> {
         let mut r = Reader::new(frame);
         let response = ConnectResponse {
             protocol_version: r.i32()?,
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
-            password: r.buffer()?.to_vec(),
+            password: r.buffer()?,
             read_only: r.bool()?,
         };
         if r.remaining() != 0 {
             return Err(Malformed);
+        }
+        Ok(response)
+    }
+
+    /// A client's reading of the answer: the response if the server opened a
+    /// session, `InvalidData` if it is malformed, `ConnectionRefused` if not.
+    pub fn opened(frame: &'a [u8]) -> std::io::Result<ConnectResponse<'a>> {
+        use std::io::{Error, ErrorKind};
+        let response = ConnectResponse::decode(frame)
+            .map_err(|_| Error::new(ErrorKind::InvalidData, "bad ConnectResponse"))?;
+        if response.session_id == 0 || response.timeout_ms <= 0 {
+            return Err(Error::new(
+                ErrorKind::ConnectionRefused,
+                "session refused by the server",
+            ));
         }
         Ok(response)
     }
@@ -584,7 +600,7 @@ mod tests {
             protocol_version: 0,
             timeout_ms: 4000,
             session_id: 0x0100_0000_0000_0001,
-            password: vec![7; 16],
+            password: &[7; 16],
             read_only: false,
         };
         out.clear();
@@ -598,5 +614,17 @@ mod tests {
             ConnectResponse::decode(&body[..body.len() - 1]),
             Err(Malformed)
         );
+
+        // What a client makes of it: opened, malformed, refused.
+        assert_eq!(ConnectResponse::opened(body).unwrap(), response);
+        let kind = |frame: &[u8]| ConnectResponse::opened(frame).unwrap_err().kind();
+        assert_eq!(kind(&longer), std::io::ErrorKind::InvalidData);
+        out.clear();
+        ConnectResponse {
+            session_id: 0,
+            ..response
+        }
+        .encode(&mut out);
+        assert_eq!(kind(record(&out)), std::io::ErrorKind::ConnectionRefused);
     }
 }

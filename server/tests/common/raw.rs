@@ -108,7 +108,11 @@ pub fn handshake(
     let response = ConnectResponse::decode(&frame).expect("a whole ConnectResponse");
     assert_eq!(response.protocol_version, 0, "protocolVersion");
     assert!(!response.read_only, "readOnly");
-    Some((response.timeout_ms, response.session_id, response.password))
+    Some((
+        response.timeout_ms,
+        response.session_id,
+        response.password.to_vec(),
+    ))
 }
 
 /// A raw connection with a new session.

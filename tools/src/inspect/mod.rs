@@ -160,7 +160,6 @@ fn options(mut rest: &[&str], nodes_allowed: bool) -> Result<(usize, bool), Stri
     }
 }
 
-/// The directory's segments and `herd.dbid`, plus a note per ignored `log.*` file.
 /// The newest snapshot in `dir` that validates, loaded as herd's start-up
 /// loads it (an initial tree at zxid 0 without one), and a line for each newer
 /// one it skipped.
@@ -171,6 +170,7 @@ fn newest_snapshot(dir: &str) -> Result<(DataTree, Zxid, Vec<String>), String> {
     Ok((tree, zxid, skipped))
 }
 
+/// The directory's segments and `herd.dbid`, plus a note per ignored `log.*` file.
 fn read(dir: &str) -> Result<(Vec<check::Segment>, check::DbIdFile, Vec<String>), String> {
     let (segments, db_id, ignored) =
         check::read_dir(Path::new(dir)).map_err(|e| format!("{dir}: {e}"))?;

@@ -137,18 +137,7 @@ impl Client {
         ConnectRequest::new_session(timeout_ms).encode(&mut hello);
         stream.write_all(&hello)?;
         let answer = read_frame(&mut stream)?;
-        let ConnectResponse {
-            timeout_ms: negotiated_timeout_ms,
-            session_id,
-            ..
-        } = ConnectResponse::decode(&answer)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad ConnectResponse"))?;
-        if session_id == 0 || negotiated_timeout_ms <= 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                "session refused by the server",
-            ));
-        }
+        let negotiated_timeout_ms = ConnectResponse::opened(&answer)?.timeout_ms;
         // The server expires a session it hears nothing from for its timeout;
         // ZooKeeper's client gives up reading after two thirds of it.
         let idle = Duration::from_millis((negotiated_timeout_ms as u64 * 2 / 3).max(1000));
