@@ -35,7 +35,7 @@ use crate::proto::jute::{Malformed, Write as _};
 use crate::proto::{self, opcode, xid, ConnectRequest, ConnectResponse, ReadOp, Request};
 use crate::read;
 use crate::shard::Shard;
-use crate::stats::ConnInfo;
+use crate::stats::{ConnInfo, Shared};
 
 /// Writes and syncs a session may have in flight before its reader pauses.
 pub const MAX_OUTSTANDING_PER_CONN: u64 = 1000;
@@ -129,14 +129,12 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
         .expect("conns lock")
         .insert(id, conn.info.clone());
     let (reader, writer) = futures_lite::io::split(stream);
-    let writing = glommio::spawn_local(write_loop(conn.clone(), writer));
+    let writing = glommio::spawn_local(write_loop(conn.clone(), writer, shard.shared.clone()));
     let _ = read_loop(&shard, &conn, reader).await;
     conn.close();
     writing.await;
     shard.conns.borrow_mut().remove(&id);
     shard.watches.borrow_mut().remove_conn(id);
-    shard.shared.conns.lock().expect("conns lock").remove(&id);
-    shard.shared.release(peer.ip());
     let session = conn.state.borrow().session;
     if session != 0 {
         shard
@@ -259,7 +257,11 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(conn: Rc<Conn>, mut wr: impl futures_lite::io::AsyncWrite + Unpin) {
+async fn write_loop(
+    conn: Rc<Conn>,
+    mut wr: impl futures_lite::io::AsyncWrite + Unpin,
+    shared: Arc<Shared>,
+) {
     let mut buf = Vec::new();
     loop {
         let closing = poll_fn(|cx| {
@@ -281,6 +283,12 @@ async fn write_loop(conn: Rc<Conn>, mut wr: impl futures_lite::io::AsyncWrite + 
         buf.clear();
     }
     let _ = wr.flush().await;
+    // The connection leaves the shared tables before its peer can see it close
+    // (ZooKeeper too removes a connection before closing its socket): a client
+    // that reconnects or asks `srvr` right away is neither refused by
+    // maxClientCnxns nor counted twice.
+    shared.conns.lock().expect("conns lock").remove(&conn.id);
+    shared.release(conn.peer.ip());
     // SAFETY: `fd` belongs to the stream both halves share, which is still open
     // (the reader holds its half); shutdown only ends I/O on it, so the reader's
     // pending read returns and the connection winds down.

@@ -170,3 +170,37 @@ async fn words_outside_the_whitelist_are_refused() {
     let client = common::connect(&server).await;
     assert!(client.check_stat("/zookeeper").await.unwrap().is_some());
 }
+
+/// A connection leaves the server's tables before its peer sees it close: a
+/// client that reconnects at once is not refused by maxClientCnxns, and `srvr`
+/// does not count the connection that just ended.
+#[test]
+fn a_closed_connection_is_forgotten_before_its_peer_sees_the_close() {
+    let mut config = common::config();
+    config.max_client_cnxns = 1;
+    let server = common::start_with(config);
+    // Busy threads keep the cores contended, so a shard's clean-up after a
+    // close is often scheduled after the client's next connection is served.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        let rounds = || {
+            for round in 0..2000 {
+                assert_eq!(ask(&server.addr, "ruok"), "imok", "round {round}");
+                let srvr = ask(&server.addr, "srvr");
+                assert_eq!(value(&srvr, "Connections", ':'), "1", "round {round}");
+            }
+        };
+        let outcome = std::panic::catch_unwind(rounds);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    });
+}
