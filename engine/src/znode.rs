@@ -334,6 +334,11 @@ impl Znode {
         unsafe { std::slice::from_raw_parts(self.0.as_ptr().cast::<u8>().add(HEADER), len) }
     }
 
+    /// Whether both are the same version (one allocation), not just equal.
+    pub fn is(&self, other: &Znode) -> bool {
+        self.0 == other.0
+    }
+
     /// The data, `None` for null data.
     pub fn data(&self) -> Option<&[u8]> {
         let flags = self.header().len_flags;

@@ -7,6 +7,10 @@
 //! and a reply that could reflect a transaction the shard has not dispatched yet
 //! is held until it has, so the transaction's notifications go out first.
 //!
+//! The watches a read asks for are armed when its reply is written. While the
+//! reply is held they wait here, unarmed; a change that fires one meanwhile is
+//! notified right after that reply, never before it.
+//!
 //! A malformed, truncated or oversized frame closes this connection only.
 
 use std::cell::{Cell, RefCell};
@@ -33,9 +37,10 @@ use crate::fourlw;
 use crate::pipeline::{ConnId, ToPipeline};
 use crate::proto::jute::{Malformed, Write as _};
 use crate::proto::{self, opcode, xid, ConnectRequest, ConnectResponse, ReadOp, Request};
-use crate::read;
+use crate::read::{self, InFlight};
 use crate::shard::Shard;
 use crate::stats::{ConnInfo, Shared};
+use crate::watch::{ConnWatches, Registration, Unarmed};
 
 /// Writes and syncs a session may have in flight before its reader pauses.
 pub const MAX_OUTSTANDING_PER_CONN: u64 = 1000;
@@ -67,12 +72,25 @@ enum Local {
     Error(ErrorCode),
 }
 
+/// A frame written only once the shard has dispatched `Committed` up to
+/// `need`: a held reply, numbered `reply`, or a notification of one of that
+/// reply's watches (`need` 0), which follows it.
+struct Held {
+    reply: u64,
+    need: Zxid,
+    frame: Vec<u8>,
+}
+
 struct State {
     session: SessionId,
     auth: Arc<[Id]>,
     queue: VecDeque<Queued>,
-    /// Replies waiting for `Committed` up to their zxid, in order.
-    held: VecDeque<(Zxid, Vec<u8>)>,
+    /// Frames waiting for `Committed`, in the order they leave.
+    held: VecDeque<Held>,
+    /// Replies held so far (numbers them).
+    replies: u64,
+    /// Watches of held replies, armed when their reply leaves.
+    unarmed: Vec<Unarmed>,
 }
 
 struct Outbox {
@@ -92,6 +110,9 @@ pub struct Conn {
     window: Semaphore,
     /// Set by client activity, cleared when the shard reports it to the tracker.
     pub active: Cell<bool>,
+    /// Whether the client's handshake had the readOnly flag (clients of
+    /// ZooKeeper 3.4 and older send none, and expect none back).
+    read_only_flag: Cell<bool>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -111,6 +132,8 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
             auth: vec![Id::new("ip", &peer.ip().to_string())].into(),
             queue: VecDeque::new(),
             held: VecDeque::new(),
+            replies: 0,
+            unarmed: Vec::new(),
         }),
         out: RefCell::new(Outbox {
             buf: Vec::new(),
@@ -120,6 +143,7 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
         handshake: Semaphore::new(0),
         window: Semaphore::new(MAX_OUTSTANDING_PER_CONN),
         active: Cell::new(false),
+        read_only_flag: Cell::new(true),
     });
     shard.conns.borrow_mut().insert(id, conn.clone());
     shard
@@ -232,6 +256,7 @@ async fn read_loop(
         return Ok(());
     };
     let request = ConnectRequest::decode(frame).map_err(malformed)?;
+    conn.read_only_flag.set(request.read_only.is_some());
     if request.last_zxid_seen > shard.tree.last_zxid() {
         // The client has seen a newer state than this server has: it must go elsewhere.
         return Ok(());
@@ -333,34 +358,111 @@ impl Conn {
     /// zxid it may reflect; unless the shard has dispatched that transaction (and
     /// so its notifications), the frame is moved aside and held until it has.
     fn send_reply(&self, shard: &Shard, encode: impl FnOnce(&mut Vec<u8>) -> Zxid) {
-        shard.counters.sent.fetch_add(1, Relaxed);
         let mut out = self.out.borrow_mut();
         let start = out.buf.len();
         let need = encode(&mut out.buf);
+        self.place(shard, &mut out, start, need, Vec::new());
+    }
+
+    /// Sends or holds the reply written at `out.buf[start..]`; `watches` are the
+    /// registrations the request asked for, armed when the reply leaves.
+    fn place(
+        &self,
+        shard: &Shard,
+        out: &mut Outbox,
+        start: usize,
+        need: Zxid,
+        watches: Vec<Registration>,
+    ) {
+        shard.counters.sent.fetch_add(1, Relaxed);
         let mut state = self.state.borrow_mut();
         if state.held.is_empty() && need <= shard.seen_through() {
             self.info.sent.fetch_add(1, Relaxed);
             if let Some(w) = out.waker.take() {
                 w.wake();
             }
+            if !watches.is_empty() {
+                let mut table = shard.watches.borrow_mut();
+                for r in watches {
+                    table.add(self.id, r.kind, &r.path);
+                }
+            }
         } else {
             let frame = out.buf.split_off(start);
             if state.held.is_empty() {
                 shard.hold(self.id);
             }
-            state.held.push_back((need, frame));
+            state.replies += 1;
+            let reply = state.replies;
+            state.held.push_back(Held { reply, need, frame });
+            state
+                .unarmed
+                .extend(watches.into_iter().map(|registration| Unarmed {
+                    reply,
+                    registration,
+                }));
         }
     }
 
-    /// Writes held replies now covered by `seen`; true if some still wait.
-    pub fn release(&self, seen: Zxid) -> bool {
+    /// Writes held frames now covered by `seen`, arming the watches of each
+    /// reply that leaves; true if some still wait.
+    pub fn release(&self, shard: &Shard, seen: Zxid) -> bool {
         let mut state = self.state.borrow_mut();
-        while state.held.front().is_some_and(|(need, _)| *need <= seen) {
-            let (_, frame) = state.held.pop_front().expect("front exists");
-            self.push_raw(&frame);
+        while state.held.front().is_some_and(|h| h.need <= seen) {
+            let held = state.held.pop_front().expect("front exists");
+            self.push_raw(&held.frame);
             self.info.sent.fetch_add(1, Relaxed);
+            if state.unarmed.iter().any(|u| u.reply == held.reply) {
+                let mut table = shard.watches.borrow_mut();
+                state.unarmed.retain(|u| {
+                    let mine = u.reply == held.reply;
+                    if mine {
+                        let r = &u.registration;
+                        table.add(self.id, r.kind, &r.path);
+                    }
+                    !mine
+                });
+            }
         }
         !state.held.is_empty()
+    }
+
+    /// Fires the unarmed watches `event` (at `zxid`) triggers: one notification,
+    /// held right after the last reply whose watch fired, so it follows every
+    /// reply that set one of them. One-shot watches are consumed.
+    pub fn fire_unarmed(&self, zxid: Zxid, event: &WatchEvent) {
+        let mut state = self.state.borrow_mut();
+        if state.unarmed.is_empty() {
+            return;
+        }
+        let mut last = None;
+        state.unarmed.retain(|u| {
+            let r = &u.registration;
+            if r.after < zxid && r.kind.fires_on(&r.path, event) {
+                last = last.max(Some(u.reply));
+                !r.kind.is_one_shot()
+            } else {
+                true
+            }
+        });
+        if let Some(reply) = last {
+            let mut frame = Vec::new();
+            proto::notification(&mut frame, zxid, event.kind as i32, &event.path);
+            let at = state
+                .held
+                .iter()
+                .rposition(|h| h.reply == reply)
+                .expect("an unarmed watch's reply is held")
+                + 1;
+            state.held.insert(
+                at,
+                Held {
+                    reply,
+                    need: 0,
+                    frame,
+                },
+            );
+        }
     }
 
     pub fn notify(&self, zxid: Zxid, event: &WatchEvent) {
@@ -376,7 +478,7 @@ impl Conn {
             timeout_ms,
             session_id: session,
             password: &password,
-            read_only: false,
+            read_only: self.read_only_flag.get().then_some(false),
         };
         self.emit(|out| response.encode(out));
         if session == 0 {
@@ -452,8 +554,10 @@ impl Conn {
     }
 
     /// Moves the session's queue forward: answers reads whose writes are done and
-    /// sends writes that no unanswered read precedes.
-    fn advance(&self, shard: &Shard) {
+    /// sends writes that no unanswered read precedes. A read that must wait for
+    /// the next `Committed` ([`InFlight`]) stays first in the queue, and the
+    /// shard calls this again once it has dispatched one.
+    pub fn advance(&self, shard: &Shard) {
         loop {
             let front = {
                 let mut state = self.state.borrow_mut();
@@ -470,7 +574,10 @@ impl Conn {
             else {
                 break;
             };
-            self.answer(shard, xid, request, started);
+            if !self.answer(shard, xid, &request, started) {
+                self.wait_for_commit(shard, xid, request, started);
+                return;
+            }
         }
         let mut to_send = Vec::new();
         {
@@ -489,18 +596,30 @@ impl Conn {
 
     fn local(&self, shard: &Shard, xid: i32, request: Local, started: Instant) {
         let idle = self.state.borrow().queue.is_empty();
-        if idle {
-            self.answer(shard, xid, request, started);
-        } else {
+        if !idle {
             self.state.borrow_mut().queue.push_back(Queued::Local {
                 xid,
                 request,
                 started,
             });
+        } else if !self.answer(shard, xid, &request, started) {
+            self.wait_for_commit(shard, xid, request, started);
         }
     }
 
-    fn answer(&self, shard: &Shard, xid: i32, request: Local, started: Instant) {
+    /// Puts a read that could not be answered yet back first in the queue.
+    fn wait_for_commit(&self, shard: &Shard, xid: i32, request: Local, started: Instant) {
+        self.state.borrow_mut().queue.push_front(Queued::Local {
+            xid,
+            request,
+            started,
+        });
+        shard.park(self.id);
+    }
+
+    /// Answers a request on the shard; false if it must wait for the next
+    /// `Committed` (nothing was sent).
+    fn answer(&self, shard: &Shard, xid: i32, request: &Local, started: Instant) -> bool {
         match request {
             Local::Ping => {
                 let zxid = shard.tree.last_zxid();
@@ -512,7 +631,7 @@ impl Conn {
             Local::Error(code) => {
                 let zxid = shard.tree.last_zxid();
                 self.send_reply(shard, |out| {
-                    proto::reply(out, xid, zxid, code, |_| {});
+                    proto::reply(out, xid, zxid, *code, |_| {});
                     0
                 });
             }
@@ -521,14 +640,30 @@ impl Conn {
                     let state = self.state.borrow();
                     (state.session, state.auth.clone())
                 };
-                self.send_reply(shard, |out| {
-                    read::answer(shard, self.id, session, &auth, xid, read, out);
-                    // Whatever the read saw was committed at or before this zxid.
-                    shard.tree.applying_zxid()
-                });
+                let mut out = self.out.borrow_mut();
+                let start = out.buf.len();
+                let answered = {
+                    let mut state = self.state.borrow_mut();
+                    let mut table = shard.watches.borrow_mut();
+                    let mut watches = ConnWatches {
+                        conn: self.id,
+                        table: &mut table,
+                        unarmed: &mut state.unarmed,
+                    };
+                    read::answer(shard, session, &auth, xid, read, &mut out.buf, &mut watches)
+                };
+                match answered {
+                    Ok(added) => {
+                        // Whatever the read saw was committed at or before this zxid.
+                        let need = shard.tree.applying_zxid();
+                        self.place(shard, &mut out, start, need, added);
+                    }
+                    Err(InFlight) => return false,
+                }
             }
         }
         shard.counters.record_latency(started);
+        true
     }
 
     pub fn on_reply(&self, shard: &Shard, xid: i32, zxid: Zxid, result: OpResult) {

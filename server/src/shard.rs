@@ -44,6 +44,8 @@ pub struct Shard {
     seen_through: Cell<Zxid>,
     /// Connections with replies held back for transactions not yet seen.
     holding: RefCell<Vec<ConnId>>,
+    /// Connections whose next read waits for a `Committed` (see `read::InFlight`).
+    parked: RefCell<Vec<ConnId>>,
 }
 
 impl Shard {
@@ -60,6 +62,7 @@ impl Shard {
             counters: shared.shards[index].clone(),
             seen_through: Cell::new(tree.last_zxid()),
             holding: RefCell::new(Vec::new()),
+            parked: RefCell::new(Vec::new()),
             config,
             tree,
             shared,
@@ -157,6 +160,12 @@ impl Shard {
                                 conn.notify(zxid, event);
                             }
                         }
+                        // Watches of replies still held fire behind those replies.
+                        for id in self.holding.borrow().iter() {
+                            if let Some(conn) = self.conn(*id) {
+                                conn.fire_unarmed(zxid, event);
+                            }
+                        }
                     }
                     drop(targets);
                     self.seen_through.set(zxid);
@@ -189,6 +198,9 @@ impl Shard {
                 }
             }
         }
+        if !self.parked.borrow().is_empty() {
+            self.unpark();
+        }
     }
 
     /// The zxid through which this shard has dispatched every transaction.
@@ -202,12 +214,31 @@ impl Shard {
     }
 
     fn release_held(&self) {
-        let waiting = std::mem::take(&mut *self.holding.borrow_mut());
+        let seen = self.seen_through.get();
+        self.each(&self.holding, |conn| {
+            if conn.release(self, seen) {
+                self.holding.borrow_mut().push(conn.id);
+            }
+        });
+    }
+
+    /// Remembers that `conn`'s next read waits for the next `Committed`.
+    pub fn park(&self, conn: ConnId) {
+        self.parked.borrow_mut().push(conn);
+    }
+
+    /// Retries the reads that waited for a `Committed`.
+    fn unpark(&self) {
+        self.each(&self.parked, |conn| conn.advance(self));
+    }
+
+    /// Takes the connections listed in `list` (which `f` may refill) and
+    /// calls `f` on each that is still open.
+    fn each(&self, list: &RefCell<Vec<ConnId>>, mut f: impl FnMut(&Conn)) {
+        let waiting = std::mem::take(&mut *list.borrow_mut());
         for id in waiting {
             if let Some(conn) = self.conn(id) {
-                if conn.release(self.seen_through.get()) {
-                    self.holding.borrow_mut().push(id);
-                }
+                f(&conn);
             }
         }
     }

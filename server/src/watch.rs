@@ -6,11 +6,19 @@
 //! fire once; persistent watches fire on every event at their path; persistent
 //! recursive watches fire on every event at or below their path except
 //! NodeChildrenChanged. A connection gets at most one notification per event.
+//!
+//! A watch a read asks for is a [`Registration`]: it names the zxid of the
+//! state the read observed at its path, and fires only for later changes. The
+//! table holds armed watches, which fire on every event the shard dispatches
+//! from now on; a registration is armed once the reply of the read that asked
+//! for it has been written (until then the connection keeps it, see `conn`), so
+//! no notification of a watch ever reaches a client before the reply that set it.
 
 use std::collections::{HashMap, HashSet};
 
 use engine::path;
 use engine::txn::{EventType, WatchEvent};
+use engine::Zxid;
 
 use crate::pipeline::ConnId;
 use crate::proto::WatcherType;
@@ -22,6 +30,75 @@ pub enum WatchKind {
     Child,
     Persistent,
     Recursive,
+}
+
+impl WatchKind {
+    /// Whether a watch of this kind on `watched` fires on `event`; the rule
+    /// [`WatchTable::trigger`] applies through its indexes.
+    pub fn fires_on(self, watched: &str, event: &WatchEvent) -> bool {
+        let here = event.path == watched;
+        match (self, event.kind) {
+            (WatchKind::Data, EventType::NodeChildrenChanged) => false,
+            (WatchKind::Data, _) => here,
+            (WatchKind::Child, EventType::NodeDeleted | EventType::NodeChildrenChanged) => here,
+            (WatchKind::Child, _) => false,
+            (WatchKind::Persistent, _) => here,
+            (WatchKind::Recursive, EventType::NodeChildrenChanged) => false,
+            (WatchKind::Recursive, _) => path::is_at_or_below(&event.path, watched),
+        }
+    }
+
+    /// One-shot kinds are consumed by the event they fire on.
+    pub fn is_one_shot(self) -> bool {
+        matches!(self, WatchKind::Data | WatchKind::Child)
+    }
+}
+
+/// A watch a read asked for: `kind` on `path`, firing only for changes after
+/// `after`, the zxid of the state the read observed there (the node's mzxid for
+/// a data watch, its pzxid for a child watch, the pzxid of the nearest existing
+/// ancestor for a watch on a missing node, the shard's dispatch point for a
+/// persistent watch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub kind: WatchKind,
+    pub path: String,
+    pub after: Zxid,
+}
+
+/// A registration waiting for the reply of the read that asked for it, the
+/// connection's `reply`-th held reply, to be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unarmed {
+    pub reply: u64,
+    pub registration: Registration,
+}
+
+/// One connection's watches, armed and unarmed, as checkWatches and
+/// removeWatches see them.
+pub struct ConnWatches<'a> {
+    pub conn: ConnId,
+    pub table: &'a mut WatchTable,
+    pub unarmed: &'a mut Vec<Unarmed>,
+}
+
+impl ConnWatches<'_> {
+    pub fn contains(&self, kind: WatchKind, path: &str) -> bool {
+        self.table.contains(self.conn, kind, path)
+            || self
+                .unarmed
+                .iter()
+                .any(|u| u.registration.kind == kind && u.registration.path == path)
+    }
+
+    /// Removes the watch, armed or not; whether there was one.
+    pub fn remove(&mut self, kind: WatchKind, path: &str) -> bool {
+        let armed = self.table.remove(self.conn, kind, path);
+        let before = self.unarmed.len();
+        self.unarmed
+            .retain(|u| u.registration.kind != kind || u.registration.path != path);
+        armed || self.unarmed.len() != before
+    }
 }
 
 const KINDS: [WatchKind; 4] = [
@@ -227,5 +304,48 @@ mod tests {
         assert!(t.remove(1, WatchKind::Persistent, "/a"));
         assert!(!t.remove(1, WatchKind::Persistent, "/a"));
         assert_eq!(t.count(), 0);
+    }
+
+    #[test]
+    fn trigger_follows_fires_on() {
+        let paths = ["/", "/a", "/a/b", "/a/b/c", "/ab", "/x"];
+        let kinds = [
+            EventType::NodeCreated,
+            EventType::NodeDeleted,
+            EventType::NodeDataChanged,
+            EventType::NodeChildrenChanged,
+        ];
+        // One connection per (kind, path) watch.
+        let watches: Vec<(ConnId, WatchKind, &str)> = KINDS
+            .iter()
+            .flat_map(|k| paths.iter().map(move |p| (*k, *p)))
+            .enumerate()
+            .map(|(i, (k, p))| (i as ConnId, k, p))
+            .collect();
+        for kind in kinds {
+            for at in paths {
+                let mut t = WatchTable::default();
+                for (conn, k, p) in &watches {
+                    t.add(*conn, *k, p);
+                }
+                let event = WatchEvent {
+                    kind,
+                    path: at.to_owned(),
+                };
+                let mut fired = Vec::new();
+                t.trigger(&event, &mut fired);
+                let expected: Vec<ConnId> = watches
+                    .iter()
+                    .filter(|(_, k, p)| k.fires_on(p, &event))
+                    .map(|(c, _, _)| *c)
+                    .collect();
+                assert_eq!(fired, expected, "{kind:?} at {at}");
+                let consumed = expected
+                    .iter()
+                    .filter(|c| watches[**c as usize].1.is_one_shot())
+                    .count();
+                assert_eq!(t.count(), watches.len() - consumed, "{kind:?} at {at}");
+            }
+        }
     }
 }

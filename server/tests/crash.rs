@@ -63,14 +63,6 @@ impl Drop for Herd {
     }
 }
 
-async fn connect(addr: &str) -> Client {
-    Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .connect(addr)
-        .await
-        .expect("connect")
-}
-
 /// What the writers were told succeeded.
 #[derive(Default)]
 struct Acked {
@@ -142,7 +134,7 @@ async fn check_consistent(client: &Client, path: &str) {
 async fn acknowledged_writes_survive_kill_9() {
     let data = TempDir::new();
     let herd = Herd::start(&data);
-    let client = connect(&herd.addr).await;
+    let client = common::connect_addr(&herd.addr).await;
     client
         .create(
             "/c",
@@ -168,7 +160,7 @@ async fn acknowledged_writes_survive_kill_9() {
         }
 
         let restarted = Herd::start(&data);
-        let client = connect(&restarted.addr).await;
+        let client = common::connect_addr(&restarted.addr).await;
         let acked_now = std::mem::take(&mut *acked.lock().unwrap());
         for path in &acked_now.created {
             assert!(

@@ -121,13 +121,18 @@ impl ConnectRequest {
 /// The server's answer to a [`ConnectRequest`], its password borrowed from the
 /// frame (or the server's session). A session id of 0 means the session was
 /// refused (expired, or a wrong password).
+///
+/// `read_only` is absent when the client's request had no readOnly flag: a
+/// client of ZooKeeper 3.4 or older (ClickHouse's own, among others) takes a
+/// 37-byte answer as malformed, and ZooKeeper answers such a client in its own
+/// 36-byte shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectResponse<'a> {
     pub protocol_version: i32,
     pub timeout_ms: i32,
     pub session_id: i64,
     pub password: &'a [u8],
-    pub read_only: bool,
+    pub read_only: Option<bool>,
 }
 
 impl<'a> ConnectResponse<'a> {
@@ -138,11 +143,14 @@ impl<'a> ConnectResponse<'a> {
         out.i32(self.timeout_ms);
         out.i64(self.session_id);
         out.buffer(self.password);
-        out.bool(self.read_only);
+        if let Some(read_only) = self.read_only {
+            out.bool(read_only);
+        }
         jute::end_frame(out, at);
     }
 
-    /// Decodes a response frame (without its length), which holds nothing else.
+    /// Decodes a response frame (without its length), which holds nothing else,
+    /// with or without the readOnly flag.
     pub fn decode(frame: &'a [u8]) -> Result<ConnectResponse<'a>, Malformed> {
         let mut r = Reader::new(frame);
         let response = ConnectResponse {
@@ -150,7 +158,11 @@ impl<'a> ConnectResponse<'a> {
             timeout_ms: r.i32()?,
             session_id: r.i64()?,
             password: r.buffer()?,
-            read_only: r.bool()?,
+            read_only: if r.remaining() > 0 {
+                Some(r.bool()?)
+            } else {
+                None
+            },
         };
         if r.remaining() != 0 {
             return Err(Malformed);
@@ -601,7 +613,7 @@ mod tests {
             timeout_ms: 4000,
             session_id: 0x0100_0000_0000_0001,
             password: &[7; 16],
-            read_only: false,
+            read_only: Some(false),
         };
         out.clear();
         response.encode(&mut out);
@@ -611,9 +623,18 @@ mod tests {
         assert_eq!(ConnectResponse::decode(&longer), Err(Malformed));
         let body = record(&out);
         assert_eq!(
-            ConnectResponse::decode(&body[..body.len() - 1]),
+            ConnectResponse::decode(&body[..body.len() - 2]),
             Err(Malformed)
         );
+        // The shape an old client gets: no readOnly flag, 36 bytes.
+        let mut old = Vec::new();
+        let without = ConnectResponse {
+            read_only: None,
+            ..response
+        };
+        without.encode(&mut old);
+        assert_eq!(record(&old).len(), 4 + 4 + 8 + 4 + 16);
+        assert_eq!(ConnectResponse::decode(record(&old)), Ok(without));
 
         // What a client makes of it: opened, malformed, refused.
         assert_eq!(ConnectResponse::opened(body).unwrap(), response);

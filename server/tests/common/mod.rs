@@ -7,6 +7,7 @@
 //! super digest below, and expect the container/TTL tests to need its 60 s sweep).
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod raw;
 
 use std::path::PathBuf;
@@ -106,9 +107,14 @@ pub fn start_in(mut config: Config, data: TempDir) -> TestServer {
 
 /// A connected client with a 10 s session timeout.
 pub async fn connect(server: &TestServer) -> zookeeper_client::Client {
+    connect_addr(&server.addr).await
+}
+
+/// A connected client of the server at `addr`, with a 10 s session timeout.
+pub async fn connect_addr(addr: &str) -> zookeeper_client::Client {
     zookeeper_client::Client::connector()
         .with_session_timeout(Duration::from_secs(10))
-        .connect(&server.addr)
+        .connect(addr)
         .await
         .expect("connect to test server")
 }

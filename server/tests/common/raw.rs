@@ -107,7 +107,7 @@ pub fn handshake(
     let frame = read_frame(stream)?;
     let response = ConnectResponse::decode(&frame).expect("a whole ConnectResponse");
     assert_eq!(response.protocol_version, 0, "protocolVersion");
-    assert!(!response.read_only, "readOnly");
+    assert_eq!(response.read_only, Some(false), "readOnly");
     Some((
         response.timeout_ms,
         response.session_id,
@@ -132,6 +132,27 @@ pub fn read_reply(stream: &mut TcpStream) -> (i32, i64, i32, Vec<u8>) {
     let zxid = r.i64().expect("zxid");
     let err = r.i32().expect("err");
     (xid, zxid, err, frame[16..].to_vec())
+}
+
+/// Whether a frame starts arriving within `wait` (false: nothing came).
+/// Panics if the connection closes.
+pub fn readable_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    stream.set_read_timeout(Some(wait)).unwrap();
+    let mut first = [0u8; 1];
+    let got = stream.peek(&mut first);
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    match got {
+        Ok(n) if n > 0 => true,
+        Ok(_) => panic!("connection closed"),
+        Err(e) if is_timeout(&e) => false,
+        Err(e) => panic!("read: {e}"),
+    }
+}
+
+/// Reads a reply header and body like [`read_reply`], waiting at most `wait`;
+/// `None` if nothing arrived in that time.
+pub fn try_read_reply(stream: &mut TcpStream, wait: Duration) -> Option<(i32, i64, i32, Vec<u8>)> {
+    readable_within(stream, wait).then(|| read_reply(stream))
 }
 
 /// Sends a 4-letter word and reads the whole answer.

@@ -12,6 +12,11 @@
 // when the server has TTL nodes disabled), then exactly one summary line
 // "N passed, M failed".  Exit status is 0 only when every check passed.
 
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -65,6 +70,7 @@ import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.OpResult;
 import org.apache.zookeeper.WatchedEvent;
 import org.apache.zookeeper.Watcher;
+import org.apache.zookeeper.ZooKeeper;
 import org.apache.zookeeper.data.Stat;
 
 public class CuratorSuite {
@@ -230,6 +236,74 @@ public class CuratorSuite {
             String e = q.poll(SETTLE_MS, TimeUnit.MILLISECONDS);
             if (e != null) throw new CheckFailed("unexpected extra event " + e);
         }
+    }
+
+    /** A TCP proxy to the server that can cut every connection through it, as a
+     *  network failure would: the client loses its connection, the server keeps the session. */
+    static class Proxy implements AutoCloseable {
+        final ServerSocket listener;
+        final List<Socket> open = new CopyOnWriteArrayList<>();
+
+        Proxy(String target) throws Exception {
+            String host = target.substring(0, target.lastIndexOf(':'));
+            int port = Integer.parseInt(target.substring(target.lastIndexOf(':') + 1));
+            listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+            Thread t = new Thread(() -> {
+                try {
+                    while (true) {
+                        Socket client = listener.accept();
+                        Socket server = new Socket(host, port);
+                        open.add(client);
+                        open.add(server);
+                        pump(client, server);
+                        pump(server, client);
+                    }
+                } catch (Exception done) { }
+            }, "proxy");
+            t.setDaemon(true);
+            t.start();
+        }
+
+        String addr() { return "127.0.0.1:" + listener.getLocalPort(); }
+
+        static void pump(Socket from, Socket to) {
+            Thread t = new Thread(() -> {
+                byte[] buf = new byte[65536];
+                try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
+                    int n;
+                    while ((n = in.read(buf)) > 0) out.write(buf, 0, n);
+                } catch (Exception done) { }
+                try { from.close(); } catch (Exception ignored) { }
+                try { to.close(); } catch (Exception ignored) { }
+            }, "pump");
+            t.setDaemon(true);
+            t.start();
+        }
+
+        void cut() {
+            for (Socket s : open) {
+                try { s.close(); } catch (Exception ignored) { }
+            }
+            open.clear();
+        }
+
+        @Override public void close() throws Exception {
+            listener.close();
+            cut();
+        }
+    }
+
+    /** A plain ZooKeeper handle, connected, its connection states recorded. */
+    static ZooKeeper zookeeper(String connect, List<Watcher.Event.KeeperState> states) throws Exception {
+        CountDownLatch up = new CountDownLatch(1);
+        ZooKeeper zk = new ZooKeeper(connect, 20000, e -> {
+            if (e.getType() == Watcher.Event.EventType.None) {
+                states.add(e.getState());
+                if (e.getState() == Watcher.Event.KeeperState.SyncConnected) up.countDown();
+            }
+        });
+        truth(up.await(TIMEOUT_MS, TimeUnit.MILLISECONDS), "ZooKeeper handle connected");
+        return zk;
     }
 
     static void cleanup(CuratorFramework c) throws Exception {
@@ -703,6 +777,80 @@ public class CuratorSuite {
             a.close();
             bc.close();
             closeClient(c1); closeClient(c2);
+        });
+
+        check("shared_count_observer_sees_every_change_to_the_end", () -> {
+            // Four sessions race to increment a SharedCount; a fifth follows it
+            // with getData(watch), re-reading on every NodeDataChanged. A
+            // notification arriving before the reply of the getData that set
+            // the watch finds no watcher (the client registers it when the reply
+            // arrives), and the observer would stop short of the final value.
+            String sp = p("shared-race");
+            c.create().forPath(sp, ByteBuffer.allocate(4).putInt(0).array());
+            ZooKeeper observer = zookeeper(hostPort, new CopyOnWriteArrayList<>());
+            AtomicInteger last = new AtomicInteger(-1);
+            Watcher[] follow = new Watcher[1];
+            follow[0] = e -> {
+                if (e.getType() != Watcher.Event.EventType.NodeDataChanged) return;
+                observer.getData(sp, follow[0], (rc, path, ctx, data, stat) -> {
+                    if (rc == 0) last.set(ByteBuffer.wrap(data).getInt());
+                }, null);
+            };
+            last.set(ByteBuffer.wrap(observer.getData(sp, follow[0], null)).getInt());
+            List<CuratorFramework> writers = new ArrayList<>();
+            List<Thread> threads = new ArrayList<>();
+            AtomicReference<Throwable> err = new AtomicReference<>();
+            for (int w = 0; w < 4; w++) {
+                CuratorFramework cw = newClient();
+                writers.add(cw);
+                SharedCount count = new SharedCount(cw, sp, 0);
+                count.start();
+                threads.add(runThread("incrementer-" + w, () -> {
+                    int done = 0;
+                    while (done < 25) {
+                        VersionedValue<Integer> v = count.getVersionedValue();
+                        if (count.trySetCount(v, v.getValue() + 1)) done++;
+                    }
+                    count.close();
+                }, err));
+            }
+            for (Thread t : threads) join(t, err);
+            eq(c.checkExists().forPath(sp).getVersion(), 100, "znode version after 100 increments");
+            waitUntil(() -> last.get() == 100, "observer reaches 100 (at " + last.get() + " when the writers were done)");
+            observer.close();
+            for (CuratorFramework cw : writers) closeClient(cw);
+        });
+
+        check("watches_survive_a_reconnect_to_the_same_session", () -> {
+            // A data watch and a persistent-recursive watch on one path; the
+            // connection is cut, another session changes the node, the client
+            // reconnects to its session and re-registers both (setWatches2,
+            // which ZooKeeper 3.8.0's client numbers like any request).
+            String rp = p("reconnect");
+            c.create().forPath(rp, b("1"));
+            try (Proxy proxy = new Proxy(hostPort)) {
+                List<Watcher.Event.KeeperState> states = new CopyOnWriteArrayList<>();
+                ZooKeeper zk = zookeeper(proxy.addr(), states);
+                Recorder data = new Recorder(), recursive = new Recorder();
+                zk.getData(rp, data, null);
+                zk.addWatch(rp, recursive, AddWatchMode.PERSISTENT_RECURSIVE);
+                proxy.cut();
+                waitUntil(() -> states.contains(Watcher.Event.KeeperState.Disconnected), "disconnected");
+                c.setData().forPath(rp, b("2"));
+                c.create().forPath(rp + "/during");
+                waitUntil(() -> states.size() >= 3, "reconnected");
+                eq(data.take(1), Arrays.asList("NodeDataChanged /reconnect"), "data watch fired by setWatches2");
+                eq(recursive.take(1), Arrays.asList("NodeDataChanged /reconnect"), "recursive watch too");
+                c.setData().forPath(rp, b("3"));
+                c.create().forPath(rp + "/after");
+                eq(recursive.take(2), Arrays.asList("NodeDataChanged /reconnect", "NodeCreated /reconnect/after"),
+                        "recursive watch after the reconnect");
+                data.expectNothing();
+                eq(states, Arrays.asList(Watcher.Event.KeeperState.SyncConnected,
+                        Watcher.Event.KeeperState.Disconnected, Watcher.Event.KeeperState.SyncConnected),
+                        "one disconnect, one reconnect");
+                zk.close();
+            }
         });
 
         check("distributed_barrier", () -> {
