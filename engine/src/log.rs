@@ -30,13 +30,24 @@ use rkyv::util::AlignedVec;
 
 use crate::txn::Txn;
 use crate::types::{TimeMs, Zxid};
+use crate::znode::MAX_DATA;
 
 pub const MAGIC: &[u8; 8] = b"HERDTXNL";
 pub const FORMAT_VERSION: u32 = 1;
 pub const HEADER_LEN: usize = 32;
 pub const RECORD_HEADER_LEN: usize = 16;
-/// Largest payload accepted when reading; anything larger is damage.
-pub const MAX_PAYLOAD: usize = 64 << 20;
+/// Largest record payload the log holds, written or read: the pipeline refuses
+/// a write whose record would be larger (see [`encode_payload`]), and recovery
+/// takes a larger length for damage. Twice the largest znode: a request is at
+/// most `jute.maxbuffer`, which is at most [`MAX_DATA`], and no single-node
+/// write archives to more than its request plus two thirds (an ACL entry is 12
+/// bytes or more on the wire, 20 archived), so every create, setData and setACL
+/// herd accepts fits; only a multi of very many tiny operations can be refused.
+pub const MAX_PAYLOAD: usize = 2 * (MAX_DATA + 1);
+
+const _: () = assert!(MAX_PAYLOAD >= MAX_DATA + MAX_DATA * 2 / 3 + 4096);
+// The length field is a u32.
+const _: () = assert!(MAX_PAYLOAD <= u32::MAX as usize);
 /// How far past the last good zxid a record found beyond damage may claim to be
 /// and still count as "valid data after the damage".
 const ZXID_WINDOW: i64 = 1 << 24;
@@ -104,14 +115,27 @@ impl SegmentHeader {
     }
 }
 
-/// Appends one record for `entry` at `zxid` to `out`: the transaction's only encoding.
-pub fn encode_record(out: &mut Vec<u8>, zxid: Zxid, entry: &LogEntry) {
+/// A record's payload: the transaction's only encoding. `None` if it would be
+/// larger than the log holds ([`MAX_PAYLOAD`]).
+pub fn encode_payload(entry: &LogEntry) -> Option<AlignedVec> {
     let payload = rkyv::to_bytes::<rancor::Error>(entry).expect("archiving to memory cannot fail");
+    (payload.len() <= MAX_PAYLOAD).then_some(payload)
+}
+
+/// Appends one record for `entry` at `zxid` to `out`. Panics if it is over
+/// [`MAX_PAYLOAD`]: callers refuse such writes with [`encode_payload`] first.
+pub fn encode_record(out: &mut Vec<u8>, zxid: Zxid, entry: &LogEntry) {
+    let payload = encode_payload(entry).expect("a record within MAX_PAYLOAD");
+    append_record(out, zxid, &payload);
+}
+
+/// Appends the record of an encoded `payload` at `zxid` to `out`.
+pub fn append_record(out: &mut Vec<u8>, zxid: Zxid, payload: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&zxid.to_le_bytes());
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     let crc = crc32c::crc32c(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
@@ -407,5 +431,75 @@ mod tests {
             scan(&wrong_version),
             Err(FormatError::BadHeader(_))
         ));
+    }
+
+    /// Bytes of the jute request a single-node write came in: header, path,
+    /// data, ACL entries (perms, scheme, id) and the trailing flags or version.
+    fn request_len(path: &str, data: usize, acl: &[Acl]) -> usize {
+        let acl_len: usize = acl
+            .iter()
+            .map(|a| 4 + 4 + a.id.scheme.len() + 4 + a.id.id.len())
+            .sum();
+        8 + 4 + path.len() + 4 + data + 4 + acl_len + 4
+    }
+
+    fn payload_len(txn: Txn) -> usize {
+        encode_payload(&LogEntry { time_ms: 1, txn })
+            .expect("within MAX_PAYLOAD")
+            .len()
+    }
+
+    /// What [`MAX_PAYLOAD`]'s compile-time check relies on: a single-node
+    /// write's record is at most its request plus two thirds, plus a little.
+    #[test]
+    fn a_single_node_writes_record_is_at_most_five_thirds_of_its_request() {
+        let world = |scheme: &str, id: &str| Acl {
+            perms: 31,
+            id: crate::acl::Id::new(scheme, id),
+        };
+        let long = "/".to_owned() + &"p".repeat(300);
+        let cases: Vec<(&str, usize, Vec<Acl>)> = vec![
+            ("/a", 0, vec![world("world", "anyone")]),
+            ("/a", 1 << 20, vec![world("world", "anyone")]),
+            (
+                &long,
+                100,
+                vec![world("digest", "user:0123456789abcdef0123456789a=")],
+            ),
+            // Many ACL entries of empty strings: the worst ratio archived.
+            ("/a", 0, (0..5000).map(|_| world("", "")).collect()),
+            (
+                "/a",
+                10,
+                (0..5000).map(|_| world("ip", "10.0.0.1")).collect(),
+            ),
+        ];
+        for (path, data, acl) in cases {
+            let request = request_len(path, data, &acl);
+            let bytes = Data::new(&vec![7; data]);
+            let created = payload_len(Txn::Create {
+                path: path.to_owned(),
+                data: bytes.clone(),
+                acl: acl.clone(),
+                ephemeral_owner: 0x1234,
+                parent_cversion: 3,
+            });
+            let set = payload_len(Txn::SetData {
+                path: path.to_owned(),
+                data: bytes,
+                version: 2,
+            });
+            let acl_set = payload_len(Txn::SetAcl {
+                path: path.to_owned(),
+                acl,
+                version: 2,
+            });
+            for (what, len) in [("create", created), ("setData", set), ("setACL", acl_set)] {
+                assert!(
+                    len <= request * 5 / 3 + 256,
+                    "{what} of {path:.8}: {len} bytes archived from a {request}-byte request"
+                );
+            }
+        }
     }
 }

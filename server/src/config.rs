@@ -21,7 +21,8 @@ pub struct Config {
     pub max_session_timeout_ms: i32,
     /// Connections per client IP; 0 = unlimited.
     pub max_client_cnxns: usize,
-    /// Largest frame accepted (`jute.maxbuffer`).
+    /// Largest frame accepted (`jute.maxbuffer`): a longer one closes the
+    /// connection. ZooKeeper's default, 1 MiB - 1.
     pub max_buffer_bytes: usize,
     /// Number of glommio shards (executor threads).
     pub shards: usize,
@@ -72,7 +73,7 @@ impl Default for Config {
             min_session_timeout_ms: 2 * tick as i32,
             max_session_timeout_ms: 20 * tick as i32,
             max_client_cnxns: 60,
-            max_buffer_bytes: 1024 * 1024,
+            max_buffer_bytes: 0xfffff,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             four_letter_words: ["srvr".to_owned()].into(),
             extended_types: false,

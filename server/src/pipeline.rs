@@ -126,7 +126,9 @@ struct Entry {
     changes: Vec<Change>,
     events: Vec<WatchEvent>,
     reply: Option<(Origin, OpResult)>,
-    connected: Option<(usize, ToShard)>,
+    /// A message for a shard in commit order: a handshake's outcome, or a
+    /// connection to close.
+    message: Option<(usize, ToShard)>,
     closes_session: Option<SessionId>,
 }
 
@@ -308,7 +310,22 @@ impl Pipeline {
                     self.tracker.set_closing(session);
                 }
                 let closes = (op == WriteOp::CloseSession).then_some(session);
-                let (mut entry, result) = self.execute(&op, session, &auth);
+                let Some((mut entry, result)) = self.execute(&op, session, &auth) else {
+                    // Its record would not fit the log: refused as ZooKeeper
+                    // refuses a request over jute.maxbuffer, by closing the
+                    // connection (once the session's earlier replies are out).
+                    eprintln!(
+                        "herd: closing the connection of session 0x{session:x}: its request \
+                         would need a log record over {} bytes",
+                        log::MAX_PAYLOAD
+                    );
+                    let close = ToShard::Close { conn: origin.conn };
+                    entries.push(Entry {
+                        message: Some((origin.shard, close)),
+                        ..Entry::empty(self.zxid)
+                    });
+                    return;
+                };
                 entry.reply = Some((origin, result));
                 entry.closes_session = closes;
                 entries.push(entry);
@@ -337,8 +354,15 @@ impl Pipeline {
     }
 
     /// Validates and applies one write to the pending view, taking a zxid and
-    /// encoding its log record; returns the entry to commit and the write's result.
-    fn execute(&mut self, op: &WriteOp, session: SessionId, auth: &[Id]) -> (Entry, OpResult) {
+    /// encoding its log record; returns the entry to commit and the write's
+    /// result. `None`, with nothing changed, if the record would be larger than
+    /// the log holds.
+    fn execute(
+        &mut self,
+        op: &WriteOp,
+        session: SessionId,
+        auth: &[Id],
+    ) -> Option<(Entry, OpResult)> {
         self.zxid += 1;
         let time_ms = now_ms();
         let ctx = Context {
@@ -353,19 +377,27 @@ impl Pipeline {
             self.zxid,
             time_ms,
         );
+        let mark = view.mark();
         let prepared = prep::execute(op, &ctx, &mut view);
-        let changes = view.into_changes();
-        self.record(LogEntry {
+        let entry = LogEntry {
             time_ms,
             txn: prepared.txn,
-        });
+        };
+        let Some(payload) = log::encode_payload(&entry) else {
+            view.rollback(mark);
+            self.zxid -= 1;
+            return None;
+        };
+        let changes = view.into_changes();
+        self.log_first.get_or_insert(self.zxid);
+        log::append_record(&mut self.log_buf, self.zxid, &payload);
         let entry = Entry {
             is_txn: true,
             changes,
             events: prepared.events,
             ..Entry::empty(self.zxid)
         };
-        (entry, prepared.result)
+        Some((entry, prepared.result))
     }
 
     fn connect(
@@ -384,9 +416,8 @@ impl Pipeline {
         };
         if request.session_id == 0 {
             if self.failed.is_some() {
-                let connected = Some((shard, refused));
                 entries.push(Entry {
-                    connected,
+                    message: Some((shard, refused)),
                     ..Entry::empty(self.zxid)
                 });
                 return;
@@ -420,7 +451,7 @@ impl Pipeline {
             entries.push(Entry {
                 changes,
                 is_txn: true,
-                connected: Some((shard, connected)),
+                message: Some((shard, connected)),
                 ..Entry::empty(self.zxid)
             });
             return;
@@ -446,7 +477,7 @@ impl Pipeline {
             _ => refused,
         };
         entries.push(Entry {
-            connected: Some((shard, connected)),
+            message: Some((shard, connected)),
             ..Entry::empty(self.zxid)
         });
     }
@@ -459,7 +490,9 @@ impl Pipeline {
         }
         self.next_expiry_check = now + self.config.session_check_interval();
         for session in self.tracker.expired(now_ms()) {
-            let (mut entry, _) = self.execute(&WriteOp::CloseSession, session, &[]);
+            let (mut entry, _) = self
+                .execute(&WriteOp::CloseSession, session, &[])
+                .expect("a closeSession record is small");
             entry.closes_session = Some(session);
             entries.push(entry);
         }
@@ -498,7 +531,9 @@ impl Pipeline {
         }
         let ids = self.super_ids.clone();
         for path in candidates {
-            let (entry, _) = self.execute(&WriteOp::DeleteContainer { path }, 0, &ids);
+            let (entry, _) = self
+                .execute(&WriteOp::DeleteContainer { path }, 0, &ids)
+                .expect("a delete's record is small");
             entries.push(entry);
         }
     }
@@ -594,7 +629,7 @@ impl Pipeline {
                     };
                     self.out[origin.shard].push(refused);
                 }
-                if let Some((shard, ToShard::Connected { conn, .. })) = entry.connected {
+                if let Some((shard, ToShard::Connected { conn, .. })) = entry.message {
                     let refused = ToShard::Connected {
                         conn,
                         session: 0,
@@ -643,7 +678,7 @@ impl Pipeline {
                 };
                 self.out[origin.shard].push(reply);
             }
-            if let Some((shard, msg)) = entry.connected {
+            if let Some((shard, msg)) = entry.message {
                 self.out[shard].push(msg);
             }
         }
@@ -668,7 +703,7 @@ impl Entry {
             changes: Vec::new(),
             events: Vec::new(),
             reply: None,
-            connected: None,
+            message: None,
             closes_session: None,
         }
     }

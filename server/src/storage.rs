@@ -402,13 +402,14 @@ pub fn write_snapshot(tree: &DataTree, zxid: Zxid, data_dir: &Path) -> io::Resul
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
     }
-    let (header, body) = engine::snapshot::encode_parts(tree, zxid);
     let path = data_dir.join(snapshot_name(zxid));
     let tmp = data_dir.join(SNAPSHOT_TMP);
     let mut f = File::create(&tmp)?;
-    f.write_all(&header)?;
-    f.write_all(&body)?;
-    drop(body);
+    // The chunks go out as they are archived; the header, which counts them, last.
+    f.write_all(&[0; engine::snapshot::HEADER_LEN])?;
+    let chunk_bytes = engine::snapshot::CHUNK_BYTES;
+    let header = engine::snapshot::encode_to(tree, zxid, chunk_bytes, |b| f.write_all(b))?;
+    std::os::unix::fs::FileExt::write_all_at(&f, &header, 0)?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     File::open(data_dir)?.sync_all()

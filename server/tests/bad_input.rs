@@ -39,6 +39,31 @@ async fn assert_works(client: &Client, path: &str) {
     assert_eq!(data, b"still here");
 }
 
+/// ZooKeeper's default jute.maxbuffer is 1 MiB - 1 (0xfffff): a frame of that
+/// length is served, one byte more closes the connection.
+#[test]
+fn the_default_frame_limit_is_zookeepers() {
+    let server = common::start();
+    for (len, served) in [(0xfffff, true), (0x100000, false)] {
+        let (mut stream, _) = raw_session(&server, 10_000);
+        let mut payload = Vec::new();
+        payload.i32(1);
+        payload.i32(SET_DATA);
+        payload.string("/frame-limit-missing");
+        let fill = len - payload.len() - 4 - 4;
+        payload.buffer(&vec![b'x'; fill]);
+        payload.i32(-1);
+        assert_eq!(payload.len(), len);
+        let _ = send_frame(&mut stream, &payload);
+        if served {
+            let (xid, _, err, _) = common::raw::read_reply(&mut stream);
+            assert_eq!((xid, err), (1, -101), "a {len}-byte frame is served (NoNode)");
+        } else {
+            assert_closed(&mut stream, "a frame one byte over 0xfffff");
+        }
+    }
+}
+
 #[tokio::test]
 async fn frame_over_max_buffer_closes_connection() {
     let mut config = common::config();

@@ -428,3 +428,114 @@ async fn sessions_whose_timeout_passed_while_down_expire_at_start() {
     assert_eq!(resumed.session_id().0, owner);
     resumed.delete("/long", None).await.unwrap();
 }
+
+/// One raw getData of `path`: (error, data).
+fn raw_get(stream: &mut std::net::TcpStream, xid: i32, path: &str) -> (i32, Vec<u8>) {
+    use herd_server::proto::jute::{Reader, Write};
+    let mut body = Vec::new();
+    body.string(path);
+    body.bool(false);
+    common::raw::request(stream, xid, 4, &body);
+    let (rxid, _, err, body) = common::raw::read_reply(stream);
+    assert_eq!(rxid, xid);
+    let data = if err == 0 {
+        Reader::new(&body).buffer().unwrap().to_vec()
+    } else {
+        Vec::new()
+    };
+    (err, data)
+}
+
+/// The largest request herd accepts (a create whose frame is exactly
+/// jute.maxbuffer at its cap, the largest znode) is acknowledged and survives a
+/// restart that replays it from the log and one that loads it from a snapshot.
+/// A multi whose log record would be over the log's limit is refused at the
+/// request, as ZooKeeper refuses a request over jute.maxbuffer: its connection
+/// is closed and nothing changes.
+#[tokio::test]
+async fn the_largest_write_survives_restarts_and_one_the_log_cannot_hold_is_refused() {
+    use herd_server::proto::jute::Write;
+    let mut config = common::config();
+    config.max_buffer_bytes = engine::znode::MAX_DATA;
+    let server = common::start_with(config.clone());
+    let (mut s, _) = common::raw::raw_session(&server, 30_000);
+    let create = |data: &[u8]| {
+        let mut body = Vec::new();
+        body.string("/big");
+        body.buffer(data);
+        body.acls(&engine::acl::Acl::open_unsafe());
+        body.i32(0);
+        body
+    };
+    // Frame payload: xid and opcode, then the body.
+    let room = engine::znode::MAX_DATA - (8 + create(&[]).len());
+    let data: Vec<u8> = (0..room).map(|i| (i % 251) as u8).collect();
+    let body = create(&data);
+    assert_eq!(
+        8 + body.len(),
+        engine::znode::MAX_DATA,
+        "a frame of jute.maxbuffer"
+    );
+    common::raw::request(&mut s, 1, 1, &body);
+    let (xid, zxid, err, _) = common::raw::read_reply(&mut s);
+    assert_eq!((xid, err), (1, 0), "the largest create is acknowledged");
+
+    // About 19 bytes a check on the wire, 48 archived: 106 MB of request, a
+    // record over 256 MiB.
+    let checks = log::MAX_PAYLOAD / 48 + 10_000;
+    let mut multi = Vec::with_capacity(checks * 19 + 9);
+    for _ in 0..checks {
+        multi.i32(13);
+        multi.bool(false);
+        multi.i32(-1);
+        multi.string("/a");
+        multi.i32(0);
+    }
+    multi.i32(-1);
+    multi.bool(true);
+    multi.i32(-1);
+    assert!(
+        8 + multi.len() <= engine::znode::MAX_DATA,
+        "within jute.maxbuffer"
+    );
+    common::raw::request(&mut s, 2, 14, &multi);
+    let wait = Duration::from_secs(60);
+    common::raw::assert_closed_within(&mut s, "a multi the log cannot hold", wait);
+    drop(multi);
+    let (mut s, _) = common::raw::raw_session(&server, 30_000);
+    assert_eq!(raw_get(&mut s, 1, "/big"), (0, data.clone()));
+    let (_, after, _, _) = {
+        common::raw::request(&mut s, 2, 11, &[]);
+        common::raw::read_reply(&mut s)
+    };
+    assert_eq!(
+        after,
+        zxid + 1,
+        "the refused multi took no zxid (one: this session)"
+    );
+    drop(s);
+
+    // A restart replays the create from the log, and writes a snapshot of it.
+    let data_dir = server.stop();
+    let dir = data_dir.0.clone();
+    let server = common::start_in(config.clone(), data_dir);
+    let (mut s, _) = common::raw::raw_session(&server, 30_000);
+    assert_eq!(raw_get(&mut s, 1, "/big"), (0, data.clone()), "replayed");
+    drop(s);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while named(&dir, "snapshot.").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a snapshot after the replay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let data_dir = server.stop();
+    // The next start loads it from the snapshot, and replays only the session
+    // opened after that snapshot was taken.
+    let server = common::start_in(config, data_dir);
+    let mntr = common::raw::four_letter_word(&server.addr, "mntr");
+    assert!(mntr.contains("zk_max_startup_txns_loaded\t1\n"), "{mntr}");
+    let (mut s, _) = common::raw::raw_session(&server, 30_000);
+    assert_eq!(raw_get(&mut s, 1, "/big"), (0, data), "from the snapshot");
+}

@@ -74,13 +74,19 @@ pub fn is_timeout(e: &std::io::Error) -> bool {
 
 /// Asserts the server closes the connection without sending anything more.
 pub fn assert_closed(stream: &mut TcpStream, what: &str) {
+    assert_closed_within(stream, what, READ_TIMEOUT);
+}
+
+/// [`assert_closed`], waiting up to `wait` for the close.
+pub fn assert_closed_within(stream: &mut TcpStream, what: &str, wait: Duration) {
+    stream.set_read_timeout(Some(wait)).unwrap();
     let mut buf = [0u8; 256];
     loop {
         match stream.read(&mut buf) {
             Ok(0) => return,
             Ok(n) => panic!("{what}: expected the connection to close, got {n} bytes"),
             Err(e) if is_timeout(&e) => {
-                panic!("{what}: connection still open after {READ_TIMEOUT:?}")
+                panic!("{what}: connection still open after {wait:?}")
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => return, // reset: closed too
