@@ -13,6 +13,8 @@
 //! - [`txn`]: transactions, the pending overlay, and `apply`.
 //! - [`session`]: session ids, passwords and expiry.
 //! - [`acl`], [`path`], [`stat`], [`error`]: the data model's rules and records.
+//! - [`zab`]: the ensemble's protocol (leader election so far), without I/O;
+//!   [`sim`]: the seeded randomness and network that simulations drive it with.
 
 pub mod acl;
 pub mod error;
@@ -21,11 +23,13 @@ pub mod op;
 pub mod path;
 pub mod prep;
 pub mod session;
+pub mod sim;
 pub mod snapshot;
 pub mod stat;
 pub mod tree;
 pub mod txn;
 pub mod types;
+pub mod zab;
 pub mod znode;
 
 pub use error::{ErrorCode, ZkResult};

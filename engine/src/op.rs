@@ -97,6 +97,10 @@ pub enum WriteOp {
         path: String,
     },
     CloseSession,
+    /// Dynamic reconfiguration, which herd does not do: refused with
+    /// ReconfigDisabled, as by a ZooKeeper without `reconfigEnabled`, as a
+    /// failed write (it takes a zxid there too).
+    Reconfig,
 }
 
 /// The outcome of one write, before it is encoded for the client.

@@ -149,6 +149,7 @@ fn prepare(op: &WriteOp, ctx: &Context<'_>, view: &View<'_>) -> ZkResult<Txn> {
         WriteOp::CloseSession => Ok(Txn::CloseSession {
             session: ctx.session,
         }),
+        WriteOp::Reconfig => Err(ErrorCode::ReconfigDisabled),
         WriteOp::Multi(_) => Err(ErrorCode::BadArguments),
     }
 }
@@ -197,16 +198,20 @@ fn prepare_create(op: &CreateOp, ctx: &Context<'_>, view: &View<'_>) -> ZkResult
     })
 }
 
-/// The parent of a node that may be deleted; the root and ZooKeeper's own nodes may not.
+/// The parent of a node to delete. ZooKeeper checks a delete's path only as far
+/// as finding the parent needs (`getParentPathAndValidate`): a slash, no NUL,
+/// not a system node; anything else that names no node is `NoNode`.
 fn deletable_parent(path: &str) -> ZkResult<&str> {
-    path::validate(path)?;
-    if matches!(
-        path,
-        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
-    ) {
+    let slash = path.rfind('/').ok_or(ErrorCode::BadArguments)?;
+    if path.contains('\0')
+        || matches!(
+            path,
+            "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+        )
+    {
         return Err(ErrorCode::BadArguments);
     }
-    Ok(path::parent(path))
+    Ok(if slash == 0 { "/" } else { &path[..slash] })
 }
 
 /// `expected == -1` matches any version; the new version wraps like Java's int.

@@ -69,7 +69,11 @@ enum Queued {
 enum Local {
     Read(ReadOp),
     Ping,
-    Error(ErrorCode),
+    /// A SASL token: Ok with a null token and zxid 0 (see [`Request::Sasl`]).
+    Sasl,
+    /// An opcode ZooKeeper does not know: `Unimplemented`, with zxid -1 (it
+    /// never got one), then the connection closes, as in ZooKeeper.
+    Unknown,
 }
 
 /// A frame written only once the shard has dispatched `Committed` up to
@@ -540,10 +544,8 @@ impl Conn {
             }
             Request::Read(read) => self.local(shard, xid, Local::Read(read), started),
             Request::Ping => self.local(shard, xid, Local::Ping, started),
-            Request::Refused(code) => self.local(shard, xid, Local::Error(code), started),
-            Request::Unknown => {
-                self.local(shard, xid, Local::Error(ErrorCode::Unimplemented), started)
-            }
+            Request::Sasl => self.local(shard, xid, Local::Sasl, started),
+            Request::Unknown => self.local(shard, xid, Local::Unknown, started),
         }
     }
 
@@ -628,12 +630,17 @@ impl Conn {
                     0
                 });
             }
-            Local::Error(code) => {
-                let zxid = shard.tree.last_zxid();
+            Local::Sasl => self.send_reply(shard, |out| {
+                proto::reply(out, xid, 0, ErrorCode::Ok, |out| out.data(None));
+                0
+            }),
+            Local::Unknown => {
                 self.send_reply(shard, |out| {
-                    proto::reply(out, xid, zxid, *code, |_| {});
+                    proto::reply(out, xid, -1, ErrorCode::Unimplemented, |_| {});
                     0
                 });
+                // ZooKeeper closes the connection after answering (the session stays).
+                self.close();
             }
             Local::Read(read) => {
                 let (session, auth) = {

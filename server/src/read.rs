@@ -130,7 +130,9 @@ pub fn answer(
         }
         ReadOp::GetAllChildrenNumber { path } => match readable(tree, path, perms::READ, auth) {
             Ok(_) => {
-                let n = descendants(tree, path);
+                // ZooKeeper counts the paths that start with `path + "/"`: for
+                // the root's other name, "", that is the root too.
+                let n = descendants(tree, path) + i32::from(path.is_empty());
                 reply(out, Ok(()), &|out| out.i32(n))
             }
             Err(code) => reply(out, Err(code), &|_| {}),

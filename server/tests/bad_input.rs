@@ -57,7 +57,11 @@ fn the_default_frame_limit_is_zookeepers() {
         let _ = send_frame(&mut stream, &payload);
         if served {
             let (xid, _, err, _) = common::raw::read_reply(&mut stream);
-            assert_eq!((xid, err), (1, -101), "a {len}-byte frame is served (NoNode)");
+            assert_eq!(
+                (xid, err),
+                (1, -101),
+                "a {len}-byte frame is served (NoNode)"
+            );
         } else {
             assert_closed(&mut stream, "a frame one byte over 0xfffff");
         }
@@ -166,40 +170,36 @@ async fn malformed_request_closes_connection() {
     assert_works(&other, "/after_malformed").await;
 }
 
+/// As ZooKeeper: the reply is Unimplemented with zxid -1 (no zxid was
+/// assigned), then the connection closes; the session lives on and resumes
+/// on a new connection.
 #[tokio::test]
-async fn unknown_opcode_is_unimplemented_and_connection_stays() {
+async fn unknown_opcode_is_unimplemented_and_closes_only_its_connection() {
     let server = common::start();
     let other = common::connect(&server).await;
 
-    let (mut stream, _) = raw_session(&server, 10_000);
+    let (mut stream, (_, session, password)) = raw_session(&server, 10_000);
     let mut payload = Vec::new();
     payload.i32(77);
     payload.i32(999);
     payload.string("/whatever");
     send_frame(&mut stream, &payload).unwrap();
-    let (xid, _zxid, err, body) = read_reply(&mut stream);
-    assert_eq!(xid, 77);
-    assert_eq!(err, UNIMPLEMENTED);
+    let (xid, zxid, err, body) = read_reply(&mut stream);
+    assert_eq!((xid, zxid, err), (77, -1, UNIMPLEMENTED));
     assert!(body.is_empty(), "error reply has no body: {body:?}");
+    assert_closed(&mut stream, "the connection of an unknown opcode");
 
-    let mut ping = Vec::new();
-    ping.i32(PING_XID);
-    ping.i32(PING);
-    send_frame(&mut stream, &ping).unwrap();
-    let (xid, _zxid, err, _) = read_reply(&mut stream);
-    assert_eq!(xid, PING_XID);
-    assert_eq!(err, 0);
-
-    // A real request on the same connection too.
+    let mut again = open(&server);
+    let resumed = handshake(&mut again, 10_000, session, &password).expect("resumed");
+    assert_eq!(resumed.1, session, "the same session");
     let mut payload = Vec::new();
     payload.i32(78);
     payload.i32(3); // exists
     payload.string("/");
     payload.bool(false);
-    send_frame(&mut stream, &payload).unwrap();
-    let (xid, _zxid, err, body) = read_reply(&mut stream);
-    assert_eq!(xid, 78);
-    assert_eq!(err, 0);
+    send_frame(&mut again, &payload).unwrap();
+    let (xid, _zxid, err, body) = read_reply(&mut again);
+    assert_eq!((xid, err), (78, 0));
     assert_eq!(body.len(), 68, "exists replies with a Stat");
 
     assert_works(&other, "/after_unknown_opcode").await;
@@ -333,7 +333,7 @@ async fn silent_session_expires_and_loses_its_ephemeral() {
 }
 
 #[tokio::test]
-async fn reconfig_and_sasl_get_clear_errors() {
+async fn reconfig_and_sasl_are_answered_as_by_zookeeper_without_them() {
     let server = common::start();
     let (mut stream, _) = raw_session(&server, 10_000);
     // reconfig: joining/leaving/newMembers strings, curConfigId long.
@@ -343,16 +343,20 @@ async fn reconfig_and_sasl_get_clear_errors() {
     body.string("");
     body.i64(-1);
     request(&mut stream, 5, 16, &body);
-    assert_eq!(
-        next_incoming(&mut stream),
-        Incoming::Reply(5, -123),
-        "ReconfigDisabled"
+    let (xid, zxid, err, _) = read_reply(&mut stream);
+    assert_eq!((xid, err), (5, -123), "ReconfigDisabled");
+    assert!(
+        zxid > 0,
+        "a refused reconfig is a failed transaction, with a zxid"
     );
-    request(&mut stream, 6, 102, &[0, 0, 0, 0]);
+    // A SASL token to a server without SASL: Ok, zxid 0, no token back.
+    let mut token = Vec::new();
+    token.buffer(b"token");
+    request(&mut stream, 6, 102, &token);
     assert_eq!(
-        next_incoming(&mut stream),
-        Incoming::Reply(6, -115),
-        "AuthFailed: no SASL yet"
+        read_reply(&mut stream),
+        (6, 0, 0, vec![0xff; 4]),
+        "a null token"
     );
     request(&mut stream, PING_XID, PING, &[]);
     assert_eq!(next_incoming(&mut stream), Incoming::Reply(PING_XID, 0));

@@ -5,10 +5,12 @@
 //! expected text (checked against zkCli 3.8) once zxids, times and session ids
 //! are masked, so herd's output equals ZooKeeper's.
 
+#[path = "../../server/tests/common/zookeeper.rs"]
+mod zookeeper;
+
 use std::io::{Read, Write as _};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,9 +18,6 @@ use herd_server::{Config, Server};
 
 /// How long one herd-cli run may take before the test kills it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long ZooKeeper may take to start answering.
-const ZK_START_TIMEOUT: Duration = Duration::from_secs(60);
-const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
 
 /// A directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
@@ -46,16 +45,13 @@ struct Target {
     name: &'static str,
     addr: String,
     herd: Option<Server>,
-    zk: Option<Child>,
-    _data: TempDir,
+    zk: Option<zookeeper::ZooKeeper>,
+    _data: Option<TempDir>,
 }
 
 impl Drop for Target {
     fn drop(&mut self) {
-        if let Some(mut child) = self.zk.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.zk.take();
         if let Some(server) = self.herd.take() {
             server.stop();
         }
@@ -75,74 +71,20 @@ fn start_herd() -> Target {
         addr: server.client_addr().to_string(),
         herd: Some(server),
         zk: None,
-        _data: data,
+        _data: Some(data),
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// Whether the server at `addr` serves requests. ZooKeeper answers `ruok` as
-/// soon as its port is open, before it has loaded its data and while it still
-/// drops sessions; `srvr` reports its version only once it serves.
-fn serving(addr: &str) -> bool {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut answer = Vec::new();
-    s.write_all(b"srvr").is_ok()
-        && s.read_to_end(&mut answer).is_ok()
-        && answer.starts_with(b"Zookeeper version:")
 }
 
 /// Apache ZooKeeper on a free port, or `None` when it is not installed.
 fn start_zookeeper() -> Option<Target> {
-    if !Path::new(ZK_JAR).exists() {
-        eprintln!("{ZK_JAR} not found: checking herd only");
-        return None;
-    }
-    let data = TempDir::new("zk");
-    let port = free_port();
-    let cfg = data.0.join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\n",
-            data.0.join("data").display()
-        ),
-    )
-    .expect("write zoo.cfg");
-    let child = Command::new("java")
-        .arg("-Dzookeeper.extendedTypesEnabled=true")
-        .arg("-Dlog4j.configuration=file:/dev/null")
-        .arg("-cp")
-        .arg("/etc/zookeeper/conf:/usr/share/java/*")
-        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ZooKeeper");
-    let target = Target {
+    let zk = zookeeper::start("cli", "", &[])?;
+    Some(Target {
         name: "zookeeper",
-        addr: format!("127.0.0.1:{port}"),
+        addr: zk.addr.clone(),
         herd: None,
-        zk: Some(child),
-        _data: data,
-    };
-    let deadline = Instant::now() + ZK_START_TIMEOUT;
-    while !serving(&target.addr) {
-        assert!(Instant::now() < deadline, "ZooKeeper did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Some(target)
+        zk: Some(zk),
+        _data: None,
+    })
 }
 
 /// Tests that start servers run one at a time: `free_port` gives a port that is
@@ -464,7 +406,7 @@ fn unknown_command_lists_the_commands_and_exits_127() {
 
 #[test]
 fn unreachable_server_fails_one_shot_commands() {
-    let port = free_port();
+    let port = zookeeper::free_port();
     let addr = format!("127.0.0.1:{port}");
     let r = herd_cli(&["-server", &addr, "ls", "/"], "");
     assert_eq!(r.code, 1);

@@ -107,12 +107,13 @@ impl DataTree {
         &self,
         path: &str,
     ) -> Option<crossbeam_skiplist::map::Entry<'_, Key, ArcSwapAny<Znode>>> {
-        with_key(path, |k| self.nodes.get(k))
+        with_key(root_alias(path), |k| self.nodes.get(k))
     }
 
     /// Visits the names of `path`'s children in order, without allocating
     /// (`f` must not list children itself: the range bounds are thread-local).
     pub fn for_each_child(&self, path: &str, mut f: impl FnMut(&str)) {
+        let path = root_alias(path);
         RANGE.with(|r| {
             let (start, end) = &mut *r.borrow_mut();
             start.clear();
@@ -337,6 +338,16 @@ impl DataTree {
         for child in self.children(path) {
             self.walk(&join(path, &child), out);
         }
+    }
+}
+
+/// ZooKeeper's tree also knows the root as the empty path (reads of "" answer
+/// for `/`; writes refuse it as a path).
+fn root_alias(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
     }
 }
 

@@ -261,8 +261,9 @@ pub enum Request {
         scheme: String,
         auth: Vec<u8>,
     },
-    /// Known opcodes herd answers with a fixed error (reconfig, sasl).
-    Refused(ErrorCode),
+    /// A SASL token. herd does no SASL, and answers as a ZooKeeper without
+    /// it does: Ok, and no token back.
+    Sasl,
     /// An opcode ZooKeeper does not know.
     Unknown,
 }
@@ -294,8 +295,8 @@ pub fn decode_request(frame: &[u8]) -> Result<(i32, i32, Request), Malformed> {
             },
             Vec::new(),
         ),
-        opcode::RECONFIG => Request::Refused(ErrorCode::ReconfigDisabled),
-        opcode::SASL => Request::Refused(ErrorCode::AuthFailed),
+        opcode::RECONFIG => Request::Write(WriteOp::Reconfig, Vec::new()),
+        opcode::SASL => Request::Sasl,
         opcode::SET_WATCHES | opcode::SET_WATCHES2 => {
             let mut w = SetWatches {
                 relative_zxid: r.i64()?,
@@ -428,12 +429,30 @@ fn multi_ops(
     }
 }
 
+fn with_stat_in_multi(flags: i32) -> bool {
+    use engine::op::CreateMode;
+    matches!(
+        CreateMode::from_flags(flags),
+        Ok(CreateMode::Container
+            | CreateMode::PersistentWithTtl
+            | CreateMode::PersistentSequentialWithTtl)
+    )
+}
+
+/// A multi's operations, and the result type each answers with. As in
+/// ZooKeeper, a create in a multi answers by its mode, whatever its opcode:
+/// with a stat (create2) for a container or TTL node, with the path alone
+/// (create) otherwise.
 fn decode_multi(r: &mut Reader<'_>) -> Result<(Vec<WriteOp>, Vec<i32>), Malformed> {
     let (mut ops, mut kinds) = (Vec::new(), Vec::new());
     multi_ops(r, |op, decoded| match decoded {
         DecodedOp::Write(w) if !matches!(w, WriteOp::SetAcl { .. }) => {
+            kinds.push(match &w {
+                WriteOp::Create(c) if with_stat_in_multi(c.flags) => opcode::CREATE2,
+                WriteOp::Create(_) => opcode::CREATE,
+                _ => op,
+            });
             ops.push(w);
-            kinds.push(op);
             Ok(())
         }
         _ => Err(Malformed),

@@ -9,6 +9,8 @@
 
 pub mod proxy;
 pub mod raw;
+pub mod session;
+pub mod zookeeper;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

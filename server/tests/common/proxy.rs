@@ -5,12 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
 pub struct Proxy {
     pub addr: String,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    stopped: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -21,8 +23,13 @@ impl Proxy {
         let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let upstream = upstream.to_owned();
         let conns = open.clone();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = stopped.clone();
         thread::spawn(move || {
             for client in listener.incoming() {
+                if stop.load(Ordering::Acquire) {
+                    return; // closes the listener
+                }
                 let Ok(client) = client else { return };
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
@@ -38,7 +45,11 @@ impl Proxy {
                 pump(server, client);
             }
         });
-        Proxy { addr, open }
+        Proxy {
+            addr,
+            open,
+            stopped,
+        }
     }
 
     /// Ends every connection made through the proxy so far, on both sides.
@@ -46,6 +57,15 @@ impl Proxy {
         for s in self.open.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }
+    }
+}
+
+impl Drop for Proxy {
+    /// Cuts every connection and stops listening (woken by one last connect).
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = TcpStream::connect(&self.addr);
+        self.cut();
     }
 }
 
