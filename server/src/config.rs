@@ -36,6 +36,8 @@ pub struct Config {
     pub container_max_never_used_interval_ms: u64,
     /// The `myid` of this server; 0 standalone.
     pub server_id: u8,
+    /// `server.N` lines and the quorum keys.
+    pub ensemble: crate::ensemble::EnsembleConfig,
     /// Size transaction log segments are preallocated to (`preAllocSize`, given in KiB).
     pub pre_alloc_bytes: u64,
     /// `forceSync`: fdatasync each batch before acknowledging it. `forceSync=no` is
@@ -81,6 +83,7 @@ impl Default for Config {
             container_check_interval_ms: 60_000,
             container_max_never_used_interval_ms: 0,
             server_id: 0,
+            ensemble: crate::ensemble::EnsembleConfig::default(),
             pre_alloc_bytes: 64 << 20,
             force_sync: true,
             simulated_flush_delay_ms: 0,
@@ -135,6 +138,11 @@ impl Config {
                 v.parse::<u64>()
                     .map_err(|_| bad("expected a non-negative integer"))
             };
+            let ticks = |v: &str| match v.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(bad("expected a positive number of ticks")),
+            };
+            let boolean = |v: &str| v.parse::<bool>().map_err(|_| bad("expected true or false"));
             match key {
                 "clientPort" => {
                     c.client_port = num(value)?.try_into().map_err(|_| bad("not a port"))?
@@ -214,12 +222,34 @@ impl Config {
                         _ => return Err(bad("expected yes or no")),
                     }
                 }
+                _ if key.starts_with("server.") => {
+                    let line = crate::ensemble::parse_server_line(&key[7..], value)
+                        .map_err(|e| bad(&e))?;
+                    if c.ensemble.servers.insert(line.id, line).is_some() {
+                        return Err(bad("this server id is given twice"));
+                    }
+                }
+                "initLimit" => c.ensemble.init_limit_ticks = ticks(value)?,
+                "syncLimit" => c.ensemble.sync_limit_ticks = ticks(value)?,
+                "peerType" => {
+                    c.ensemble.observer = match value {
+                        "observer" => true,
+                        "participant" => false,
+                        _ => return Err(bad("expected participant or observer")),
+                    }
+                }
+                "standaloneEnabled" => c.ensemble.standalone_enabled = boolean(value)?,
+                "quorumListenOnAllIPs" => c.ensemble.quorum_listen_on_all_ips = boolean(value)?,
+                "cnxTimeout" => c.ensemble.cnx_timeout_ms = num(value)?.max(1),
+                "electionAlg" if value != "3" => {
+                    return Err(bad(
+                        "only 3 (fast leader election) exists since ZooKeeper 3.6",
+                    ))
+                }
                 // Accepted for compatibility; their features arrive with later work.
-                "initLimit"
-                | "syncLimit"
+                "electionAlg"
                 | "admin.enableServer"
                 | "admin.serverPort"
-                | "standaloneEnabled"
                 | "reconfigEnabled"
                 | "globalOutstandingLimit"
                 | "clientPortListenBacklog" => {}
@@ -302,5 +332,43 @@ mod tests {
         );
         let (c, _) = Config::parse("jute.maxbuffer=4194304\n", "z").unwrap();
         assert_eq!(c.max_buffer_bytes, 4 << 20);
+    }
+
+    #[test]
+    fn an_ensembles_keys_are_read_and_checked() {
+        let text = "initLimit=5\nsyncLimit=2\nserver.1=127.0.0.1:2888:3888\n\
+                    server.2=127.0.0.2:2888:3888\nserver.3=127.0.0.3:2888:3888:observer;2181\n\
+                    peerType=observer\nstandaloneEnabled=false\nquorumListenOnAllIPs=true\n\
+                    cnxTimeout=3000\nelectionAlg=3\n";
+        let (c, warnings) = Config::parse(text, "zoo.cfg").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let e = &c.ensemble;
+        assert_eq!((e.init_limit_ticks, e.sync_limit_ticks), (5, 2));
+        assert_eq!(e.servers.keys().copied().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(e.servers[&2].host, "127.0.0.2");
+        assert!(e.servers[&3].observer && e.observer);
+        assert_eq!(e.servers[&3].client, Some((None, 2181)));
+        assert!(!e.standalone_enabled && e.quorum_listen_on_all_ips);
+        assert_eq!(e.cnx_timeout_ms, 3000);
+        // (text, message)
+        let cases = [
+            (
+                "server.1=a:1:2\nserver.1=b:1:2\n",
+                "z:2: server.1: this server id is given twice, got \"b:1:2\"",
+            ),
+            (
+                "server.1=a:1\n",
+                "z:1: server.1: expected host:quorumPort:electionPort, no election port, got \"a:1\"",
+            ),
+            ("initLimit=0\n", "z:1: initLimit: expected a positive number of ticks, got \"0\""),
+            ("peerType=leader\n", "z:1: peerType: expected participant or observer, got \"leader\""),
+            (
+                "electionAlg=0\n",
+                "z:1: electionAlg: only 3 (fast leader election) exists since ZooKeeper 3.6, got \"0\"",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(Config::parse(text, "z").unwrap_err().0, message);
+        }
     }
 }

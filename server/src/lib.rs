@@ -13,12 +13,14 @@
 //! - [`read`]: reads answered on the shard; [`watch`]: the shard's watch table;
 //! - [`shard`]: executors, the [`inbox`] from the pipeline and the [`outbox`] to it;
 //! - [`pipeline`]: the single ordered commit path;
-//! - [`config`]: zoo.cfg; [`fourlw`] and [`stats`]: operations.
+//! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
+//!   [`fourlw`] and [`stats`]: operations.
 //!
 //! [`Server::start`] is what the `herd` binary and the tests call.
 
 pub mod config;
 pub mod conn;
+pub mod ensemble;
 pub mod fourlw;
 pub mod inbox;
 pub mod memory;
@@ -59,8 +61,17 @@ pub struct Server {
 
 impl Server {
     /// Starts the pipeline and the shards, bound to the configured client port
-    /// (port 0 picks a free one: see [`Server::client_addr`]).
+    /// (port 0 picks a free one: see [`Server::client_addr`]). A configuration
+    /// of an ensemble is refused (`InvalidInput`): herd runs standalone only.
     pub fn start(config: Config) -> io::Result<Server> {
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        match config.ensemble.mode(&config.data_dir, "the configuration") {
+            Ok(ensemble::Mode::Standalone) => {}
+            Ok(ensemble::Mode::Member { id, members }) => {
+                return Err(invalid(ensemble::NotReplicated { id, members }.to_string()))
+            }
+            Err(e) => return Err(invalid(e.0)),
+        }
         let config = Arc::new(config);
         let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
         for warning in &recovered.warnings {

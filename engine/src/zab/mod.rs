@@ -11,9 +11,13 @@
 //!
 //! - [`quorum`]: who votes, who observes, and what a quorum is.
 //! - [`election`]: fast leader election, while a member is LOOKING.
+//! - [`discovery`]: the elected leader gets a quorum to accept a new epoch.
+//! - [`sync`]: DIFF, TRUNC or SNAP, to bring a learner to the leader's history.
 
+pub mod discovery;
 pub mod election;
 pub mod quorum;
+pub mod sync;
 
 /// A server id: the `N` of `server.N` in zoo.cfg, as the `myid` file holds it.
 pub type Sid = u64;

@@ -1,0 +1,99 @@
+//! The `herd` binary given a ZooKeeper ensemble's zoo.cfg: herd does not
+//! replicate yet, so it must refuse to start with a message that says why,
+//! rather than serve alone what clients would take for the ensemble; and a
+//! zoo.cfg with a single server line runs standalone, as in ZooKeeper.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn write_cfg(dir: &common::TempDir, servers: &str) -> std::path::PathBuf {
+    let cfg = dir.0.join("zoo.cfg");
+    let text = format!(
+        "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=0\n{servers}",
+        dir.0.join("data").display()
+    );
+    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// Runs `herd --config cfg` and returns its exit status and stderr; it must
+/// exit within the limit (a server that starts is killed: `None`).
+fn run(cfg: &std::path::Path) -> Option<(i32, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        .arg("--config")
+        .arg(cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start herd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+const THREE: &str = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+                     server.3=127.0.0.3:2888:3888\n";
+
+#[test]
+fn an_ensemble_configuration_is_refused_with_the_reason() {
+    let dir = common::TempDir::new();
+    let cfg = write_cfg(&dir, THREE);
+    std::fs::write(dir.0.join("data/myid"), "2\n").unwrap();
+    let (code, err) = run(&cfg).expect("herd exits");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("makes server 2 a member of an ensemble of 3 servers")
+            && err.contains("does not run as a replicated ensemble yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_ensemble_member_without_its_myid_is_refused() {
+    let dir = common::TempDir::new();
+    let (code, err) = run(&write_cfg(&dir, THREE)).expect("herd exits");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("myid must hold its id"), "{err}");
+    std::fs::write(dir.0.join("data/myid"), "9").unwrap();
+    let (_, err) = run(&write_cfg(&dir, THREE)).expect("herd exits");
+    assert!(
+        err.contains("myid is 9, which is not among the servers (1, 2, 3)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_single_server_line_runs_standalone() {
+    let dir = common::TempDir::new();
+    let cfg = write_cfg(&dir, "server.1=127.0.0.1:2888:3888\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start herd");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with("herd serving ZooKeeper clients on 127.0.0.1:"),
+        "{line:?}"
+    );
+}
