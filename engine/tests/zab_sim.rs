@@ -1,90 +1,145 @@
 //! Zab across whole simulated ensembles (3 and 5 voters and an observer) in
-//! one thread: a seeded clock, network and crashes, so a failing seed replays
-//! exactly. So far it covers what exists of Zab: leader election, then
-//! discovery (the elected leader gets a quorum to accept a new epoch).
+//! one thread: a seeded clock, network, disk and crashes, so a failing seed
+//! replays exactly. It runs all of Zab that exists: leader election,
+//! discovery, synchronisation and broadcast, with clients writing through
+//! whichever leader serves.
 //!
-//! Each seed runs three phases:
+//! Each member has a durable state (its log, current and accepted epochs)
+//! and a disk that makes writes durable a while after they are asked for;
+//! a crash loses what was not yet durable. Each seed runs three phases:
 //! 1. faults: messages lost, duplicated and delayed past the finalize wait,
 //!    partitions that change, members crashing and restarting (a restarted
-//!    member keeps its history and durable epochs, and starts again at round
-//!    1, as ZooKeeper's logical clock does). A member that left election looks
+//!    member keeps its durable state and starts again at round 1, as
+//!    ZooKeeper's logical clock does). A member that left election looks
 //!    again a while later, as it does when it loses its leader.
 //! 2. healing: the network is whole and prompt (what was on its way during
 //!    the faults is gone with the connections), every member runs and looks
 //!    again. Within a bounded time the voter with the most recent history
-//!    must lead an established epoch, with a quorum of voters following it in
-//!    that epoch.
-//! 3. a follower of that epoch restarts: it must follow a leader of an
-//!    established epoch again (see [`Sim::rejoin`]).
+//!    must lead and serve, with a quorum of voters serving in its epoch, and
+//!    new writes must commit on it and on them.
+//! 3. a serving follower restarts: it must serve again under a leader.
 //!
 //! Checked at every step:
-//! - an election's leader is a voter, and a quorum of voters has a history
-//!   no newer than the leader's (what lets the leader's history hold
-//!   everything a quorum acknowledged); an observer observes;
+//! - an election's leader is a voter; an observer observes;
 //! - a member's round never goes back while it runs, nor its accepted epoch
 //!   ever;
 //! - at most one leader establishes each epoch, and only once a quorum has
-//!   made that epoch durable;
-//! - an acknowledgement of an epoch comes from a member that has made it
-//!   durable.
+//!   made that epoch durable; an ACKEPOCH comes from a member that made its
+//!   epoch durable;
+//! - committed records agree: every member commits the same payload at a
+//!   zxid, and a leader starts serving only with every record any member
+//!   ever committed in its log (no acknowledged write is lost);
+//! - acknowledgements only for what is durable: a leader's commit point is
+//!   held durably by a quorum of voters.
 //!
 //! More seeds: `HERD_SIM_SEEDS=100000 cargo test --release -p herd-engine
 //! --test zab_sim`; one seed with its events: `HERD_SIM_SEED=N`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use herd_engine::sim::{env_or, Faults, Network, Rng};
-use herd_engine::zab::discovery::{self, Abandon, Epochs};
+use herd_engine::zab::broadcast::{self, Durable, Payload, Record};
+use herd_engine::zab::discovery::{self, Epochs};
 use herd_engine::zab::election::{self, Election, Notification, Outcome, PeerState, Vote};
 use herd_engine::zab::quorum::Ensemble;
 use herd_engine::zab::{Millis, Sid};
+use herd_engine::Zxid;
 
 const DEFAULT_SEEDS: u64 = 20_000;
 const FAULT_PHASE: Millis = 4_000;
-/// How long after healing the ensemble must be established.
+/// How long after healing the ensemble must serve.
 const HEAL_LIMIT: Millis = 15_000;
 /// How long a member keeps to a leader during the faults: a random time
 /// in this range, drawn whenever it leaves election.
 const LOOK_AGAIN_AFTER: (Millis, Millis) = (200, 2_500);
 /// initLimit × tickTime.
 const INIT_LIMIT_MS: Millis = 1_000;
+/// How long the disk takes to make a write durable.
+const FSYNC_MS: (Millis, Millis) = (1, 30);
+/// How often clients write while a leader serves.
+const WRITE_EVERY_MS: Millis = 20;
+/// A DIFF longer than this is sent as a SNAP.
+const DIFF_LIMIT: usize = 20;
 const FAULTS: Faults = Faults {
-    drop_percent: 20,
-    duplicate_percent: 10,
+    drop_percent: 10,
+    duplicate_percent: 5,
     max_delay_ms: 400,
 };
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Msg {
     Vote(Notification),
     Discovery(discovery::Message),
+    Zab(broadcast::Message),
 }
 
 enum Role {
     Down,
     Looking(Election),
-    Leading(Outcome, discovery::Leader),
-    Learning(Outcome, discovery::Learner),
+    Leading(Outcome, discovery::Leader, Option<broadcast::Leader>),
+    Learning(Outcome, discovery::Learner, Option<broadcast::Learner>),
+}
+
+/// A write on its way to the disk, and what waits for it.
+struct Write {
+    at: Millis,
+    log: Option<Vec<Record>>,
+    current_epoch: Option<u32>,
+    after: Vec<(Sid, Msg)>,
+    /// For a leader: what to tell its broadcast once durable, if it still
+    /// leads in the same role.
+    leader_done: Option<(u64, Durable)>,
 }
 
 struct Member {
     sid: Sid,
-    /// Its history: `(current epoch, last zxid)`. Durable.
-    history: (u32, i64),
-    /// Durable.
+    // Durable.
+    log: Vec<Record>,
+    current_epoch: u32,
     accepted_epoch: u32,
-    /// The latest round it took part in while up (it restarts at 1).
+    // Lost at a crash.
     round: u64,
     role: Role,
-    /// During the faults, when it gives up its leader.
+    /// Counts role changes, so late disk completions find their role gone.
+    incarnation: u64,
     relook_at: Millis,
+    disk: VecDeque<Write>,
 }
 
 impl Member {
     fn epochs(&self) -> Epochs {
         Epochs {
             accepted: self.accepted_epoch,
-            current: self.history.0,
+            current: self.current_epoch,
+        }
+    }
+
+    fn last_zxid(&self) -> Zxid {
+        self.log.last().map_or(0, |r| r.0)
+    }
+
+    fn vote(&self) -> Vote {
+        Vote {
+            epoch: self.current_epoch,
+            zxid: self.last_zxid(),
+            leader: self.sid,
+        }
+    }
+
+    /// The log and commit point of its broadcast role, if it has one.
+    fn broadcast(&self) -> Option<(&[Record], Zxid, bool)> {
+        match &self.role {
+            Role::Leading(_, _, Some(b)) => Some((
+                b.history().records(),
+                b.history().committed(),
+                b.is_serving(),
+            )),
+            Role::Learning(_, _, Some(l)) => Some((
+                l.history().records(),
+                l.history().committed(),
+                l.is_serving(),
+            )),
+            _ => None,
         }
     }
 }
@@ -97,25 +152,38 @@ struct Sim {
     net: Network<Msg>,
     /// Every established epoch and its leader.
     established: BTreeMap<u32, Sid>,
+    /// Every record any member committed.
+    committed: BTreeMap<Zxid, Payload>,
+    next_write: Millis,
+    written: u64,
     steps: usize,
     verbose: bool,
 }
+
+type Checked = Result<(), String>;
 
 impl Sim {
     fn new(seed: u64, voters: u64, verbose: bool) -> Sim {
         let mut rng = Rng(seed);
         let observer = voters + 1;
         let ensemble = Ensemble::new(1..=voters, [observer]).expect("ensemble");
+        // A history of epoch 1, of which each member holds a prefix.
+        let history: Vec<Record> = (1..=6)
+            .map(|c| ((1i64 << 32) | c, Payload::from(c.to_be_bytes().as_slice())))
+            .collect();
         let members = (1..=observer)
             .map(|sid| {
-                let epoch = rng.between(1, 3) as u32;
+                let held = rng.between(3, 6) as usize;
                 let m = Member {
                     sid,
-                    history: (epoch, (i64::from(epoch) << 32) | rng.between(0, 4) as i64),
-                    accepted_epoch: epoch + rng.between(0, 1) as u32,
+                    log: history[..held].to_vec(),
+                    current_epoch: 1,
+                    accepted_epoch: 1,
                     round: 0,
                     role: Role::Down,
+                    incarnation: 0,
                     relook_at: 0,
+                    disk: VecDeque::new(),
                 };
                 (sid, m)
             })
@@ -127,6 +195,9 @@ impl Sim {
             members,
             net: Network::new(FAULTS),
             established: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            next_write: 0,
+            written: 0,
             steps: 0,
             verbose,
         }
@@ -152,8 +223,12 @@ impl Sim {
         self.send(from, out.into_iter().map(|(to, n)| (to, Msg::Vote(n))));
     }
 
-    /// Carries out a discovery step: the durable write first, then the sends.
-    fn discovery_output(&mut self, sid: Sid, out: discovery::Output) -> Result<(), String> {
+    fn zab(out: Vec<(Sid, broadcast::Message)>) -> Vec<(Sid, Msg)> {
+        out.into_iter().map(|(to, m)| (to, Msg::Zab(m))).collect()
+    }
+
+    /// Carries out a discovery step: the epoch made durable, then the sends.
+    fn discovery_output(&mut self, sid: Sid, out: discovery::Output) -> Checked {
         if let Some(epoch) = out.accept_epoch {
             let m = self.member(sid);
             if epoch <= m.accepted_epoch {
@@ -165,15 +240,127 @@ impl Sim {
             m.accepted_epoch = epoch;
             self.log(|| format!("{sid} accepts epoch {epoch}"));
         }
-        self.send(
-            sid,
-            out.send.into_iter().map(|(to, m)| (to, Msg::Discovery(m))),
-        );
+        let sends = out.send.into_iter().map(|(to, m)| (to, Msg::Discovery(m)));
+        self.send(sid, sends.collect::<Vec<_>>());
+        Ok(())
+    }
+
+    /// Carries out a broadcast step: sends now, the durable write queued on
+    /// the disk with what waits for it.
+    fn broadcast_output(&mut self, sid: Sid, out: broadcast::Output) -> Checked {
+        self.send(sid, Sim::zab(out.now));
+        if let Some(d) = out.durable {
+            let at = self.now + self.rng.between(FSYNC_MS.0, FSYNC_MS.1);
+            let m = self.member(sid);
+            let (log, leading) = match &m.role {
+                Role::Leading(_, _, Some(b)) => (b.history().records(), true),
+                Role::Learning(_, _, Some(l)) => (l.history().records(), false),
+                _ => return Ok(()),
+            };
+            let log = d
+                .log_to
+                .map(|z| log.iter().filter(|r| r.0 <= z).cloned().collect());
+            let write = Write {
+                at,
+                log,
+                current_epoch: d.current_epoch,
+                after: Sim::zab(out.after),
+                leader_done: leading.then_some((m.incarnation, d)),
+            };
+            m.disk.push_back(write);
+        }
+        self.check_commits(sid)
+    }
+
+    /// Every record `sid` committed agrees with every other member's.
+    fn check_commits(&mut self, sid: Sid) -> Checked {
+        let Some((log, committed, _)) = self.members[&sid].broadcast() else {
+            return Ok(());
+        };
+        for (zxid, payload) in log.iter().filter(|r| r.0 <= committed) {
+            match self.committed.get(zxid) {
+                Some(known) if known != payload => {
+                    return Err(format!("{sid} committed another record at {zxid:#x}"))
+                }
+                Some(_) => {}
+                None => {
+                    self.committed.insert(*zxid, payload.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the writes that are due on `sid`'s disk (all of them with
+    /// `all`, dropping what waits for them: its role changes).
+    fn disk(&mut self, sid: Sid, all: bool) -> Checked {
+        loop {
+            let now = self.now;
+            let m = self.member(sid);
+            let Some(w) = m.disk.front() else {
+                return Ok(());
+            };
+            if !all && w.at > now {
+                return Ok(());
+            }
+            let w = m.disk.pop_front().expect("a write");
+            if let Some(log) = w.log {
+                m.log = log;
+            }
+            if let Some(e) = w.current_epoch {
+                m.current_epoch = m.current_epoch.max(e);
+            }
+            if all {
+                continue;
+            }
+            let incarnation = m.incarnation;
+            self.send(sid, w.after);
+            if let Some((inc, d)) = w.leader_done {
+                if inc != incarnation {
+                    continue;
+                }
+                let m = self.member(sid);
+                let Role::Leading(_, _, Some(b)) = &mut m.role else {
+                    continue;
+                };
+                let was_serving = b.is_serving();
+                let out = b.durable(d);
+                let serving = b.is_serving();
+                self.broadcast_output(sid, out)?;
+                if serving && !was_serving {
+                    self.serves(sid)?;
+                }
+            }
+        }
+    }
+
+    /// A leader starts serving: it must hold every record ever committed.
+    fn serves(&mut self, sid: Sid) -> Checked {
+        self.steps += 1;
+        let (log, _, _) = self.members[&sid].broadcast().expect("leading");
+        for (zxid, payload) in &self.committed {
+            if !log.iter().any(|r| r.0 == *zxid && r.1 == *payload) {
+                let zxids: Vec<String> = log.iter().map(|r| format!("{:x}", r.0)).collect();
+                return Err(format!(
+                    "{sid} serves without the committed record {zxid:#x}: its log is {zxids:?}"
+                ));
+            }
+        }
+        self.log(|| format!("{sid} serves"));
+        Ok(())
+    }
+
+    fn enter(&mut self, sid: Sid, role: Role) -> Checked {
+        self.disk(sid, true)?;
+        let m = self.member(sid);
+        m.role = role;
+        m.incarnation += 1;
         Ok(())
     }
 
     /// `sid` starts looking in its next round.
-    fn look(&mut self, sid: Sid) {
+    fn look(&mut self, sid: Sid) -> Checked {
+        self.disk(sid, true)?;
         let (now, ensemble) = (self.now, self.ensemble.clone());
         let m = self.member(sid);
         let last = match &m.role {
@@ -181,28 +368,31 @@ impl Sim {
             _ => m.round,
         };
         m.round = last.max(m.round) + 1;
-        let (e, out) = Election::start(sid, &ensemble, m.history, m.round, now);
-        let round = m.round;
-        m.role = Role::Looking(e);
-        self.log(|| format!("{sid} looks, round {round}"));
+        let (history, round) = ((m.current_epoch, m.last_zxid()), m.round);
+        let (e, out) = Election::start(sid, &ensemble, history, round, now);
+        self.enter(sid, Role::Looking(e))?;
+        self.log(|| format!("{sid} looks, round {round}, history {history:x?}"));
         self.send_votes(sid, out);
+        Ok(())
     }
 
-    fn abandon(&mut self, sid: Sid, why: Abandon) {
+    fn abandon(&mut self, sid: Sid, why: impl std::fmt::Debug) -> Checked {
         self.log(|| format!("{sid} abandons: {why:?}"));
-        self.look(sid);
+        self.look(sid)
     }
 
     fn crash(&mut self, sid: Sid) {
         let m = self.member(sid);
         m.role = Role::Down;
         m.round = 0;
+        m.incarnation += 1;
+        m.disk.clear(); // what was not yet durable is lost
         self.net.disconnect(Some(sid));
         self.log(|| format!("{sid} crashes"));
     }
 
     /// Checks a fresh election outcome of `sid` and starts its discovery.
-    fn decided(&mut self, sid: Sid, outcome: Outcome) -> Result<(), String> {
+    fn decided(&mut self, sid: Sid, outcome: Outcome) -> Checked {
         self.steps += 1;
         self.log(|| format!("{sid} decides {outcome:?}"));
         let leader = outcome.vote.leader;
@@ -219,15 +409,6 @@ impl Sim {
         if outcome.state != expected {
             return Err(format!("{sid} decided {outcome:?}, expected {expected:?}"));
         }
-        let no_newer = self
-            .ensemble
-            .voters()
-            .filter(|v| self.vote_of(*v) <= outcome.vote);
-        if !self.ensemble.is_quorum(no_newer) {
-            return Err(format!(
-                "{sid} elected {outcome:?}, newer than the histories of fewer than a quorum"
-            ));
-        }
         let (now, ensemble) = (self.now, self.ensemble.clone());
         let relook_at = now + self.rng.between(LOOK_AGAIN_AFTER.0, LOOK_AGAIN_AFTER.1);
         let m = self.member(sid);
@@ -235,53 +416,39 @@ impl Sim {
             m.round = m.round.max(e.round());
         }
         m.relook_at = relook_at;
-        let (epochs, last_zxid) = (m.epochs(), m.history.1);
+        let (epochs, last_zxid) = (m.epochs(), m.last_zxid());
         if leader == sid {
             let d = discovery::Leader::start(sid, &ensemble, epochs, last_zxid, now, INIT_LIMIT_MS);
-            m.role = Role::Leading(outcome, d);
-            Ok(())
+            self.enter(sid, Role::Leading(outcome, d, None))
         } else {
             let (d, out) = discovery::Learner::start(leader, epochs, last_zxid, now, INIT_LIMIT_MS);
-            m.role = Role::Learning(outcome, d);
+            self.enter(sid, Role::Learning(outcome, d, None))?;
             self.discovery_output(sid, out)
-        }
-    }
-
-    /// The vote a member casts for itself.
-    fn vote_of(&self, sid: Sid) -> Vote {
-        let (epoch, zxid) = self.members[&sid].history;
-        Vote {
-            epoch,
-            zxid,
-            leader: sid,
         }
     }
 
     /// When `m` next has something to do on its own.
     fn timer(m: &Member, relook: bool) -> Option<Millis> {
+        let disk = m.disk.front().map(|w| w.at);
         let own = match &m.role {
-            Role::Down => return None,
-            Role::Looking(e) => return Some(e.deadline()),
-            Role::Leading(_, d) => d.deadline(),
-            Role::Learning(_, d) => d.deadline(),
+            Role::Down => None,
+            Role::Looking(e) => Some(e.deadline()),
+            Role::Leading(_, d, _) => d.deadline().or(relook.then_some(m.relook_at)),
+            Role::Learning(_, d, _) => d.deadline().or(relook.then_some(m.relook_at)),
         };
-        let relook_at = relook.then_some(m.relook_at);
-        [own, relook_at].into_iter().flatten().min()
+        [disk, own].into_iter().flatten().min()
     }
 
-    /// Runs every event up to `until`.
-    fn run(&mut self, until: Millis, relook: bool) -> Result<(), String> {
+    /// Runs every event up to `until`, clients writing as it goes.
+    fn run(&mut self, until: Millis, relook: bool) -> Checked {
         loop {
             let timers = self
                 .members
                 .values()
                 .filter_map(|m| Sim::timer(m, relook))
                 .min();
-            match [timers, self.net.next_arrival()]
-                .into_iter()
-                .flatten()
-                .min()
-            {
+            let events = [timers, self.net.next_arrival(), Some(self.next_write)];
+            match events.into_iter().flatten().min() {
                 Some(at) if at <= until => self.now = self.now.max(at),
                 _ => {
                     self.now = until;
@@ -292,13 +459,40 @@ impl Sim {
                 self.receive(from, to, msg)?;
             }
             let sids: Vec<Sid> = self.members.keys().copied().collect();
-            for sid in sids {
+            for &sid in &sids {
+                self.disk(sid, false)?;
                 self.tick(sid, relook)?;
+            }
+            if self.now >= self.next_write {
+                self.next_write = self.now + WRITE_EVERY_MS;
+                self.client_write()?;
             }
         }
     }
 
-    fn receive(&mut self, from: Sid, to: Sid, msg: Msg) -> Result<(), String> {
+    /// A client writes through a leader that serves, if there is one.
+    fn client_write(&mut self) -> Checked {
+        let serving = self.members.values().find_map(|m| match &m.role {
+            Role::Leading(_, _, Some(b)) if b.is_serving() => Some(m.sid),
+            _ => None,
+        });
+        let Some(sid) = serving else {
+            return Ok(());
+        };
+        self.written += 1;
+        let payload = Payload::from((1000 + self.written).to_be_bytes().as_slice());
+        let m = self.member(sid);
+        let Role::Leading(_, _, Some(b)) = &mut m.role else {
+            return Ok(());
+        };
+        let Some((zxid, out)) = b.propose(payload) else {
+            return Ok(());
+        };
+        self.log(|| format!("{sid} proposes {zxid:#x}"));
+        self.broadcast_output(sid, out)
+    }
+
+    fn receive(&mut self, from: Sid, to: Sid, msg: Msg) -> Checked {
         let now = self.now;
         let m = self.member(to);
         match (&mut m.role, msg) {
@@ -316,51 +510,78 @@ impl Sim {
                     None => Ok(()),
                 }
             }
-            (Role::Leading(o, _) | Role::Learning(o, _), Msg::Vote(n)) => {
+            (Role::Leading(o, _, _) | Role::Learning(o, _, _), Msg::Vote(n)) => {
                 let answer = election::answer(o, from, &n);
                 self.send_votes(to, answer.into_iter().collect());
                 Ok(())
             }
-            (Role::Looking(_), Msg::Discovery(_)) => Ok(()), // not listening yet
-            (Role::Leading(_, d), Msg::Discovery(dm)) => {
-                let was = d.established();
-                let result = d.receive(from, dm);
-                let now_established = d.established();
-                if let discovery::Message::AckEpoch {
-                    epoch,
-                    current_epoch: Some(_),
-                    ..
-                } = dm
-                {
-                    self.acked_durably(from, epoch)?;
-                }
-                match result {
-                    Err(why) => {
-                        self.abandon(to, why);
-                        Ok(())
+            (Role::Looking(_), _) => Ok(()), // not listening yet
+            (Role::Leading(..), Msg::Discovery(dm)) => self.leader_discovery(from, to, dm),
+            (Role::Learning(_, d, b), Msg::Discovery(dm)) => match d.receive(from, dm) {
+                Err(why) => self.abandon(to, why),
+                Ok(out) => {
+                    if let (None, Some(epoch)) = (&b, d.epoch()) {
+                        let (leader, log) = (from, m.log.clone());
+                        *b = Some(broadcast::Learner::new(leader, epoch, 0, log));
                     }
-                    Ok(out) => {
-                        self.discovery_output(to, out)?;
-                        match (was, now_established) {
-                            (None, Some(epoch)) => self.epoch_established(to, epoch),
-                            _ => Ok(()),
-                        }
-                    }
+                    self.discovery_output(to, out)
                 }
-            }
-            (Role::Learning(_, d), Msg::Discovery(dm)) => match d.receive(from, dm) {
-                Err(why) => {
-                    self.abandon(to, why);
-                    Ok(())
-                }
-                Ok(out) => self.discovery_output(to, out),
             },
+            (Role::Leading(_, _, Some(b)), Msg::Zab(zm)) => {
+                let out = b.receive(from, zm);
+                self.broadcast_output(to, out)
+            }
+            (Role::Learning(_, _, Some(l)), Msg::Zab(zm)) => match l.receive(from, zm) {
+                Err(lost) => self.abandon(to, lost),
+                Ok(out) => self.broadcast_output(to, out),
+            },
+            (_, Msg::Zab(_)) => Ok(()),
         }
+    }
+
+    fn leader_discovery(&mut self, from: Sid, to: Sid, dm: discovery::Message) -> Checked {
+        if let discovery::Message::AckEpoch {
+            epoch,
+            current_epoch: Some(_),
+            ..
+        } = dm
+        {
+            self.acked_durably(from, epoch)?;
+        }
+        let ensemble = self.ensemble.clone();
+        let m = self.member(to);
+        let Role::Leading(_, d, b) = &mut m.role else {
+            return Ok(());
+        };
+        let was = d.established();
+        let out = match d.receive(from, dm) {
+            Err(why) => return self.abandon(to, why),
+            Ok(out) => out,
+        };
+        let Some(epoch) = d.established() else {
+            return self.discovery_output(to, out);
+        };
+        let b = b.get_or_insert_with(|| {
+            broadcast::Leader::new(&ensemble, epoch, 0, m.log.clone(), DIFF_LIMIT)
+        });
+        let syncs: Vec<broadcast::Output> = d
+            .take_joined()
+            .into_iter()
+            .map(|(sid, last)| b.add_learner(sid, last))
+            .collect();
+        self.discovery_output(to, out)?;
+        if was.is_none() {
+            self.epoch_established(to, epoch)?;
+        }
+        for out in syncs {
+            self.broadcast_output(to, out)?;
+        }
+        Ok(())
     }
 
     /// An ACKEPOCH of `epoch` arrived from `from`: it must have made the
     /// epoch durable (it may have accepted a later one since).
-    fn acked_durably(&self, from: Sid, epoch: u32) -> Result<(), String> {
+    fn acked_durably(&self, from: Sid, epoch: u32) -> Checked {
         let accepted = self.members[&from].accepted_epoch;
         if accepted < epoch {
             return Err(format!(
@@ -370,7 +591,7 @@ impl Sim {
         Ok(())
     }
 
-    fn epoch_established(&mut self, leader: Sid, epoch: u32) -> Result<(), String> {
+    fn epoch_established(&mut self, leader: Sid, epoch: u32) -> Checked {
         self.steps += 1;
         self.log(|| format!("{leader} establishes epoch {epoch}"));
         if let Some(other) = self.established.insert(epoch, leader) {
@@ -391,13 +612,13 @@ impl Sim {
         Ok(())
     }
 
-    fn tick(&mut self, sid: Sid, relook: bool) -> Result<(), String> {
+    fn tick(&mut self, sid: Sid, relook: bool) -> Checked {
         let now = self.now;
         let m = self.member(sid);
-        if !matches!(m.role, Role::Down | Role::Looking(_)) && relook && now >= m.relook_at {
+        let in_role = matches!(m.role, Role::Leading(..) | Role::Learning(..));
+        if in_role && relook && now >= m.relook_at {
             self.log(|| format!("{sid} loses its leader"));
-            self.look(sid);
-            return Ok(());
+            return self.look(sid);
         }
         match &mut m.role {
             Role::Down => Ok(()),
@@ -410,28 +631,22 @@ impl Sim {
                     None => Ok(()),
                 }
             }
-            Role::Leading(_, d) => match d.tick(now) {
-                Err(why) => {
-                    self.abandon(sid, why);
-                    Ok(())
-                }
+            Role::Leading(_, d, _) => match d.tick(now) {
+                Err(why) => self.abandon(sid, why),
                 Ok(()) => Ok(()),
             },
-            Role::Learning(_, d) => match d.tick(now) {
-                Err(why) => {
-                    self.abandon(sid, why);
-                    Ok(())
-                }
+            Role::Learning(_, d, _) => match d.tick(now) {
+                Err(why) => self.abandon(sid, why),
                 Ok(out) => self.discovery_output(sid, out),
             },
         }
     }
 
     /// The fault phase: partitions and crashes change every so often.
-    fn faults(&mut self) -> Result<(), String> {
+    fn faults(&mut self) -> Checked {
         let sids: Vec<Sid> = self.members.keys().copied().collect();
-        for sid in sids.clone() {
-            self.look(sid);
+        for &sid in &sids {
+            self.look(sid)?;
         }
         while self.now < FAULT_PHASE {
             let until = self.now + self.rng.between(100, 600);
@@ -452,7 +667,7 @@ impl Sim {
                 2 => {
                     let sid = *self.rng.pick(&sids);
                     if matches!(self.members[&sid].role, Role::Down) {
-                        self.look(sid);
+                        self.look(sid)?;
                     } else {
                         self.crash(sid);
                     }
@@ -463,25 +678,42 @@ impl Sim {
         Ok(())
     }
 
-    /// The leader of an established epoch, with a quorum of voters following
-    /// it in that epoch, if there is one.
+    /// A serving leader and its epoch, with a quorum of voters serving
+    /// under it in that epoch, if there is one. (A leader cut off from its
+    /// followers may still think it serves, until pings exist: it cannot
+    /// commit anything without a quorum.)
     fn settled(&self) -> Option<(Sid, u32)> {
-        let (leader, epoch) = self.members.values().find_map(|m| match &m.role {
-            Role::Leading(_, d) => d.established().map(|e| (m.sid, e)),
-            _ => None,
-        })?;
-        let following = self.members.values().filter_map(|m| match &m.role {
-            Role::Learning(o, d) if o.vote.leader == leader && d.epoch() == Some(epoch) => {
-                Some(m.sid)
-            }
+        let leaders = self.members.values().filter_map(|m| match &m.role {
+            Role::Leading(_, d, Some(b)) if b.is_serving() => d.established().map(|e| (m.sid, e)),
             _ => None,
         });
-        self.ensemble
-            .is_quorum(following.chain([leader]))
-            .then_some((leader, epoch))
+        leaders.into_iter().find(|&(leader, epoch)| {
+            let serving = self
+                .members
+                .values()
+                .filter(|m| self.serves_under(m, leader, epoch));
+            self.ensemble
+                .is_quorum(serving.map(|m| m.sid).chain([leader]))
+        })
     }
 
-    /// Heals everything: the most recent voter must then lead an epoch.
+    fn serves_under(&self, m: &Member, leader: Sid, epoch: u32) -> bool {
+        matches!(&m.role, Role::Learning(o, d, Some(l))
+            if o.vote.leader == leader && d.epoch() == Some(epoch) && l.is_serving())
+    }
+
+    /// Runs until `done` holds, for at most `limit`.
+    fn run_until(&mut self, limit: Millis, done: impl Fn(&Sim) -> bool) -> Result<bool, String> {
+        let deadline = self.now + limit;
+        while self.now < deadline && !done(self) {
+            let until = self.now + 50;
+            self.run(until, false)?;
+        }
+        Ok(done(self))
+    }
+
+    /// Heals everything: the most recent voter must then lead and serve,
+    /// and new writes commit on a quorum.
     fn heal(&mut self) -> Result<(Sid, u32), String> {
         self.log(|| "heal: whole network, every member up".into());
         self.net.heal();
@@ -490,65 +722,68 @@ impl Sim {
         self.net.disconnect(None);
         let sids: Vec<Sid> = self.members.keys().copied().collect();
         for sid in sids {
-            self.look(sid);
-        }
-        let deadline = self.now + HEAL_LIMIT;
-        while self.now < deadline && self.settled().is_none() {
-            let until = self.now + 100;
-            self.run(until, false)?;
+            self.look(sid)?;
         }
         let best = self
             .ensemble
             .voters()
-            .map(|v| self.vote_of(v))
+            .map(|v| self.members[&v].vote())
             .max()
             .expect("voters");
-        match self.settled() {
-            None => Err(format!(
-                "no established leader {HEAL_LIMIT} ms after healing"
-            )),
-            Some((leader, _)) if leader != best.leader => Err(format!(
+        if !self.run_until(HEAL_LIMIT, |s| s.settled().is_some())? {
+            return Err(format!("nothing serves {HEAL_LIMIT} ms after healing"));
+        }
+        let (leader, epoch) = self.settled().expect("settled");
+        if leader != best.leader {
+            return Err(format!(
                 "{leader} leads after healing; the most recent voter is {best:?}"
-            )),
-            Some(settled) => Ok(settled),
+            ));
         }
+        // Writes go on, and commit on the leader and on a quorum.
+        let target = self.written + 5;
+        let committed_on_quorum = |s: &Sim| {
+            let Some((_, top, _)) = s.members[&leader].broadcast() else {
+                return false;
+            };
+            let Some(last) = s.committed.keys().next_back() else {
+                return false;
+            };
+            let caught_up = s.members.values().filter(|m| {
+                s.serves_under(m, leader, epoch) && m.broadcast().is_some_and(|b| b.1 >= *last)
+            });
+            s.written >= target
+                && top >= *last
+                && s.ensemble
+                    .is_quorum(caught_up.map(|m| m.sid).chain([leader]))
+        };
+        if !self.run_until(HEAL_LIMIT, committed_on_quorum)? {
+            return Err("writes after healing did not commit on a quorum".into());
+        }
+        Ok((leader, epoch))
     }
 
-    /// Whether `m` follows (or observes) a leader in an epoch that leader established.
-    fn in_established_epoch(&self, m: &Member) -> bool {
-        match &m.role {
-            Role::Learning(o, d) => d
-                .epoch()
-                .is_some_and(|e| self.established.get(&e) == Some(&o.vote.leader)),
-            _ => false,
-        }
-    }
-
-    /// A follower of the established epoch restarts: it must end following
-    /// a leader in an established epoch again. Usually the same one; but a
-    /// member that had accepted a later epoch than the leader's cannot join
-    /// it (that would break its promise), keeps looking, and may elect
-    /// another leader with the restarted one, as in ZooKeeper.
-    fn rejoin(&mut self, epoch: u32) -> Result<(), String> {
+    /// A serving follower restarts: the ensemble must serve again with it,
+    /// under its old leader or, if it and a member that could not rejoin that
+    /// leader now make a quorum of their own, under a new one.
+    fn rejoin(&mut self, leader: Sid, epoch: u32) -> Checked {
         let followers: Vec<Sid> = self
             .members
             .values()
-            .filter(|m| matches!(&m.role, Role::Learning(_, d) if d.epoch() == Some(epoch)))
+            .filter(|m| self.serves_under(m, leader, epoch))
             .map(|m| m.sid)
             .collect();
         let sid = *self.rng.pick(&followers);
         self.crash(sid);
         self.run(self.now + 100, false)?;
-        self.look(sid);
-        let deadline = self.now + HEAL_LIMIT;
-        while self.now < deadline && !self.in_established_epoch(&self.members[&sid]) {
-            let until = self.now + 100;
-            self.run(until, false)?;
-        }
-        if self.in_established_epoch(&self.members[&sid]) {
+        self.look(sid)?;
+        let serving_again = |s: &Sim| {
+            s.settled()
+                .is_some_and(|(l, e)| l == sid || s.serves_under(&s.members[&sid], l, e))
+        };
+        if self.run_until(HEAL_LIMIT, serving_again)? {
             Ok(())
         } else {
-            Err(format!("{sid} restarted and follows no established leader"))
+            Err(format!("{sid} restarted and does not serve again"))
         }
     }
 }
@@ -556,13 +791,13 @@ impl Sim {
 fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<usize, String> {
     let mut sim = Sim::new(seed, voters, verbose);
     sim.faults()?;
-    let (_, epoch) = sim.heal()?;
-    sim.rejoin(epoch)?;
+    let (leader, epoch) = sim.heal()?;
+    sim.rejoin(leader, epoch)?;
     Ok(sim.steps)
 }
 
 #[test]
-fn ensembles_elect_and_establish_the_most_recent_voter_once_the_faults_end() {
+fn ensembles_keep_committed_writes_through_faults_and_serve_once_healed() {
     let (seeds, verbose) = match std::env::var("HERD_SIM_SEED") {
         Ok(one) => {
             let seed: u64 = one.parse().expect("HERD_SIM_SEED is a number");
@@ -580,5 +815,5 @@ fn ensembles_elect_and_establish_the_most_recent_voter_once_the_faults_end() {
         }
     }
     assert!(steps > 0, "something was decided");
-    eprintln!("{steps} decisions and established epochs checked");
+    eprintln!("{steps} decisions, epochs and leaders checked");
 }

@@ -1,7 +1,8 @@
-//! A simulated network: every message is delivered after a seeded delay, so
-//! messages between two members can overtake each other; while faults are on,
-//! some are lost or delivered twice; a partition loses every message crossing
-//! it, including those already on their way when it began.
+//! A simulated network: every message is delivered after a seeded delay, in
+//! the order it was sent to the same member (as over TCP; messages from
+//! different members interleave freely); while faults are on, some are lost
+//! or delivered twice; a partition loses every message crossing it,
+//! including those already on their way when it began.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +34,9 @@ pub struct Network<M> {
     faults: Faults,
     /// Pairs (lower id first) that cannot reach each other.
     cut: BTreeSet<(Sid, Sid)>,
+    /// The latest delivery time from one member to another, which later
+    /// messages between them may not precede.
+    last_at: BTreeMap<(Sid, Sid), Millis>,
     pub dropped: u64,
     pub duplicated: u64,
 }
@@ -48,6 +52,7 @@ impl<M: Clone> Network<M> {
             sent: 0,
             faults,
             cut: BTreeSet::new(),
+            last_at: BTreeMap::new(),
             dropped: 0,
             duplicated: 0,
         }
@@ -70,7 +75,9 @@ impl<M: Clone> Network<M> {
             1
         };
         for _ in 0..copies {
-            let at = now + rng.between(1, self.faults.max_delay_ms);
+            let earliest = self.last_at.get(&(from, to)).copied().unwrap_or(0);
+            let at = (now + rng.between(1, self.faults.max_delay_ms)).max(earliest);
+            self.last_at.insert((from, to), at);
             self.sent += 1;
             self.in_flight
                 .insert((at, self.sent), (from, to, msg.clone()));
@@ -105,6 +112,9 @@ impl<M: Clone> Network<M> {
         let before = self.in_flight.len();
         self.in_flight
             .retain(|_, (from, to, _)| sid.is_some_and(|s| *from != s && *to != s));
+        // New connections: nothing ahead of their first messages.
+        self.last_at
+            .retain(|&(from, to), _| sid.is_some_and(|s| from != s && to != s));
         self.dropped += (before - self.in_flight.len()) as u64;
     }
 
@@ -147,8 +157,7 @@ mod tests {
             assert_eq!((from, to), (1, 2), "1 and 3 are cut apart");
             got.push(m);
         }
-        got.sort_unstable();
-        assert_eq!(got, (0..20).collect::<Vec<_>>());
+        assert_eq!(got, (0..20).collect::<Vec<_>>(), "in the order sent");
         assert_eq!(net.dropped, 20);
         assert_eq!(net.next_arrival(), None);
         net.heal();

@@ -99,6 +99,9 @@ pub struct Leader {
     new_epoch: Option<u32>,
     /// Learners that acknowledged the new epoch (first time accepted).
     acks: BTreeMap<Sid, (u32, Zxid)>,
+    /// Every learner that acknowledged it, with its last zxid, until taken
+    /// for synchronisation.
+    joined: Vec<(Sid, Zxid)>,
     established: bool,
     deadline: Millis,
 }
@@ -120,6 +123,7 @@ impl Leader {
             infos: BTreeMap::new(),
             new_epoch: None,
             acks: BTreeMap::new(),
+            joined: Vec::new(),
             established: false,
             deadline: now + init_limit_ms,
         }
@@ -162,6 +166,7 @@ impl Leader {
                 if Some(epoch) != self.new_epoch {
                     return Ok(Output::default()); // not what this leader proposed
                 }
+                self.joined.push((from, last_zxid));
                 let Some(current) = current_epoch else {
                     return Ok(Output::default()); // an epoch acknowledged before: no count
                 };
@@ -182,6 +187,12 @@ impl Leader {
     /// When [`Leader::tick`] next has something to do, while not established.
     pub fn deadline(&self) -> Option<Millis> {
         (!self.established).then_some(self.deadline)
+    }
+
+    /// The learners that acknowledged the epoch since last asked, with
+    /// their last zxids: those to synchronise.
+    pub fn take_joined(&mut self) -> Vec<(Sid, Zxid)> {
+        std::mem::take(&mut self.joined)
     }
 
     /// Gives up if the init limit passed before the epoch was established.

@@ -13,7 +13,9 @@
 //! - [`election`]: fast leader election, while a member is LOOKING.
 //! - [`discovery`]: the elected leader gets a quorum to accept a new epoch.
 //! - [`sync`]: DIFF, TRUNC or SNAP, to bring a learner to the leader's history.
+//! - [`broadcast`]: synchronisation, then PROPOSAL / ACK / COMMIT.
 
+pub mod broadcast;
 pub mod discovery;
 pub mod election;
 pub mod quorum;

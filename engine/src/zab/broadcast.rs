@@ -1,0 +1,747 @@
+//! After discovery: synchronisation (the learner takes the leader's history
+//! and acknowledges NEWLEADER once it is durable; the leader serves once a
+//! quorum has) and atomic broadcast (PROPOSAL, ACK after the fsync that covers
+//! it, COMMIT on a quorum of voters, in zxid order), without I/O.
+//!
+//! ```text
+//!  leader                                   learner
+//!    │── Sync(DIFF | TRUNC | SNAP, records) ──►│ its log := the leader's
+//!    │── NewLeader(epoch) ────────────────────►│ durable, currentEpoch := epoch
+//!    │◄─────────────────── AckNewLeader ───────│   (both before the ack)
+//!  quorum: serve, commit the history           │
+//!    │── UpToDate(committed) ─────────────────►│ serves
+//!    │── Proposal(zxid, bytes) ───────────────►│ append; after its fsync:
+//!    │◄─────────────────────────── Ack(zxid) ──│
+//!  quorum (its own fsync included): commit     │
+//!    │── Commit(zxid) / Inform to observers ──►│ applies, in order
+//! ```
+//!
+//! Channels between two members are FIFO for as long as they last (TCP); a
+//! learner that sees a gap in the proposals has lost its connection and
+//! gives up (it looks for a leader again and is synchronised afresh).
+//!
+//! Invariants:
+//! - a record is acknowledged (ACK, AckNewLeader) only after the learner's
+//!   log holds it durably: [`Output`] carries the durable write its `after`
+//!   sends wait for;
+//! - the leader commits a zxid only once a quorum of voters holds it
+//!   durably, its own disk included, and commits in zxid order;
+//! - a learner commits only records in its log, in order, never beyond what
+//!   the leader committed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::quorum::Ensemble;
+use super::sync::{self, Sync};
+use super::Sid;
+use crate::Zxid;
+
+/// A transaction's bytes, encoded once and shared by the log and every send.
+pub type Payload = Arc<[u8]>;
+
+/// A log record.
+pub type Record = (Zxid, Payload);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// How the learner's log becomes the leader's: the plan, and the
+    /// records after the shared prefix (for a SNAP, the leader's base and
+    /// every record after it).
+    Sync {
+        plan: Sync,
+        base: Zxid,
+        records: Vec<Record>,
+    },
+    /// Sent right after the Sync: `last` is the zxid the learner's log ends
+    /// at once it applied it. A learner that has not, lost a message, and
+    /// must not acknowledge a history it does not hold.
+    NewLeader {
+        epoch: u32,
+        last: Zxid,
+    },
+    AckNewLeader {
+        epoch: u32,
+    },
+    /// The learner may serve; everything up to `committed` is committed.
+    UpToDate {
+        committed: Zxid,
+    },
+    Proposal(Record),
+    /// The learner's log holds everything up to this zxid durably.
+    Ack(Zxid),
+    Commit(Zxid),
+    /// A committed record, for an observer (which gets no proposals).
+    Inform(Record),
+}
+
+/// A durable write: the log up to and including `log_to` as it now stands
+/// (truncations included), and the current epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Durable {
+    pub log_to: Option<Zxid>,
+    pub current_epoch: Option<u32>,
+}
+
+/// What a step asks of the member: send `now`; make `durable` durable; and
+/// only then send `after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub now: Vec<(Sid, Message)>,
+    pub durable: Option<Durable>,
+    pub after: Vec<(Sid, Message)>,
+}
+
+/// Why a learner stops following.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lost {
+    /// A message is missing: the connection to the leader broke.
+    Gap { expected_after: Zxid, got: Zxid },
+    /// The leader sent something that makes no sense in this state.
+    Unexpected,
+}
+
+/// A member's log as broadcast sees it: the snapshot base, the records
+/// after it, and how far they are committed.
+#[derive(Clone, Debug)]
+pub struct History {
+    base: Zxid,
+    log: Vec<Record>,
+    committed: Zxid,
+}
+
+impl History {
+    fn new(base: Zxid, log: Vec<Record>) -> History {
+        History {
+            base,
+            log,
+            committed: base,
+        }
+    }
+
+    pub fn records(&self) -> &[Record] {
+        &self.log
+    }
+
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// The zxid of its last record (the base when it has none).
+    pub fn last(&self) -> Zxid {
+        self.log.last().map_or(self.base, |r| r.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a quorum to hold its history.
+    Syncing,
+    /// The history is committed; its current epoch is being made durable.
+    PersistingEpoch,
+    Serving,
+}
+
+/// How far the leader knows a learner to be.
+#[derive(Clone, Debug)]
+struct Peer {
+    observer: bool,
+    /// Highest zxid it holds durably, as it acknowledged.
+    acked: Zxid,
+    /// It acknowledged NEWLEADER.
+    synced: bool,
+}
+
+/// The leader of an established epoch.
+#[derive(Clone, Debug)]
+pub struct Leader {
+    ensemble: Ensemble,
+    epoch: u32,
+    /// The history it leads with, then its proposals.
+    history: History,
+    durable_to: Zxid,
+    /// Its history (the initial one of the epoch) is committed once a
+    /// quorum holds it; then it makes the epoch its current one, durably,
+    /// and serves.
+    history_end: Zxid,
+    phase: Phase,
+    counter: u32,
+    peers: BTreeMap<Sid, Peer>,
+    diff_limit: usize,
+}
+
+impl Leader {
+    /// Leads `epoch` with its durable history `(base, log)`.
+    pub fn new(
+        ensemble: &Ensemble,
+        epoch: u32,
+        base: Zxid,
+        log: Vec<Record>,
+        diff_limit: usize,
+    ) -> Leader {
+        let history = History::new(base, log);
+        let last = history.last();
+        Leader {
+            ensemble: ensemble.clone(),
+            epoch,
+            history,
+            durable_to: last,
+            history_end: last,
+            phase: Phase::Syncing,
+            counter: 0,
+            peers: BTreeMap::new(),
+            diff_limit,
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.phase == Phase::Serving
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// A learner that acknowledged this epoch, with its last zxid: the
+    /// records that bring it to this leader's log, then NEWLEADER. From then
+    /// on it gets every proposal.
+    pub fn add_learner(&mut self, sid: Sid, last_zxid: Zxid) -> Output {
+        let zxids: Vec<Zxid> = self.history.log.iter().map(|r| r.0).collect();
+        let plan = sync::plan(self.history.base, &zxids, last_zxid, self.diff_limit);
+        let from = match plan {
+            Sync::Diff { after } => after,
+            Sync::Trunc { to } => to,
+            Sync::Snap => Zxid::MIN,
+        };
+        let records = self
+            .history
+            .log
+            .iter()
+            .filter(|r| r.0 > from)
+            .cloned()
+            .collect();
+        self.peers.insert(
+            sid,
+            Peer {
+                observer: !self.ensemble.is_voter(sid),
+                acked: Zxid::MIN,
+                synced: false,
+            },
+        );
+        Output {
+            now: vec![
+                (
+                    sid,
+                    Message::Sync {
+                        plan,
+                        base: self.history.base,
+                        records,
+                    },
+                ),
+                (
+                    sid,
+                    Message::NewLeader {
+                        epoch: self.epoch,
+                        last: self.history.last(),
+                    },
+                ),
+            ],
+            ..Output::default()
+        }
+    }
+
+    /// A learner's connection broke: it gets nothing more.
+    pub fn remove_learner(&mut self, sid: Sid) {
+        self.peers.remove(&sid);
+    }
+
+    /// Proposes a transaction (only while serving): its zxid, and the
+    /// output: the proposal to every learner now, the leader's own append.
+    pub fn propose(&mut self, payload: Payload) -> Option<(Zxid, Output)> {
+        if self.phase != Phase::Serving {
+            return None;
+        }
+        self.counter += 1;
+        let zxid = (i64::from(self.epoch) << 32) | i64::from(self.counter);
+        self.history.log.push((zxid, payload.clone()));
+        let now = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.observer)
+            .map(|(&sid, _)| (sid, Message::Proposal((zxid, payload.clone()))))
+            .collect();
+        let out = Output {
+            now,
+            durable: Some(Durable {
+                log_to: Some(zxid),
+                current_epoch: None,
+            }),
+            after: Vec::new(),
+        };
+        Some((zxid, out))
+    }
+
+    /// A durable write this leader asked for is done.
+    pub fn durable(&mut self, done: Durable) -> Output {
+        if let Some(zxid) = done.log_to {
+            self.durable_to = self.durable_to.max(zxid);
+        }
+        let mut out = Output::default();
+        if done.current_epoch == Some(self.epoch) && self.phase == Phase::PersistingEpoch {
+            self.phase = Phase::Serving;
+            let up = Message::UpToDate {
+                committed: self.history.committed,
+            };
+            out.now = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.synced)
+                .map(|(&sid, _)| (sid, up.clone()))
+                .collect();
+        }
+        let more = self.advance();
+        out.now.extend(more.now);
+        out.durable = more.durable;
+        out
+    }
+
+    pub fn receive(&mut self, from: Sid, msg: Message) -> Output {
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return Output::default();
+        };
+        match msg {
+            Message::AckNewLeader { epoch } if epoch == self.epoch => {
+                peer.synced = true;
+                peer.acked = peer.acked.max(self.history_end);
+                let mut out = self.advance();
+                if self.phase == Phase::Serving {
+                    out.now.push((
+                        from,
+                        Message::UpToDate {
+                            committed: self.history.committed,
+                        },
+                    ));
+                }
+                out
+            }
+            Message::Ack(zxid) if peer.synced => {
+                peer.acked = peer.acked.max(zxid);
+                self.advance()
+            }
+            _ => Output::default(),
+        }
+    }
+
+    /// The highest zxid a quorum of voters holds durably.
+    fn quorum_durable(&self) -> Zxid {
+        let mut held: Vec<Zxid> = self
+            .peers
+            .iter()
+            .filter(|(&sid, p)| p.synced && self.ensemble.is_voter(sid))
+            .map(|(_, p)| p.acked)
+            .chain([self.durable_to])
+            .collect();
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        held.get(self.ensemble.quorum_size() - 1)
+            .copied()
+            .unwrap_or(Zxid::MIN)
+    }
+
+    /// Commits what a quorum holds: first the whole history (then it
+    /// serves: UpToDate to whoever synced), then proposals in order.
+    fn advance(&mut self) -> Output {
+        let mut out = Output::default();
+        let held = self.quorum_durable().min(self.history.last());
+        match self.phase {
+            Phase::Syncing if held >= self.history_end => {
+                self.phase = Phase::PersistingEpoch;
+                self.history.committed = self.history_end;
+                out.durable = Some(Durable {
+                    log_to: None,
+                    current_epoch: Some(self.epoch),
+                });
+                return out;
+            }
+            Phase::Syncing | Phase::PersistingEpoch => return out,
+            Phase::Serving => {}
+        }
+        if held <= self.history.committed {
+            return out;
+        }
+        let newly: Vec<Record> = self
+            .history
+            .log
+            .iter()
+            .filter(|r| r.0 > self.history.committed && r.0 <= held)
+            .cloned()
+            .collect();
+        self.history.committed = held;
+        for (&sid, peer) in &self.peers {
+            if !peer.synced {
+                continue;
+            }
+            if peer.observer {
+                out.now
+                    .extend(newly.iter().map(|r| (sid, Message::Inform(r.clone()))));
+            } else {
+                out.now.push((sid, Message::Commit(held)));
+            }
+        }
+        out
+    }
+}
+
+/// A follower's or observer's side, from discovery on.
+#[derive(Clone, Debug)]
+pub struct Learner {
+    leader: Sid,
+    epoch: u32,
+    history: History,
+    /// Commits announced for records still on their way.
+    commit_to: Zxid,
+    /// The Sync arrived, and NEWLEADER was acknowledged.
+    got_sync: bool,
+    synced: bool,
+    serving: bool,
+}
+
+impl Learner {
+    /// Follows `leader` in `epoch`, from its durable history.
+    pub fn new(leader: Sid, epoch: u32, base: Zxid, log: Vec<Record>) -> Learner {
+        Learner {
+            leader,
+            epoch,
+            history: History::new(base, log),
+            commit_to: base,
+            got_sync: false,
+            synced: false,
+            serving: false,
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    fn apply_commits(&mut self) {
+        self.history.committed = self
+            .commit_to
+            .min(self.history.last())
+            .max(self.history.committed);
+    }
+
+    pub fn receive(&mut self, from: Sid, msg: Message) -> Result<Output, Lost> {
+        if from != self.leader {
+            return Ok(Output::default());
+        }
+        let ack_to = |to: Zxid, epoch: Option<u32>, then: Message| Output {
+            now: Vec::new(),
+            durable: Some(Durable {
+                log_to: Some(to),
+                current_epoch: epoch,
+            }),
+            after: vec![(from, then)],
+        };
+        match msg {
+            Message::Sync {
+                plan,
+                base,
+                records,
+            } if !self.synced && !self.got_sync => {
+                self.got_sync = true;
+                match plan {
+                    Sync::Diff { after } if after != self.history.last() => {
+                        return Err(Lost::Unexpected)
+                    }
+                    Sync::Diff { .. } => {}
+                    Sync::Trunc { to } => {
+                        self.history.log.retain(|r| r.0 <= to);
+                    }
+                    Sync::Snap => {
+                        self.history.log.clear();
+                        self.history.base = base;
+                    }
+                }
+                for r in records {
+                    if r.0 > self.history.last() {
+                        self.history.log.push(r);
+                    }
+                }
+                self.history.committed = self.history.committed.min(self.history.last());
+                Ok(Output::default())
+            }
+            Message::NewLeader { epoch, last } if epoch == self.epoch && !self.synced => {
+                if !self.got_sync || last != self.history.last() {
+                    return Err(Lost::Gap {
+                        expected_after: self.history.last(),
+                        got: last,
+                    });
+                }
+                self.synced = true;
+                Ok(ack_to(last, Some(epoch), Message::AckNewLeader { epoch }))
+            }
+            Message::UpToDate { committed } if self.synced => {
+                self.commit_to = self.commit_to.max(committed);
+                self.apply_commits();
+                self.serving = true;
+                Ok(Output::default())
+            }
+            Message::Proposal((zxid, payload)) if self.synced => {
+                let last = self.history.last();
+                if zxid <= last {
+                    return Ok(Output::default()); // a copy of one it has
+                }
+                if zxid != self.next_after(last) {
+                    return Err(Lost::Gap {
+                        expected_after: last,
+                        got: zxid,
+                    });
+                }
+                self.history.log.push((zxid, payload));
+                self.apply_commits(); // commits announced before it arrived
+                Ok(ack_to(zxid, None, Message::Ack(zxid)))
+            }
+            Message::Commit(zxid) if self.synced => {
+                self.commit_to = self.commit_to.max(zxid);
+                self.apply_commits();
+                Ok(Output::default())
+            }
+            Message::Inform(record) if self.synced => {
+                let last = self.history.last();
+                if record.0 <= last {
+                    return Ok(Output::default());
+                }
+                if record.0 != self.next_after(last) {
+                    return Err(Lost::Gap {
+                        expected_after: last,
+                        got: record.0,
+                    });
+                }
+                let zxid = record.0;
+                self.history.log.push(record);
+                self.commit_to = self.commit_to.max(zxid);
+                self.apply_commits();
+                Ok(Output {
+                    durable: Some(Durable {
+                        log_to: Some(zxid),
+                        current_epoch: None,
+                    }),
+                    ..Output::default()
+                })
+            }
+            Message::Sync { .. } | Message::NewLeader { .. } => Err(Lost::Unexpected),
+            _ => Ok(Output::default()),
+        }
+    }
+
+    /// The zxid the leader proposes after `last` in this epoch: the next
+    /// counter, or the first of the epoch.
+    fn next_after(&self, last: Zxid) -> Zxid {
+        if super::epoch_of(last) == self.epoch {
+            last + 1
+        } else {
+            (i64::from(self.epoch) << 32) | 1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn z(epoch: i64, counter: i64) -> Zxid {
+        epoch << 32 | counter
+    }
+
+    fn rec(zxid: Zxid) -> Record {
+        (zxid, Payload::from(zxid.to_be_bytes().as_slice()))
+    }
+
+    fn three() -> Ensemble {
+        Ensemble::new([1, 2, 3], [9]).unwrap()
+    }
+
+    fn sends(out: &Output) -> Vec<(Sid, &'static str)> {
+        let name = |m: &Message| match m {
+            Message::Sync { .. } => "sync",
+            Message::NewLeader { .. } => "newleader",
+            Message::AckNewLeader { .. } => "acknewleader",
+            Message::UpToDate { .. } => "uptodate",
+            Message::Proposal(_) => "proposal",
+            Message::Ack(_) => "ack",
+            Message::Commit(_) => "commit",
+            Message::Inform(_) => "inform",
+        };
+        out.now.iter().map(|(s, m)| (*s, name(m))).collect()
+    }
+
+    /// A leader of epoch 2 with history 1.1, 1.2, serving with learners 2 and 9.
+    fn serving_leader() -> Leader {
+        let mut l = Leader::new(&three(), 2, 0, vec![rec(z(1, 1)), rec(z(1, 2))], 10);
+        l.add_learner(2, z(1, 1));
+        l.add_learner(9, z(1, 2));
+        assert!(l
+            .receive(9, Message::AckNewLeader { epoch: 2 })
+            .durable
+            .is_none());
+        let out = l.receive(2, Message::AckNewLeader { epoch: 2 });
+        assert_eq!(
+            out.durable,
+            Some(Durable {
+                log_to: None,
+                current_epoch: Some(2)
+            }),
+            "a quorum holds the history: make the epoch current"
+        );
+        assert!(!l.is_serving(), "not before the epoch is durable");
+        let out = l.durable(out.durable.unwrap());
+        assert!(l.is_serving());
+        assert_eq!(sends(&out), [(2, "uptodate"), (9, "uptodate")]);
+        assert_eq!(l.history().committed(), z(1, 2), "the history is committed");
+        l
+    }
+
+    #[test]
+    fn a_learner_is_synchronised_then_told_of_the_new_leader() {
+        let mut l = Leader::new(&three(), 2, 0, vec![rec(z(1, 1)), rec(z(1, 2))], 10);
+        let out = l.add_learner(3, z(1, 1));
+        assert_eq!(
+            out.now[0].1,
+            Message::Sync {
+                plan: Sync::Diff { after: z(1, 1) },
+                base: 0,
+                records: vec![rec(z(1, 2))]
+            }
+        );
+        assert_eq!(
+            out.now[1].1,
+            Message::NewLeader {
+                epoch: 2,
+                last: z(1, 2)
+            }
+        );
+        assert!(
+            l.propose(rec(0).1).is_none(),
+            "no proposals before it serves"
+        );
+        serving_leader();
+    }
+
+    #[test]
+    fn a_proposal_commits_on_a_quorum_of_durable_copies_the_leaders_own_included() {
+        let mut l = serving_leader();
+        let (zxid, out) = l.propose(rec(0).1).expect("serving");
+        assert_eq!(zxid, z(2, 1));
+        assert_eq!(sends(&out), [(2, "proposal")], "observers get no proposals");
+        assert!(out.durable.is_some(), "the leader logs it too");
+        assert!(
+            sends(&l.receive(2, Message::Ack(zxid))).is_empty(),
+            "the leader's own fsync is missing"
+        );
+        assert_eq!(l.history().committed(), z(1, 2));
+        let out = l.durable(Durable {
+            log_to: Some(zxid),
+            current_epoch: None,
+        });
+        assert_eq!(sends(&out), [(2, "commit"), (9, "inform")]);
+        assert_eq!(l.history().committed(), zxid);
+        // A second proposal: acked by the follower only, then the leader's fsync.
+        let (second, _) = l.propose(rec(1).1).unwrap();
+        l.receive(3, Message::Ack(second));
+        assert_eq!(
+            l.history().committed(),
+            zxid,
+            "3 never synced: its ack does not count"
+        );
+    }
+
+    #[test]
+    fn a_learner_acknowledges_only_what_it_holds_durably_and_stops_at_a_gap() {
+        let leader = 1;
+        let mut f = Learner::new(leader, 2, 0, vec![rec(z(1, 1))]);
+        let newleader = Message::NewLeader {
+            epoch: 2,
+            last: z(1, 2),
+        };
+        assert!(
+            f.clone().receive(leader, newleader.clone()).is_err(),
+            "a NEWLEADER without its Sync"
+        );
+        let sync = Message::Sync {
+            plan: Sync::Diff { after: z(1, 1) },
+            base: 0,
+            records: vec![rec(z(1, 2))],
+        };
+        assert_eq!(f.receive(leader, sync), Ok(Output::default()));
+        let out = f.receive(leader, newleader).unwrap();
+        assert!(out.now.is_empty());
+        assert_eq!(
+            out.durable,
+            Some(Durable {
+                log_to: Some(z(1, 2)),
+                current_epoch: Some(2)
+            })
+        );
+        assert_eq!(out.after, [(leader, Message::AckNewLeader { epoch: 2 })]);
+        // Proposals: acknowledged after their fsync; a copy ignored; a gap is fatal.
+        let out = f.receive(leader, Message::Proposal(rec(z(2, 1)))).unwrap();
+        assert!(out.now.is_empty() && out.after == [(leader, Message::Ack(z(2, 1)))]);
+        assert_eq!(
+            f.receive(leader, Message::Proposal(rec(z(2, 1)))),
+            Ok(Output::default())
+        );
+        f.receive(leader, Message::Commit(z(2, 2))).unwrap();
+        assert_eq!(
+            f.history().committed(),
+            z(2, 1),
+            "a commit of a record it lacks waits for it"
+        );
+        assert_eq!(
+            f.clone().receive(leader, Message::Proposal(rec(z(2, 3)))),
+            Err(Lost::Gap {
+                expected_after: z(2, 1),
+                got: z(2, 3)
+            })
+        );
+        f.receive(leader, Message::Proposal(rec(z(2, 2)))).unwrap();
+        assert_eq!(f.history().committed(), z(2, 2));
+        assert!(!f.is_serving(), "serves after UPTODATE only");
+        f.receive(leader, Message::UpToDate { committed: z(2, 2) })
+            .unwrap();
+        assert!(f.is_serving());
+    }
+
+    #[test]
+    fn a_learner_behind_a_trunc_or_a_snap_takes_the_leaders_history() {
+        let leader_log = vec![rec(z(1, 1)), rec(z(3, 1))];
+        let mut l = Leader::new(&three(), 4, 0, leader_log.clone(), 10);
+        let Message::Sync {
+            plan,
+            base,
+            records,
+        } = l.add_learner(2, z(2, 5)).now[0].1.clone()
+        else {
+            panic!("a sync first");
+        };
+        assert_eq!(plan, Sync::Trunc { to: z(1, 1) });
+        let mut f = Learner::new(1, 4, 0, vec![rec(z(1, 1)), rec(z(2, 5))]);
+        f.receive(
+            1,
+            Message::Sync {
+                plan,
+                base,
+                records,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            f.history().records(),
+            &leader_log[..],
+            "its epoch-2 record is gone"
+        );
+    }
+}
