@@ -20,6 +20,12 @@
 //! learner that sees a gap in the proposals has lost its connection and
 //! gives up (it looks for a leader again and is synchronised afresh).
 //!
+//! Liveness, as ZooKeeper's: the leader PINGs every learner each tick and
+//! learners answer. A learner that hears nothing from its leader for the
+//! sync limit (the init limit until it serves) gives up; so does a leader
+//! that does not reach serving within the init limit, or that then hears
+//! from fewer than a quorum of voters within a sync limit.
+//!
 //! Invariants:
 //! - a record is acknowledged (ACK, AckNewLeader) only after the learner's
 //!   log holds it durably: [`Output`] carries the durable write its `after`
@@ -29,12 +35,12 @@
 //! - a learner commits only records in its log, in order, never beyond what
 //!   the leader committed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::quorum::Ensemble;
 use super::sync::{self, Sync};
-use super::Sid;
+use super::{Millis, Sid};
 use crate::Zxid;
 
 /// A transaction's bytes, encoded once and shared by the log and every send.
@@ -70,6 +76,8 @@ pub enum Message {
     Proposal(Record),
     /// The learner's log holds everything up to this zxid durably.
     Ack(Zxid),
+    /// The leader's heartbeat, each tick, and the learner's answer.
+    Ping,
     Commit(Zxid),
     /// A committed record, for an observer (which gets no proposals).
     Inform(Record),
@@ -99,6 +107,26 @@ pub enum Lost {
     Gap { expected_after: Zxid, got: Zxid },
     /// The leader sent something that makes no sense in this state.
     Unexpected,
+    /// Nothing from the leader within the limit.
+    LeaderSilent,
+}
+
+/// Why a leader stops leading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepDown {
+    /// Not serving within the init limit.
+    NotSynced,
+    /// Fewer than a quorum of voters heard from within a sync limit.
+    NoQuorum,
+}
+
+/// ZooKeeper's timing: `tickTime`, and `initLimit` and `syncLimit` in
+/// milliseconds (ticks times tickTime).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub tick_ms: Millis,
+    pub init_ms: Millis,
+    pub sync_ms: Millis,
 }
 
 /// A member's log as broadcast sees it: the snapshot base, the records
@@ -155,6 +183,7 @@ struct Peer {
 /// The leader of an established epoch.
 #[derive(Clone, Debug)]
 pub struct Leader {
+    me: Sid,
     ensemble: Ensemble,
     epoch: u32,
     /// The history it leads with, then its proposals.
@@ -168,20 +197,29 @@ pub struct Leader {
     counter: u32,
     peers: BTreeMap<Sid, Peer>,
     diff_limit: usize,
+    limits: Limits,
+    next_ping: Millis,
+    /// The end of the current window: by then it must serve (while it does
+    /// not), or have heard from a quorum within it (`heard`).
+    window_end: Millis,
+    heard: BTreeSet<Sid>,
 }
 
 impl Leader {
-    /// Leads `epoch` with its durable history `(base, log)`.
+    /// Leads `epoch` with its durable history `(base, log)`, from `now`.
     pub fn new(
+        me: Sid,
         ensemble: &Ensemble,
         epoch: u32,
-        base: Zxid,
-        log: Vec<Record>,
+        (base, log): (Zxid, Vec<Record>),
         diff_limit: usize,
+        limits: Limits,
+        now: Millis,
     ) -> Leader {
         let history = History::new(base, log);
         let last = history.last();
         Leader {
+            me,
             ensemble: ensemble.clone(),
             epoch,
             history,
@@ -191,7 +229,37 @@ impl Leader {
             counter: 0,
             peers: BTreeMap::new(),
             diff_limit,
+            limits,
+            next_ping: now + limits.tick_ms,
+            window_end: now + limits.init_ms,
+            heard: BTreeSet::new(),
         }
+    }
+
+    /// When [`Leader::tick`] next has something to do.
+    pub fn deadline(&self) -> Millis {
+        self.next_ping.min(self.window_end)
+    }
+
+    /// PINGs each tick; steps down when a window ends without progress.
+    pub fn tick(&mut self, now: Millis) -> Result<Output, StepDown> {
+        if now >= self.window_end {
+            if self.phase != Phase::Serving {
+                return Err(StepDown::NotSynced);
+            }
+            let heard = self.heard.iter().copied().chain([self.me]);
+            if !self.ensemble.is_quorum(heard) {
+                return Err(StepDown::NoQuorum);
+            }
+            self.heard.clear();
+            self.window_end = now + self.limits.sync_ms;
+        }
+        let mut out = Output::default();
+        if now >= self.next_ping {
+            self.next_ping = now + self.limits.tick_ms;
+            out.now = self.peers.keys().map(|&sid| (sid, Message::Ping)).collect();
+        }
+        Ok(out)
     }
 
     pub fn is_serving(&self) -> bool {
@@ -309,6 +377,7 @@ impl Leader {
         let Some(peer) = self.peers.get_mut(&from) else {
             return Output::default();
         };
+        self.heard.insert(from);
         match msg {
             Message::AckNewLeader { epoch } if epoch == self.epoch => {
                 peer.synced = true;
@@ -376,10 +445,10 @@ impl Leader {
             .cloned()
             .collect();
         self.history.committed = held;
+        // Every learner that got its Sync gets these, acknowledged NEWLEADER
+        // or not: FIFO puts them after the Sync, and an observer has no
+        // other way to the records committed meanwhile.
         for (&sid, peer) in &self.peers {
-            if !peer.synced {
-                continue;
-            }
             if peer.observer {
                 out.now
                     .extend(newly.iter().map(|r| (sid, Message::Inform(r.clone()))));
@@ -403,11 +472,21 @@ pub struct Learner {
     got_sync: bool,
     synced: bool,
     serving: bool,
+    limits: Limits,
+    /// Whether the leader said anything since `window_end` was set.
+    heard: bool,
+    window_end: Millis,
 }
 
 impl Learner {
-    /// Follows `leader` in `epoch`, from its durable history.
-    pub fn new(leader: Sid, epoch: u32, base: Zxid, log: Vec<Record>) -> Learner {
+    /// Follows `leader` in `epoch`, from its durable history, from `now`.
+    pub fn new(
+        leader: Sid,
+        epoch: u32,
+        (base, log): (Zxid, Vec<Record>),
+        limits: Limits,
+        now: Millis,
+    ) -> Learner {
         Learner {
             leader,
             epoch,
@@ -416,7 +495,34 @@ impl Learner {
             got_sync: false,
             synced: false,
             serving: false,
+            limits,
+            heard: false,
+            window_end: now + limits.init_ms,
         }
+    }
+
+    /// When [`Learner::tick`] next has something to do.
+    pub fn deadline(&self) -> Millis {
+        self.window_end
+    }
+
+    /// Gives up when a window ends without a word from the leader: the
+    /// init limit until it serves, the sync limit after.
+    pub fn tick(&mut self, now: Millis) -> Result<(), Lost> {
+        if now < self.window_end {
+            return Ok(());
+        }
+        if !self.heard {
+            return Err(Lost::LeaderSilent);
+        }
+        self.heard = false;
+        let limit = if self.serving {
+            self.limits.sync_ms
+        } else {
+            self.limits.init_ms
+        };
+        self.window_end = now + limit;
+        Ok(())
     }
 
     pub fn is_serving(&self) -> bool {
@@ -438,6 +544,7 @@ impl Learner {
         if from != self.leader {
             return Ok(Output::default());
         }
+        self.heard = true;
         let ack_to = |to: Zxid, epoch: Option<u32>, then: Message| Output {
             now: Vec::new(),
             durable: Some(Durable {
@@ -533,6 +640,10 @@ impl Learner {
                     ..Output::default()
                 })
             }
+            Message::Ping => Ok(Output {
+                now: vec![(from, Message::Ping)],
+                ..Output::default()
+            }),
             Message::Sync { .. } | Message::NewLeader { .. } => Err(Lost::Unexpected),
             _ => Ok(Output::default()),
         }
@@ -565,6 +676,12 @@ mod tests {
         Ensemble::new([1, 2, 3], [9]).unwrap()
     }
 
+    const LIMITS: Limits = Limits {
+        tick_ms: 100,
+        init_ms: 1000,
+        sync_ms: 500,
+    };
+
     fn sends(out: &Output) -> Vec<(Sid, &'static str)> {
         let name = |m: &Message| match m {
             Message::Sync { .. } => "sync",
@@ -575,13 +692,22 @@ mod tests {
             Message::Ack(_) => "ack",
             Message::Commit(_) => "commit",
             Message::Inform(_) => "inform",
+            Message::Ping => "ping",
         };
         out.now.iter().map(|(s, m)| (*s, name(m))).collect()
     }
 
     /// A leader of epoch 2 with history 1.1, 1.2, serving with learners 2 and 9.
     fn serving_leader() -> Leader {
-        let mut l = Leader::new(&three(), 2, 0, vec![rec(z(1, 1)), rec(z(1, 2))], 10);
+        let mut l = Leader::new(
+            1,
+            &three(),
+            2,
+            (0, vec![rec(z(1, 1)), rec(z(1, 2))]),
+            10,
+            LIMITS,
+            0,
+        );
         l.add_learner(2, z(1, 1));
         l.add_learner(9, z(1, 2));
         assert!(l
@@ -607,7 +733,15 @@ mod tests {
 
     #[test]
     fn a_learner_is_synchronised_then_told_of_the_new_leader() {
-        let mut l = Leader::new(&three(), 2, 0, vec![rec(z(1, 1)), rec(z(1, 2))], 10);
+        let mut l = Leader::new(
+            1,
+            &three(),
+            2,
+            (0, vec![rec(z(1, 1)), rec(z(1, 2))]),
+            10,
+            LIMITS,
+            0,
+        );
         let out = l.add_learner(3, z(1, 1));
         assert_eq!(
             out.now[0].1,
@@ -662,7 +796,7 @@ mod tests {
     #[test]
     fn a_learner_acknowledges_only_what_it_holds_durably_and_stops_at_a_gap() {
         let leader = 1;
-        let mut f = Learner::new(leader, 2, 0, vec![rec(z(1, 1))]);
+        let mut f = Learner::new(leader, 2, (0, vec![rec(z(1, 1))]), LIMITS, 0);
         let newleader = Message::NewLeader {
             epoch: 2,
             last: z(1, 2),
@@ -718,7 +852,7 @@ mod tests {
     #[test]
     fn a_learner_behind_a_trunc_or_a_snap_takes_the_leaders_history() {
         let leader_log = vec![rec(z(1, 1)), rec(z(3, 1))];
-        let mut l = Leader::new(&three(), 4, 0, leader_log.clone(), 10);
+        let mut l = Leader::new(1, &three(), 4, (0, leader_log.clone()), 10, LIMITS, 0);
         let Message::Sync {
             plan,
             base,
@@ -728,7 +862,7 @@ mod tests {
             panic!("a sync first");
         };
         assert_eq!(plan, Sync::Trunc { to: z(1, 1) });
-        let mut f = Learner::new(1, 4, 0, vec![rec(z(1, 1)), rec(z(2, 5))]);
+        let mut f = Learner::new(1, 4, (0, vec![rec(z(1, 1)), rec(z(2, 5))]), LIMITS, 0);
         f.receive(
             1,
             Message::Sync {
@@ -743,5 +877,42 @@ mod tests {
             &leader_log[..],
             "its epoch-2 record is gone"
         );
+    }
+
+    #[test]
+    fn silence_ends_leading_and_following() {
+        // A leader that never serves gives up at the init limit.
+        let mut l = Leader::new(1, &three(), 2, (0, vec![]), 10, LIMITS, 0);
+        l.add_learner(2, 0);
+        assert_eq!(
+            sends(&l.tick(100).unwrap()),
+            [(2, "ping")],
+            "a ping each tick"
+        );
+        assert!(sends(&l.tick(150).unwrap()).is_empty());
+        assert_eq!(l.tick(1000), Err(StepDown::NotSynced));
+        // A serving one needs a quorum heard from in each sync window.
+        let mut l = serving_leader();
+        assert!(
+            l.tick(1000).is_ok(),
+            "2 and 9 answered within the first window"
+        );
+        l.receive(9, Message::Ping);
+        assert_eq!(
+            l.tick(1500),
+            Err(StepDown::NoQuorum),
+            "an observer is no quorum"
+        );
+        let mut l = serving_leader();
+        l.tick(1000).unwrap();
+        l.receive(2, Message::Ping);
+        assert!(l.tick(1500).is_ok(), "2 answered");
+
+        let mut f = Learner::new(1, 2, (0, vec![]), LIMITS, 0);
+        let answer = f.receive(1, Message::Ping).unwrap();
+        assert_eq!(answer.now, [(1, Message::Ping)]);
+        assert_eq!(f.tick(999), Ok(()));
+        assert_eq!(f.tick(1000), Ok(()), "heard within the init window");
+        assert_eq!(f.tick(2000), Err(Lost::LeaderSilent));
     }
 }

@@ -170,7 +170,13 @@ impl Leader {
                 let Some(current) = current_epoch else {
                     return Ok(Output::default()); // an epoch acknowledged before: no count
                 };
-                if self.ensemble.is_voter(from) && (current, last_zxid) > self.own {
+                // Only while establishing: a learner joining later may well be
+                // ahead of the history this leader started from (it followed
+                // it since), as in ZooKeeper's waitForEpochAck.
+                if !self.established
+                    && self.ensemble.is_voter(from)
+                    && (current, last_zxid) > self.own
+                {
                     return Err(Abandon::FollowerAhead(from));
                 }
                 self.acks.insert(from, (current, last_zxid));
@@ -382,6 +388,10 @@ mod tests {
         );
         l.receive(3, ack(5, Some(3), 30)).unwrap();
         assert_eq!(l.established(), Some(5));
+        assert!(
+            l.receive(2, ack(5, Some(5), 90)).is_ok(),
+            "once established, a learner ahead of where it began is welcome"
+        );
         assert_eq!(
             l.tick(5000),
             Ok(()),

@@ -113,6 +113,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome once discovery made `epoch` the ensemble's: members of an
+    /// established ensemble name it in their answers, so that a member
+    /// joining later finds them agreeing (ZooKeeper's `updateElectionVote`).
+    pub fn in_epoch(self, epoch: u32) -> Outcome {
+        Outcome {
+            vote: Vote { epoch, ..self.vote },
+            ..self
+        }
+    }
+
     /// What this member answers a LOOKING member with from now on.
     pub fn notification(&self) -> Notification {
         Notification {
