@@ -118,7 +118,15 @@ pub enum StepDown {
     NotSynced,
     /// Fewer than a quorum of voters heard from within a sync limit.
     NoQuorum,
+    /// The epoch's zxid counter is used up: a new epoch must begin.
+    ZxidsExhausted,
 }
+
+/// The last zxid counter an epoch uses. ZooKeeper never proposes a zxid
+/// whose counter is all ones: its leader steps down there (forcing a new
+/// election and epoch), and so does this one, rather than let the counter
+/// wrap into zxids already used.
+pub const LAST_COUNTER: u32 = u32::MAX - 1;
 
 /// ZooKeeper's timing: `tickTime`, and `initLimit` and `syncLimit` in
 /// milliseconds (ticks times tickTime).
@@ -243,6 +251,9 @@ impl Leader {
 
     /// PINGs each tick; steps down when a window ends without progress.
     pub fn tick(&mut self, now: Millis) -> Result<Output, StepDown> {
+        if self.counter == LAST_COUNTER {
+            return Err(StepDown::ZxidsExhausted);
+        }
         if now >= self.window_end {
             if self.phase != Phase::Serving {
                 return Err(StepDown::NotSynced);
@@ -323,10 +334,11 @@ impl Leader {
         self.peers.remove(&sid);
     }
 
-    /// Proposes a transaction (only while serving): its zxid, and the
-    /// output: the proposal to every learner now, the leader's own append.
+    /// Proposes a transaction (only while serving, and while the epoch has
+    /// zxids left; see [`LAST_COUNTER`]): its zxid, and the output: the
+    /// proposal to every learner now, the leader's own append.
     pub fn propose(&mut self, payload: Payload) -> Option<(Zxid, Output)> {
-        if self.phase != Phase::Serving {
+        if self.phase != Phase::Serving || self.counter == LAST_COUNTER {
             return None;
         }
         self.counter += 1;
@@ -914,5 +926,15 @@ mod tests {
         assert_eq!(f.tick(999), Ok(()));
         assert_eq!(f.tick(1000), Ok(()), "heard within the init window");
         assert_eq!(f.tick(2000), Err(Lost::LeaderSilent));
+    }
+
+    #[test]
+    fn a_leader_steps_down_rather_than_wrap_its_zxid_counter() {
+        let mut l = serving_leader();
+        l.counter = LAST_COUNTER - 1;
+        let (zxid, _) = l.propose(rec(0).1).expect("the last zxid of the epoch");
+        assert_eq!(zxid, z(2, i64::from(LAST_COUNTER)));
+        assert!(l.propose(rec(1).1).is_none(), "no zxid is left");
+        assert_eq!(l.tick(1), Err(StepDown::ZxidsExhausted));
     }
 }
