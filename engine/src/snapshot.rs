@@ -228,13 +228,27 @@ pub fn encode_to<E>(
     if !open.chunk.nodes.is_empty() || !open.chunk.sessions.is_empty() {
         flush(&mut open, &mut sink)?;
     }
+    Ok(header(zxid, body_len, chunks))
+}
+
+/// A format-3 header for `chunks` chunks making a body of `body_len` bytes.
+fn header(zxid: Zxid, body_len: u64, chunks: u64) -> [u8; HEADER_LEN] {
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[16..24].copy_from_slice(&zxid.to_le_bytes());
     header[24..32].copy_from_slice(&body_len.to_le_bytes());
     header[32..40].copy_from_slice(&chunks.to_le_bytes());
-    Ok(header)
+    header
+}
+
+/// A chunk's header: its archive's and data's lengths and their checksum.
+fn chunk_header(archive_len: usize, data_len: usize, crc: u32) -> [u8; CHUNK_HEADER_LEN] {
+    let mut head = [0u8; CHUNK_HEADER_LEN];
+    head[..8].copy_from_slice(&(archive_len as u64).to_le_bytes());
+    head[8..16].copy_from_slice(&(data_len as u64).to_le_bytes());
+    head[16..20].copy_from_slice(&crc.to_le_bytes());
+    head
 }
 
 const ZEROS: [u8; 16] = [0; 16];
@@ -256,11 +270,7 @@ fn seal<E>(open: Open, sink: &mut dyn FnMut(&[u8]) -> Result<(), E>) -> Result<u
             .map(|z| z.data().expect("only data is listed"))
     };
     let crc = data().fold(crc32c::crc32c(&archive), crc32c::crc32c_append);
-    let mut head = [0u8; CHUNK_HEADER_LEN];
-    head[..8].copy_from_slice(&(archive.len() as u64).to_le_bytes());
-    head[8..16].copy_from_slice(&(open.data_len as u64).to_le_bytes());
-    head[16..20].copy_from_slice(&crc.to_le_bytes());
-    sink(&head)?;
+    sink(&chunk_header(archive.len(), open.data_len, crc))?;
     sink(&archive)?;
     sink(padding(archive.len()))?;
     for bytes in data() {
@@ -406,11 +416,9 @@ fn build(body: &Body<'_>) -> Result<DataTree, FormatError> {
                 paths: &image.paths,
                 data: &image.data,
                 nodes: &image.nodes,
+                sessions: &image.sessions,
             };
             parts.build(&tree, &mut acls)?;
-            for s in image.sessions.iter() {
-                tree.open_session(s.0.to_native(), s.1.to_native());
-            }
         }
         Body::Chunks(chunks) => {
             for sealed in chunks {
@@ -425,11 +433,9 @@ fn build(body: &Body<'_>) -> Result<DataTree, FormatError> {
                     paths: &chunk.paths,
                     data: sealed.data,
                     nodes: &chunk.nodes,
+                    sessions: &chunk.sessions,
                 };
                 parts.build(&tree, &mut acls)?;
-                for s in chunk.sessions.iter() {
-                    tree.open_session(s.0.to_native(), s.1.to_native());
-                }
             }
         }
     }
@@ -442,11 +448,15 @@ struct Parts<'a> {
     paths: &'a str,
     data: &'a [u8],
     nodes: &'a [ArchivedSnapNode],
+    sessions: &'a ArchivedVec<ArchivedSessionEntry>,
 }
 
+/// A `(SessionId, timeout)` pair as archived.
+type ArchivedSessionEntry = rkyv::Archived<(SessionId, i32)>;
+
 impl Parts<'_> {
-    /// Adds the ACL lists and nodes to `tree`; `acls` gathers the lists of
-    /// every chunk so far.
+    /// Adds the ACL lists, nodes and sessions to `tree`; `acls` gathers the
+    /// lists of every chunk so far.
     fn build(&self, tree: &DataTree, acls: &mut Vec<AclList>) -> Result<(), FormatError> {
         for list in self.acls.iter() {
             let list = rkyv::deserialize::<Vec<Acl>, rancor::Error>(list).map_err(payload_error)?;
@@ -490,6 +500,9 @@ impl Parts<'_> {
             };
             tree.insert_new(path, Znode::with_data(&node, data));
         }
+        for s in self.sessions.iter() {
+            tree.open_session(s.0.to_native(), s.1.to_native());
+        }
         Ok(())
     }
 }
@@ -504,11 +517,8 @@ mod tests {
         let count = chunks.len() as u64;
         for (chunk, data) in chunks {
             let archive = rkyv::to_bytes::<rancor::Error>(&chunk).unwrap();
-            let mut head = [0u8; CHUNK_HEADER_LEN];
-            head[..8].copy_from_slice(&(archive.len() as u64).to_le_bytes());
-            head[8..16].copy_from_slice(&(data.len() as u64).to_le_bytes());
             let crc = crc32c::crc32c_append(crc32c::crc32c(&archive), data);
-            head[16..20].copy_from_slice(&crc.to_le_bytes());
+            let head = chunk_header(archive.len(), data.len(), crc);
             for part in [
                 &head[..],
                 &archive,
@@ -519,13 +529,7 @@ mod tests {
                 body.extend_from_slice(part);
             }
         }
-        let mut header = [0u8; HEADER_LEN];
-        header[..8].copy_from_slice(MAGIC);
-        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header[16..24].copy_from_slice(&9i64.to_le_bytes());
-        header[24..32].copy_from_slice(&(body.len() as u64).to_le_bytes());
-        header[32..40].copy_from_slice(&count.to_le_bytes());
-        [&header[..], &body[..]].concat()
+        [&header(9, body.len() as u64, count)[..], &body[..]].concat()
     }
 
     fn node(path_len: u32, data_len: i32) -> SnapNode {

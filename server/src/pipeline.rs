@@ -389,8 +389,7 @@ impl Pipeline {
             return None;
         };
         let changes = view.into_changes();
-        self.log_first.get_or_insert(self.zxid);
-        log::append_record(&mut self.log_buf, self.zxid, &payload);
+        self.record(&payload);
         let entry = Entry {
             is_txn: true,
             changes,
@@ -438,7 +437,9 @@ impl Pipeline {
             };
             apply(&txn, &mut view, &mut Vec::new());
             let changes = view.into_changes();
-            self.record(LogEntry { time_ms: now, txn });
+            let payload = log::encode_payload(&LogEntry { time_ms: now, txn })
+                .expect("a createSession record is small");
+            self.record(&payload);
             self.tracker.add(session, timeout_ms, now);
             self.owners.insert(session, (shard, conn));
             let password = session::password(&self.secret, session);
@@ -538,9 +539,10 @@ impl Pipeline {
         }
     }
 
-    fn record(&mut self, entry: LogEntry) {
+    /// Appends the record of the transaction at `self.zxid` to the batch.
+    fn record(&mut self, payload: &[u8]) {
         self.log_first.get_or_insert(self.zxid);
-        log::encode_record(&mut self.log_buf, self.zxid, &entry);
+        log::append_record(&mut self.log_buf, self.zxid, payload);
     }
 
     /// Hands the batch's records to the log writer; the batch commits once the

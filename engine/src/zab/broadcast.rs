@@ -472,6 +472,18 @@ impl Leader {
     }
 }
 
+/// Where a learner is in synchronisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    AwaitingSync,
+    /// The Sync is applied; NEWLEADER must follow it.
+    AwaitingNewLeader,
+    /// NEWLEADER acknowledged: proposals and commits come; not serving yet.
+    Following,
+    /// UPTODATE came.
+    Serving,
+}
+
 /// A follower's or observer's side, from discovery on.
 #[derive(Clone, Debug)]
 pub struct Learner {
@@ -480,10 +492,7 @@ pub struct Learner {
     history: History,
     /// Commits announced for records still on their way.
     commit_to: Zxid,
-    /// The Sync arrived, and NEWLEADER was acknowledged.
-    got_sync: bool,
-    synced: bool,
-    serving: bool,
+    stage: Stage,
     limits: Limits,
     /// Whether the leader said anything since `window_end` was set.
     heard: bool,
@@ -504,9 +513,7 @@ impl Learner {
             epoch,
             history: History::new(base, log),
             commit_to: base,
-            got_sync: false,
-            synced: false,
-            serving: false,
+            stage: Stage::AwaitingSync,
             limits,
             heard: false,
             window_end: now + limits.init_ms,
@@ -528,7 +535,7 @@ impl Learner {
             return Err(Lost::LeaderSilent);
         }
         self.heard = false;
-        let limit = if self.serving {
+        let limit = if self.stage == Stage::Serving {
             self.limits.sync_ms
         } else {
             self.limits.init_ms
@@ -538,11 +545,16 @@ impl Learner {
     }
 
     pub fn is_serving(&self) -> bool {
-        self.serving
+        self.stage == Stage::Serving
     }
 
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// Whether it acknowledged NEWLEADER.
+    fn synced(&self) -> bool {
+        matches!(self.stage, Stage::Following | Stage::Serving)
     }
 
     fn apply_commits(&mut self) {
@@ -570,8 +582,8 @@ impl Learner {
                 plan,
                 base,
                 records,
-            } if !self.synced && !self.got_sync => {
-                self.got_sync = true;
+            } if self.stage == Stage::AwaitingSync => {
+                self.stage = Stage::AwaitingNewLeader;
                 match plan {
                     Sync::Diff { after } if after != self.history.last() => {
                         return Err(Lost::Unexpected)
@@ -593,23 +605,23 @@ impl Learner {
                 self.history.committed = self.history.committed.min(self.history.last());
                 Ok(Output::default())
             }
-            Message::NewLeader { epoch, last } if epoch == self.epoch && !self.synced => {
-                if !self.got_sync || last != self.history.last() {
+            Message::NewLeader { epoch, last } if epoch == self.epoch && !self.synced() => {
+                if self.stage != Stage::AwaitingNewLeader || last != self.history.last() {
                     return Err(Lost::Gap {
                         expected_after: self.history.last(),
                         got: last,
                     });
                 }
-                self.synced = true;
+                self.stage = Stage::Following;
                 Ok(ack_to(last, Some(epoch), Message::AckNewLeader { epoch }))
             }
-            Message::UpToDate { committed } if self.synced => {
+            Message::UpToDate { committed } if self.synced() => {
                 self.commit_to = self.commit_to.max(committed);
                 self.apply_commits();
-                self.serving = true;
+                self.stage = Stage::Serving;
                 Ok(Output::default())
             }
-            Message::Proposal((zxid, payload)) if self.synced => {
+            Message::Proposal((zxid, payload)) if self.synced() => {
                 let last = self.history.last();
                 if zxid <= last {
                     return Ok(Output::default()); // a copy of one it has
@@ -624,12 +636,12 @@ impl Learner {
                 self.apply_commits(); // commits announced before it arrived
                 Ok(ack_to(zxid, None, Message::Ack(zxid)))
             }
-            Message::Commit(zxid) if self.synced => {
+            Message::Commit(zxid) if self.synced() => {
                 self.commit_to = self.commit_to.max(zxid);
                 self.apply_commits();
                 Ok(Output::default())
             }
-            Message::Inform(record) if self.synced => {
+            Message::Inform(record) if self.synced() => {
                 let last = self.history.last();
                 if record.0 <= last {
                     return Ok(Output::default());

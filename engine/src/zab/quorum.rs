@@ -8,8 +8,9 @@ use super::Sid;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ensemble {
+    /// Everyone else the ensemble lists is an observer: it is answered and
+    /// told, but nothing here needs to know which ones there are.
     voters: BTreeSet<Sid>,
-    observers: BTreeSet<Sid>,
 }
 
 /// Why a set of members is not an ensemble.
@@ -47,26 +48,15 @@ impl Ensemble {
         if let Some(&both) = voters.intersection(&observers).next() {
             return Err(EnsembleError::Both(both));
         }
-        Ok(Ensemble { voters, observers })
+        Ok(Ensemble { voters })
     }
 
     pub fn voters(&self) -> impl Iterator<Item = Sid> + '_ {
         self.voters.iter().copied()
     }
 
-    /// Voters and observers, in id order.
-    pub fn members(&self) -> impl Iterator<Item = Sid> + '_ {
-        let mut all: Vec<Sid> = self.voters.union(&self.observers).copied().collect();
-        all.sort_unstable();
-        all.into_iter()
-    }
-
     pub fn is_voter(&self, sid: Sid) -> bool {
         self.voters.contains(&sid)
-    }
-
-    pub fn is_member(&self, sid: Sid) -> bool {
-        self.voters.contains(&sid) || self.observers.contains(&sid)
     }
 
     /// The number of voters a quorum needs.
@@ -111,7 +101,6 @@ mod tests {
         assert_eq!(Ensemble::new([], [1]), Err(EnsembleError::NoVoters));
         assert_eq!(Ensemble::new([1, 2], [2]), Err(EnsembleError::Both(2)));
         let e = Ensemble::new([3, 1], [2]).unwrap();
-        assert_eq!(e.members().collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(e.is_member(2) && !e.is_voter(2) && e.is_voter(3) && !e.is_member(4));
+        assert!(!e.is_voter(2) && e.is_voter(3) && e.is_voter(1) && !e.is_voter(4));
     }
 }
