@@ -13,7 +13,7 @@
 //! - [`txn`]: transactions, the pending overlay, and `apply`.
 //! - [`session`]: session ids, passwords and expiry.
 //! - [`acl`], [`path`], [`stat`], [`error`]: the data model's rules and records.
-//! - [`zab`]: the ensemble's protocol (leader election so far), without I/O;
+//! - [`zab`]: the ensemble's protocol, without I/O;
 //!   [`sim`]: the seeded randomness and network that simulations drive it with.
 
 pub mod acl;

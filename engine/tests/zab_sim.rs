@@ -4,15 +4,17 @@
 //! discovery, synchronisation and broadcast, with clients writing through
 //! whichever leader serves.
 //!
-//! Each member has a durable state (its log, current and accepted epochs)
-//! and a disk that makes writes durable a while after they are asked for;
-//! a crash loses what was not yet durable. Each seed runs three phases:
+//! Each member is a `zab::peer::Peer` with a durable state (its log, current
+//! and accepted epochs) and a disk that applies the peer's storage writes in
+//! order and makes each durable a while after it is asked for (during the
+//! faults, now and then a long while); a crash loses what was not yet
+//! durable. Each seed runs three phases:
 //! 1. faults: messages lost, duplicated and delayed past the finalize wait,
 //!    partitions that change, members crashing and restarting (a restarted
 //!    member keeps its durable state and starts again at round 1, as
 //!    ZooKeeper's logical clock does). A member that left election looks
 //!    again a while later, as it does when it loses its leader.
-//! 2. healing: the network is whole and prompt (what was on its way during
+//! 2. healing: the network is whole and prompt, and so are disks (what was on its way during
 //!    the faults is gone with the connections), every member runs. For half
 //!    the seeds every member looks again, and the voter with the most recent
 //!    history must win; for the others members find out by themselves what
@@ -41,9 +43,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use herd_engine::sim::{env_or, Faults, Network, Rng};
-use herd_engine::zab::broadcast::{self, Durable, Limits, Payload, Record};
+use herd_engine::zab::broadcast::{Limits, Payload, Record, Settings, Store};
 use herd_engine::zab::discovery::{self, Epochs};
-use herd_engine::zab::election::{self, Election, Notification, Outcome, PeerState, Vote};
+use herd_engine::zab::election::{PeerState, Vote};
+use herd_engine::zab::peer::{Actions, Message, Peer, Status, Stored, Write};
 use herd_engine::zab::quorum::Ensemble;
 use herd_engine::zab::{Millis, Sid};
 use herd_engine::Zxid;
@@ -55,99 +58,72 @@ const HEAL_LIMIT: Millis = 15_000;
 /// How long a member keeps to a leader during the faults: a random time
 /// in this range, drawn whenever it leaves election.
 const LOOK_AGAIN_AFTER: (Millis, Millis) = (200, 2_500);
-/// initLimit × tickTime.
-const INIT_LIMIT_MS: Millis = 1_000;
-const LIMITS: Limits = Limits {
-    tick_ms: 100,
-    init_ms: INIT_LIMIT_MS,
-    sync_ms: 500,
+const SETTINGS: Settings = Settings {
+    limits: Limits {
+        tick_ms: 100,
+        init_ms: 1_000,
+        sync_ms: 500,
+    },
+    // A DIFF longer than this is sent as a SNAP.
+    diff_limit: 20,
 };
-/// How long the disk takes to make a write durable.
+/// How long the disk takes to make a write durable; now and then during the
+/// faults (one write in `SLOW_FSYNC_ONE_IN`) it stalls for up to
+/// `SLOW_FSYNC_MS`, and writes after it wait too.
 const FSYNC_MS: (Millis, Millis) = (1, 30);
+const SLOW_FSYNC_ONE_IN: usize = 50;
+const SLOW_FSYNC_MS: Millis = 1_500;
 /// How often clients write while a leader serves.
 const WRITE_EVERY_MS: Millis = 20;
-/// A DIFF longer than this is sent as a SNAP.
-const DIFF_LIMIT: usize = 20;
 const FAULTS: Faults = Faults {
     drop_percent: 10,
     duplicate_percent: 5,
     max_delay_ms: 400,
 };
 
-#[derive(Clone, Debug)]
-enum Msg {
-    Vote(Notification),
-    Discovery(discovery::Message),
-    Zab(broadcast::Message),
-}
-
-enum Role {
-    Down,
-    Looking(Election),
-    Leading(Outcome, discovery::Leader, Option<broadcast::Leader>),
-    Learning(Outcome, discovery::Learner, Option<broadcast::Learner>),
-}
-
-/// A write on its way to the disk, and what waits for it.
-struct Write {
+/// A write on its way to the disk.
+struct Queued {
     at: Millis,
-    log: Option<Vec<Record>>,
-    current_epoch: Option<u32>,
-    after: Vec<(Sid, Msg)>,
-    /// For a leader: what to tell its broadcast once durable, if it still
-    /// leads in the same role.
-    leader_done: Option<(u64, Durable)>,
+    write: Write,
 }
 
 struct Member {
     sid: Sid,
-    // Durable.
-    log: Vec<Record>,
-    current_epoch: u32,
-    accepted_epoch: u32,
-    // Lost at a crash.
-    round: u64,
-    role: Role,
-    /// Counts role changes, so late disk completions find their role gone.
-    incarnation: u64,
+    /// What its disk holds durably.
+    stored: Stored,
+    /// `None` while down.
+    peer: Option<Peer>,
+    /// What it was when last looked at, to check what changes.
+    status: Option<Status>,
+    /// The last record it applied (lost at a crash, with the tree).
+    applied: Zxid,
     relook_at: Millis,
-    disk: VecDeque<Write>,
+    disk: VecDeque<Queued>,
 }
 
 impl Member {
-    fn epochs(&self) -> Epochs {
-        Epochs {
-            accepted: self.accepted_epoch,
-            current: self.current_epoch,
-        }
+    fn status(&self) -> Option<Status> {
+        self.peer.as_ref().map(Peer::status)
     }
 
-    fn last_zxid(&self) -> Zxid {
-        self.log.last().map_or(0, |r| r.0)
+    /// Whether it leads or learns (left election).
+    fn in_role(&self) -> bool {
+        self.status().is_some_and(|s| s.state != PeerState::Looking)
     }
 
+    /// The vote its history makes: as written while it runs.
     fn vote(&self) -> Vote {
+        let (epoch, zxid) = match &self.peer {
+            Some(p) => (p.epochs().current, p.last_zxid()),
+            None => (
+                self.stored.epochs.current,
+                self.stored.log.last().map_or(0, |r| r.0),
+            ),
+        };
         Vote {
-            epoch: self.current_epoch,
-            zxid: self.last_zxid(),
+            epoch,
+            zxid,
             leader: self.sid,
-        }
-    }
-
-    /// The log and commit point of its broadcast role, if it has one.
-    fn broadcast(&self) -> Option<(&[Record], Zxid, bool)> {
-        match &self.role {
-            Role::Leading(_, _, Some(b)) => Some((
-                b.history().records(),
-                b.history().committed(),
-                b.is_serving(),
-            )),
-            Role::Learning(_, _, Some(l)) => Some((
-                l.history().records(),
-                l.history().committed(),
-                l.is_serving(),
-            )),
-            _ => None,
         }
     }
 }
@@ -157,13 +133,15 @@ struct Sim {
     now: Millis,
     ensemble: Ensemble,
     members: BTreeMap<Sid, Member>,
-    net: Network<Msg>,
+    net: Network<Message>,
     /// Every established epoch and its leader.
     established: BTreeMap<u32, Sid>,
     /// Every record any member committed.
     committed: BTreeMap<Zxid, Payload>,
     next_write: Millis,
     written: u64,
+    /// Whether disks stall now and then (during the faults).
+    slow_disks: bool,
     steps: usize,
     verbose: bool,
 }
@@ -184,12 +162,17 @@ impl Sim {
                 let held = rng.between(3, 6) as usize;
                 let m = Member {
                     sid,
-                    log: history[..held].to_vec(),
-                    current_epoch: 1,
-                    accepted_epoch: 1,
-                    round: 0,
-                    role: Role::Down,
-                    incarnation: 0,
+                    stored: Stored {
+                        epochs: Epochs {
+                            accepted: 1,
+                            current: 1,
+                        },
+                        base: 0,
+                        log: history[..held].to_vec(),
+                    },
+                    peer: None,
+                    status: None,
+                    applied: 0,
                     relook_at: 0,
                     disk: VecDeque::new(),
                 };
@@ -206,6 +189,7 @@ impl Sim {
             committed: BTreeMap::new(),
             next_write: 0,
             written: 0,
+            slow_disks: true,
             steps: 0,
             verbose,
         }
@@ -221,131 +205,115 @@ impl Sim {
         self.members.get_mut(&sid).expect("member")
     }
 
-    fn send(&mut self, from: Sid, out: impl IntoIterator<Item = (Sid, Msg)>) {
-        for (to, msg) in out {
-            self.net.send(&mut self.rng, self.now, from, to, msg);
-        }
-    }
-
-    fn send_votes(&mut self, from: Sid, out: Vec<election::Send>) {
-        self.send(from, out.into_iter().map(|(to, n)| (to, Msg::Vote(n))));
-    }
-
-    fn zab(out: Vec<(Sid, broadcast::Message)>) -> Vec<(Sid, Msg)> {
-        out.into_iter().map(|(to, m)| (to, Msg::Zab(m))).collect()
-    }
-
-    /// Carries out a discovery step: the epoch made durable, then the sends.
-    fn discovery_output(&mut self, sid: Sid, out: discovery::Output) -> Checked {
-        if let Some(epoch) = out.accept_epoch {
-            let m = self.member(sid);
-            if epoch <= m.accepted_epoch {
-                return Err(format!(
-                    "{sid} accepts epoch {epoch} after {}",
-                    m.accepted_epoch
-                ));
-            }
-            m.accepted_epoch = epoch;
-            self.log(|| format!("{sid} accepts epoch {epoch}"));
-        }
-        let sends = out.send.into_iter().map(|(to, m)| (to, Msg::Discovery(m)));
-        self.send(sid, sends.collect::<Vec<_>>());
-        Ok(())
-    }
-
-    /// Carries out a broadcast step: sends now, the durable write queued on
-    /// the disk with what waits for it.
-    fn broadcast_output(&mut self, sid: Sid, out: broadcast::Output) -> Checked {
-        self.send(sid, Sim::zab(out.now));
-        if let Some(d) = out.durable {
-            let at = self.now + self.rng.between(FSYNC_MS.0, FSYNC_MS.1);
-            let m = self.member(sid);
-            let (log, leading) = match &m.role {
-                Role::Leading(_, _, Some(b)) => (b.history().records(), true),
-                Role::Learning(_, _, Some(l)) => (l.history().records(), false),
-                _ => return Ok(()),
-            };
-            let log = d
-                .log_to
-                .map(|z| log.iter().filter(|r| r.0 <= z).cloned().collect());
-            let write = Write {
-                at,
-                log,
-                current_epoch: d.current_epoch,
-                after: Sim::zab(out.after),
-                leader_done: leading.then_some((m.incarnation, d)),
-            };
-            m.disk.push_back(write);
-        }
-        self.check_commits(sid)
-    }
-
-    /// Every record `sid` committed agrees with every other member's.
-    fn check_commits(&mut self, sid: Sid) -> Checked {
-        let Some((log, committed, _)) = self.members[&sid].broadcast() else {
+    /// Runs one input on `sid`'s peer (if it is up), carries out what it
+    /// asks and checks what changed.
+    fn step(&mut self, sid: Sid, input: impl FnOnce(&mut Peer, Millis) -> Actions) -> Checked {
+        let now = self.now;
+        let Some(peer) = self.member(sid).peer.as_mut() else {
             return Ok(());
         };
-        for (zxid, payload) in log.iter().filter(|r| r.0 <= committed) {
-            match self.committed.get(zxid) {
-                Some(known) if known != payload => {
-                    return Err(format!("{sid} committed another record at {zxid:#x}"))
-                }
-                Some(_) => {}
-                None => {
-                    self.committed.insert(*zxid, payload.clone());
-                }
+        let actions = input(peer, now);
+        self.act(sid, actions)
+    }
+
+    fn act(&mut self, sid: Sid, actions: Actions) -> Checked {
+        if let Some(why) = actions.left {
+            self.log(|| format!("{sid} leaves its role: {why:?}"));
+        }
+        for (to, msg) in actions.send {
+            self.net.send(&mut self.rng, self.now, sid, to, msg);
+        }
+        for write in actions.writes {
+            let slow = self.slow_disks && self.rng.below(SLOW_FSYNC_ONE_IN) == 0;
+            let longest = if slow { SLOW_FSYNC_MS } else { FSYNC_MS.1 };
+            let done = self.now + self.rng.between(FSYNC_MS.0, longest);
+            let m = self.member(sid);
+            let at = m.disk.back().map_or(0, |q| q.at).max(done);
+            m.disk.push_back(Queued { at, write });
+        }
+        for record in actions.commit {
+            self.applies(sid, record)?;
+        }
+        self.changed(sid)
+    }
+
+    /// `sid` applies a committed record: the same everywhere, and no
+    /// committed record skipped before it.
+    fn applies(&mut self, sid: Sid, (zxid, payload): Record) -> Checked {
+        let applied = self.members[&sid].applied;
+        if zxid <= applied {
+            return Err(format!("{sid} applies {zxid:#x} after {applied:#x}"));
+        }
+        if let Some((skipped, _)) = self.committed.range(applied + 1..zxid).next() {
+            return Err(format!(
+                "{sid} applies {zxid:#x} without the committed {skipped:#x}"
+            ));
+        }
+        match self.committed.get(&zxid) {
+            Some(known) if *known != payload => {
+                return Err(format!("{sid} committed another record at {zxid:#x}"))
+            }
+            Some(_) => {}
+            None => {
+                self.committed.insert(zxid, payload);
+            }
+        }
+        self.member(sid).applied = zxid;
+        Ok(())
+    }
+
+    /// Checks what changed in `sid`'s status since it was last looked at.
+    fn changed(&mut self, sid: Sid) -> Checked {
+        let (before, now) = {
+            let m = self.member(sid);
+            let now = m.status();
+            (std::mem::replace(&mut m.status, now), now)
+        };
+        let (Some(before), Some(now)) = (before, now) else {
+            return Ok(());
+        };
+        if now.round < before.round {
+            return Err(format!(
+                "{sid}'s round went back from {} to {}",
+                before.round, now.round
+            ));
+        }
+        if before.state == PeerState::Looking && now.state != PeerState::Looking {
+            self.decided(sid, now)?;
+        }
+        if now.state == PeerState::Leading {
+            if let (Some(epoch), true) = (now.epoch, now.epoch != before.epoch) {
+                self.epoch_established(sid, epoch)?;
+            }
+            if now.serving && !(before.serving && before.epoch == now.epoch) {
+                self.serves(sid)?;
             }
         }
         Ok(())
     }
 
-    /// Applies the writes that are due on `sid`'s disk (all of them with
-    /// `all`, dropping what waits for them: its role changes).
-    fn disk(&mut self, sid: Sid, all: bool) -> Checked {
+    /// Applies the writes that are due on `sid`'s disk, in order.
+    fn disk(&mut self, sid: Sid) -> Checked {
         loop {
             let now = self.now;
             let m = self.member(sid);
-            let Some(w) = m.disk.front() else {
-                return Ok(());
-            };
-            if !all && w.at > now {
-                return Ok(());
+            match m.disk.front() {
+                Some(q) if q.at <= now => {}
+                _ => return Ok(()),
             }
-            let w = m.disk.pop_front().expect("a write");
-            if let Some(log) = w.log {
-                m.log = log;
+            let Queued { write, .. } = m.disk.pop_front().expect("a write");
+            for op in write.ops {
+                apply(sid, &mut m.stored, op)?;
             }
-            if let Some(e) = w.current_epoch {
-                m.current_epoch = m.current_epoch.max(e);
-            }
-            if all {
-                continue;
-            }
-            let incarnation = m.incarnation;
-            self.send(sid, w.after);
-            if let Some((inc, d)) = w.leader_done {
-                if inc != incarnation {
-                    continue;
-                }
-                let m = self.member(sid);
-                let Role::Leading(_, _, Some(b)) = &mut m.role else {
-                    continue;
-                };
-                let was_serving = b.is_serving();
-                let out = b.durable(d);
-                let serving = b.is_serving();
-                self.broadcast_output(sid, out)?;
-                if serving && !was_serving {
-                    self.serves(sid)?;
-                }
-            }
+            self.step(sid, |p, _| p.durable(write.token))?;
         }
     }
 
     /// A leader starts serving: it must hold every record ever committed.
     fn serves(&mut self, sid: Sid) -> Checked {
         self.steps += 1;
-        let (log, _, _) = self.members[&sid].broadcast().expect("leading");
+        let peer = self.members[&sid].peer.as_ref().expect("up");
+        let (_, log) = peer.log();
         for (zxid, payload) in &self.committed {
             if !log.iter().any(|r| r.0 == *zxid && r.1 == *payload) {
                 let zxids: Vec<String> = log.iter().map(|r| format!("{:x}", r.0)).collect();
@@ -358,52 +326,36 @@ impl Sim {
         Ok(())
     }
 
-    fn enter(&mut self, sid: Sid, role: Role) -> Checked {
-        self.disk(sid, true)?;
-        let m = self.member(sid);
-        m.role = role;
-        m.incarnation += 1;
-        Ok(())
-    }
-
-    /// `sid` starts looking in its next round.
+    /// `sid` starts, or looks again in its next round.
     fn look(&mut self, sid: Sid) -> Checked {
-        self.disk(sid, true)?;
         let (now, ensemble) = (self.now, self.ensemble.clone());
         let m = self.member(sid);
-        let last = match &m.role {
-            Role::Looking(e) => e.round(),
-            _ => m.round,
-        };
-        m.round = last.max(m.round) + 1;
-        let (history, round) = ((m.current_epoch, m.last_zxid()), m.round);
-        let (e, out) = Election::start(sid, &ensemble, history, round, now);
-        self.enter(sid, Role::Looking(e))?;
-        self.log(|| format!("{sid} looks, round {round}, history {history:x?}"));
-        self.send_votes(sid, out);
-        Ok(())
-    }
-
-    fn abandon(&mut self, sid: Sid, why: impl std::fmt::Debug) -> Checked {
-        self.log(|| format!("{sid} abandons: {why:?}"));
-        self.look(sid)
+        if m.peer.is_some() {
+            self.log(|| format!("{sid} looks again"));
+            return self.step(sid, |p, now| p.look_again(now));
+        }
+        let (peer, actions) = Peer::start(sid, &ensemble, SETTINGS, m.stored.clone(), now);
+        m.status = Some(peer.status());
+        m.peer = Some(peer);
+        self.log(|| format!("{sid} starts"));
+        self.act(sid, actions)
     }
 
     fn crash(&mut self, sid: Sid) {
         let m = self.member(sid);
-        m.role = Role::Down;
-        m.round = 0;
-        m.incarnation += 1;
+        m.peer = None;
+        m.status = None;
+        m.applied = 0;
         m.disk.clear(); // what was not yet durable is lost
         self.net.disconnect(Some(sid));
         self.log(|| format!("{sid} crashes"));
     }
 
-    /// Checks a fresh election outcome of `sid` and starts its discovery.
-    fn decided(&mut self, sid: Sid, outcome: Outcome) -> Checked {
+    /// Checks a fresh election outcome of `sid`.
+    fn decided(&mut self, sid: Sid, status: Status) -> Checked {
         self.steps += 1;
-        self.log(|| format!("{sid} decides {outcome:?}"));
-        let leader = outcome.vote.leader;
+        self.log(|| format!("{sid} decides {status:?}"));
+        let leader = status.leader.expect("a decided member has a leader");
         if !self.ensemble.is_voter(leader) {
             return Err(format!("{sid} elected {leader}, which does not vote"));
         }
@@ -414,51 +366,20 @@ impl Sim {
         } else {
             PeerState::Observing
         };
-        if outcome.state != expected {
-            return Err(format!("{sid} decided {outcome:?}, expected {expected:?}"));
+        if status.state != expected {
+            return Err(format!("{sid} decided {status:?}, expected {expected:?}"));
         }
-        let (now, ensemble) = (self.now, self.ensemble.clone());
-        let relook_at = now + self.rng.between(LOOK_AGAIN_AFTER.0, LOOK_AGAIN_AFTER.1);
-        let m = self.member(sid);
-        if let Role::Looking(e) = &m.role {
-            m.round = m.round.max(e.round());
-        }
-        m.relook_at = relook_at;
-        let (epochs, last_zxid) = (m.epochs(), m.last_zxid());
-        if leader == sid {
-            let d = discovery::Leader::start(sid, &ensemble, epochs, last_zxid, now, INIT_LIMIT_MS);
-            self.enter(sid, Role::Leading(outcome, d, None))
-        } else {
-            let (d, out) = discovery::Learner::start(leader, epochs, last_zxid, now, INIT_LIMIT_MS);
-            self.enter(sid, Role::Learning(outcome, d, None))?;
-            self.discovery_output(sid, out)
-        }
+        let relook_at = self.now + self.rng.between(LOOK_AGAIN_AFTER.0, LOOK_AGAIN_AFTER.1);
+        self.member(sid).relook_at = relook_at;
+        Ok(())
     }
 
     /// When `m` next has something to do on its own.
     fn timer(m: &Member, relook: bool) -> Option<Millis> {
-        let disk = m.disk.front().map(|w| w.at);
-        let own = match &m.role {
-            Role::Down => None,
-            Role::Looking(e) => Some(e.deadline()),
-            Role::Leading(_, d, b) => {
-                let own = d.deadline().or(b.as_ref().map(broadcast::Leader::deadline));
-                [own, relook.then_some(m.relook_at)]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            }
-            Role::Learning(_, d, b) => {
-                let own = d
-                    .deadline()
-                    .or(b.as_ref().map(broadcast::Learner::deadline));
-                [own, relook.then_some(m.relook_at)]
-                    .into_iter()
-                    .flatten()
-                    .min()
-            }
-        };
-        [disk, own].into_iter().flatten().min()
+        let disk = m.disk.front().map(|q| q.at);
+        let own = m.peer.as_ref().map(Peer::deadline);
+        let relook = (relook && m.in_role()).then_some(m.relook_at);
+        [disk, own, relook].into_iter().flatten().min()
     }
 
     /// Runs every event up to `until`, clients writing as it goes.
@@ -482,7 +403,7 @@ impl Sim {
             }
             let sids: Vec<Sid> = self.members.keys().copied().collect();
             for &sid in &sids {
-                self.disk(sid, false)?;
+                self.disk(sid)?;
                 self.tick(sid, relook)?;
             }
             if self.now >= self.next_write {
@@ -494,133 +415,39 @@ impl Sim {
 
     /// A client writes through a leader that serves, if there is one.
     fn client_write(&mut self) -> Checked {
-        let serving = self.members.values().find_map(|m| match &m.role {
-            Role::Leading(_, _, Some(b)) if b.is_serving() => Some(m.sid),
-            _ => None,
+        let serving = self.members.values().find_map(|m| {
+            let s = m.status()?;
+            (s.state == PeerState::Leading && s.serving).then_some(m.sid)
         });
         let Some(sid) = serving else {
             return Ok(());
         };
         self.written += 1;
         let payload = Payload::from((1000 + self.written).to_be_bytes().as_slice());
-        let m = self.member(sid);
-        let Role::Leading(_, _, Some(b)) = &mut m.role else {
-            return Ok(());
-        };
-        let Some((zxid, out)) = b.propose(payload) else {
+        let peer = self.member(sid).peer.as_mut().expect("up");
+        let Some((zxid, actions)) = peer.propose(payload) else {
             return Ok(());
         };
         self.log(|| format!("{sid} proposes {zxid:#x}"));
-        self.broadcast_output(sid, out)
+        self.act(sid, actions)
     }
 
-    fn receive(&mut self, from: Sid, to: Sid, msg: Msg) -> Checked {
-        let now = self.now;
-        let m = self.member(to);
-        match (&mut m.role, msg) {
-            (Role::Down, _) => Ok(()),
-            (Role::Looking(e), Msg::Vote(n)) => {
-                let before = e.round();
-                let out = e.receive(from, n, now);
-                let (after, outcome) = (e.round(), e.outcome());
-                if after < before {
-                    return Err(format!("{to}'s round went back from {before} to {after}"));
-                }
-                self.send_votes(to, out);
-                match outcome {
-                    Some(outcome) => self.decided(to, outcome),
-                    None => Ok(()),
-                }
-            }
-            (Role::Leading(o, _, _) | Role::Learning(o, _, _), Msg::Vote(n)) => {
-                let answer = election::answer(o, from, &n);
-                self.send_votes(to, answer.into_iter().collect());
-                Ok(())
-            }
-            (Role::Looking(_), _) => Ok(()), // not listening yet
-            (Role::Leading(..), Msg::Discovery(dm)) => self.leader_discovery(from, to, dm),
-            (Role::Learning(o, d, b), Msg::Discovery(dm)) => match d.receive(from, dm) {
-                Err(why) => self.abandon(to, why),
-                Ok(out) => {
-                    if let (None, Some(epoch)) = (&b, d.epoch()) {
-                        *o = o.in_epoch(epoch);
-                        let (leader, log) = (from, m.log.clone());
-                        *b = Some(broadcast::Learner::new(
-                            leader,
-                            epoch,
-                            (0, log),
-                            LIMITS,
-                            now,
-                        ));
-                    }
-                    self.discovery_output(to, out)
-                }
-            },
-            (Role::Leading(_, _, Some(b)), Msg::Zab(zm)) => {
-                let out = b.receive(from, zm);
-                self.broadcast_output(to, out)
-            }
-            (Role::Learning(_, _, Some(l)), Msg::Zab(zm)) => match l.receive(from, zm) {
-                Err(lost) => self.abandon(to, lost),
-                Ok(out) => self.broadcast_output(to, out),
-            },
-            (_, Msg::Zab(_)) => Ok(()),
-        }
-    }
-
-    fn leader_discovery(&mut self, from: Sid, to: Sid, dm: discovery::Message) -> Checked {
-        if let discovery::Message::AckEpoch {
+    fn receive(&mut self, from: Sid, to: Sid, msg: Message) -> Checked {
+        if let Message::Discovery(discovery::Message::AckEpoch {
             epoch,
             current_epoch: Some(_),
             ..
-        } = dm
+        }) = msg
         {
             self.acked_durably(from, epoch)?;
         }
-        let (ensemble, now) = (self.ensemble.clone(), self.now);
-        let m = self.member(to);
-        let Role::Leading(o, d, b) = &mut m.role else {
-            return Ok(());
-        };
-        let was = d.established();
-        let out = match d.receive(from, dm) {
-            Err(why) => return self.abandon(to, why),
-            Ok(out) => out,
-        };
-        let Some(epoch) = d.established() else {
-            return self.discovery_output(to, out);
-        };
-        *o = o.in_epoch(epoch);
-        let b = b.get_or_insert_with(|| {
-            broadcast::Leader::new(
-                to,
-                &ensemble,
-                epoch,
-                (0, m.log.clone()),
-                DIFF_LIMIT,
-                LIMITS,
-                now,
-            )
-        });
-        let syncs: Vec<broadcast::Output> = d
-            .take_joined()
-            .into_iter()
-            .map(|(sid, last)| b.add_learner(sid, last))
-            .collect();
-        self.discovery_output(to, out)?;
-        if was.is_none() {
-            self.epoch_established(to, epoch)?;
-        }
-        for out in syncs {
-            self.broadcast_output(to, out)?;
-        }
-        Ok(())
+        self.step(to, |p, now| p.receive(from, msg, now))
     }
 
     /// An ACKEPOCH of `epoch` arrived from `from`: it must have made the
     /// epoch durable (it may have accepted a later one since).
     fn acked_durably(&self, from: Sid, epoch: u32) -> Checked {
-        let accepted = self.members[&from].accepted_epoch;
+        let accepted = self.members[&from].stored.epochs.accepted;
         if accepted < epoch {
             return Err(format!(
                 "{from} acknowledged epoch {epoch} with only {accepted} durable"
@@ -640,7 +467,7 @@ impl Sim {
         let accepted = self
             .members
             .values()
-            .filter(|m| m.accepted_epoch >= epoch)
+            .filter(|m| m.stored.epochs.accepted >= epoch)
             .map(|m| m.sid);
         if !self.ensemble.is_quorum(accepted) {
             return Err(format!(
@@ -651,41 +478,15 @@ impl Sim {
     }
 
     fn tick(&mut self, sid: Sid, relook: bool) -> Checked {
-        let now = self.now;
-        let m = self.member(sid);
-        let in_role = matches!(m.role, Role::Leading(..) | Role::Learning(..));
-        if in_role && relook && now >= m.relook_at {
+        let m = &self.members[&sid];
+        if relook && m.in_role() && self.now >= m.relook_at {
             self.log(|| format!("{sid} loses its leader"));
             return self.look(sid);
         }
-        match &mut m.role {
-            Role::Down => Ok(()),
-            Role::Looking(e) => {
-                let out = e.tick(now);
-                let outcome = e.outcome();
-                self.send_votes(sid, out);
-                match outcome {
-                    Some(outcome) => self.decided(sid, outcome),
-                    None => Ok(()),
-                }
-            }
-            Role::Leading(_, _, Some(b)) => match b.tick(now) {
-                Err(why) => self.abandon(sid, why),
-                Ok(out) => self.broadcast_output(sid, out),
-            },
-            Role::Leading(_, d, None) => match d.tick(now) {
-                Err(why) => self.abandon(sid, why),
-                Ok(()) => Ok(()),
-            },
-            Role::Learning(_, _, Some(l)) => match l.tick(now) {
-                Err(why) => self.abandon(sid, why),
-                Ok(()) => Ok(()),
-            },
-            Role::Learning(_, d, None) => match d.tick(now) {
-                Err(why) => self.abandon(sid, why),
-                Ok(out) => self.discovery_output(sid, out),
-            },
+        if m.peer.as_ref().is_some_and(|p| p.deadline() <= self.now) {
+            return self.step(sid, |p, now| p.tick(now));
         }
+        Ok(())
     }
 
     /// The fault phase: partitions and crashes change every so often.
@@ -712,7 +513,7 @@ impl Sim {
                 }
                 2 => {
                     let sid = *self.rng.pick(&sids);
-                    if matches!(self.members[&sid].role, Role::Down) {
+                    if self.members[&sid].peer.is_none() {
                         self.look(sid)?;
                     } else {
                         self.crash(sid);
@@ -729,9 +530,9 @@ impl Sim {
     /// followers may think it serves until its sync limit ends; it cannot
     /// commit anything without a quorum meanwhile.)
     fn settled(&self) -> Option<(Sid, u32)> {
-        let leaders = self.members.values().filter_map(|m| match &m.role {
-            Role::Leading(_, d, Some(b)) if b.is_serving() => d.established().map(|e| (m.sid, e)),
-            _ => None,
+        let leaders = self.members.values().filter_map(|m| {
+            let s = m.status()?;
+            (s.state == PeerState::Leading && s.serving).then_some((m.sid, s.epoch?))
         });
         leaders.into_iter().find(|&(leader, epoch)| {
             let serving = self
@@ -744,8 +545,12 @@ impl Sim {
     }
 
     fn serves_under(&self, m: &Member, leader: Sid, epoch: u32) -> bool {
-        matches!(&m.role, Role::Learning(o, d, Some(l))
-            if o.vote.leader == leader && d.epoch() == Some(epoch) && l.is_serving())
+        m.status().is_some_and(|s| {
+            s.state != PeerState::Leading
+                && s.leader == Some(leader)
+                && s.epoch == Some(epoch)
+                && s.serving
+        })
     }
 
     /// Runs until `done` holds, for at most `limit`.
@@ -764,11 +569,19 @@ impl Sim {
         self.log(|| "heal: whole network, every member up".into());
         self.net.heal();
         self.net.set_faults(Faults::NONE);
-        // The faulty connections are gone, and what was on them.
+        // The faulty connections are gone, and what was on them; disks
+        // are prompt again.
         self.net.disconnect(None);
+        self.slow_disks = false;
+        let prompt = self.now + FSYNC_MS.1;
+        for m in self.members.values_mut() {
+            for q in &mut m.disk {
+                q.at = q.at.min(prompt);
+            }
+        }
         let sids: Vec<Sid> = self.members.keys().copied().collect();
         for sid in sids {
-            if everyone_looks || matches!(self.members[&sid].role, Role::Down) {
+            if everyone_looks || self.members[&sid].peer.is_none() {
                 self.look(sid)?;
             }
         }
@@ -796,14 +609,15 @@ impl Sim {
             let leading = s
                 .members
                 .values()
-                .filter(|m| matches!(&m.role, Role::Leading(_, _, Some(b)) if b.is_serving()));
+                .filter_map(Member::status)
+                .filter(|s| s.state == PeerState::Leading && s.serving);
             let (Some((leader, epoch)), Some(last)) = (s.settled(), s.committed.keys().next_back())
             else {
                 return false;
             };
             let caught_up = s.members.values().filter(|m| {
                 (m.sid == leader || s.serves_under(m, leader, epoch))
-                    && m.broadcast().is_some_and(|b| b.1 >= *last)
+                    && m.peer.as_ref().is_some_and(|p| p.applied() >= *last)
             });
             leading.count() == 1
                 && s.written >= target
@@ -843,6 +657,38 @@ impl Sim {
             Err(format!("{sid} restarted and does not serve again"))
         }
     }
+}
+
+/// Applies one storage operation to what a member holds durably, checking
+/// that it makes sense there.
+fn apply(sid: Sid, stored: &mut Stored, op: Store) -> Checked {
+    match op {
+        Store::Append(records) => {
+            for r in records {
+                let last = stored.log.last().map_or(stored.base, |l| l.0);
+                if r.0 <= last {
+                    return Err(format!("{sid} appends {:#x} after {last:#x}", r.0));
+                }
+                stored.log.push(r);
+            }
+        }
+        Store::Truncate(to) => stored.log.retain(|r| r.0 <= to),
+        Store::Reset { base } => {
+            stored.log.clear();
+            stored.base = base;
+        }
+        Store::AcceptEpoch(e) => {
+            if e <= stored.epochs.accepted {
+                return Err(format!(
+                    "{sid} accepts epoch {e} after {}",
+                    stored.epochs.accepted
+                ));
+            }
+            stored.epochs.accepted = e;
+        }
+        Store::CurrentEpoch(e) => stored.epochs.current = stored.epochs.current.max(e),
+    }
+    Ok(())
 }
 
 fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<usize, String> {

@@ -41,7 +41,7 @@ use std::sync::Arc;
 use super::quorum::Ensemble;
 use super::sync::{self, Sync};
 use super::{Millis, Sid};
-use crate::Zxid;
+use crate::{SessionId, Zxid};
 
 /// A transaction's bytes, encoded once and shared by the log and every send.
 pub type Payload = Arc<[u8]>;
@@ -76,11 +76,29 @@ pub enum Message {
     Proposal(Record),
     /// The learner's log holds everything up to this zxid durably.
     Ack(Zxid),
-    /// The leader's heartbeat, each tick, and the learner's answer.
-    Ping,
+    /// The leader's heartbeat, each tick (with no sessions), and the
+    /// learner's answer: the sessions its clients were active in since its
+    /// last answer, so that the leader, which expires sessions, keeps them.
+    Ping(Vec<SessionId>),
     Commit(Zxid),
     /// A committed record, for an observer (which gets no proposals).
     Inform(Record),
+}
+
+/// One change to a member's storage. A step's changes are written in order,
+/// after every earlier step's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// Records to add at the end of the log.
+    Append(Vec<Record>),
+    /// Drop every record after this zxid (TRUNC).
+    Truncate(Zxid),
+    /// Drop the whole log: the history now starts after `base` (SNAP).
+    Reset { base: Zxid },
+    /// The epoch accepted in discovery (ZooKeeper's `acceptedEpoch` file).
+    AcceptEpoch(u32),
+    /// The epoch of the history (`currentEpoch`).
+    CurrentEpoch(u32),
 }
 
 /// A durable write: the log up to and including `log_to` as it now stands
@@ -91,13 +109,17 @@ pub struct Durable {
     pub current_epoch: Option<u32>,
 }
 
-/// What a step asks of the member: send `now`; make `durable` durable; and
-/// only then send `after`.
+/// What a step asks of the member: send `now`; write `store`; make
+/// `durable` durable (it covers `store` and everything written before);
+/// and only then send `after`. `touched` (a leader's only) are sessions
+/// learners report activity in.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Output {
     pub now: Vec<(Sid, Message)>,
+    pub store: Vec<Store>,
     pub durable: Option<Durable>,
     pub after: Vec<(Sid, Message)>,
+    pub touched: Vec<SessionId>,
 }
 
 /// Why a learner stops following.
@@ -137,6 +159,14 @@ pub struct Limits {
     pub sync_ms: Millis,
 }
 
+/// How a member runs Zab: its timing, and the longest DIFF a leader sends
+/// before it sends a SNAP instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub limits: Limits,
+    pub diff_limit: usize,
+}
+
 /// A member's log as broadcast sees it: the snapshot base, the records
 /// after it, and how far they are committed.
 #[derive(Clone, Debug)]
@@ -166,6 +196,15 @@ impl History {
     /// The zxid of its last record (the base when it has none).
     pub fn last(&self) -> Zxid {
         self.log.last().map_or(self.base, |r| r.0)
+    }
+
+    pub fn base(&self) -> Zxid {
+        self.base
+    }
+
+    /// The base and the records, for the member's next role.
+    pub fn into_log(self) -> (Zxid, Vec<Record>) {
+        (self.base, self.log)
     }
 }
 
@@ -214,24 +253,26 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// Leads `epoch` with its durable history `(base, log)`, from `now`.
+    /// Leads `epoch` with its history `(base, log)`, of which it holds
+    /// everything up to `durable_to` durably, from `now`.
     pub fn new(
         me: Sid,
         ensemble: &Ensemble,
         epoch: u32,
         (base, log): (Zxid, Vec<Record>),
-        diff_limit: usize,
-        limits: Limits,
+        durable_to: Zxid,
+        settings: Settings,
         now: Millis,
     ) -> Leader {
         let history = History::new(base, log);
         let last = history.last();
+        let Settings { limits, diff_limit } = settings;
         Leader {
             me,
             ensemble: ensemble.clone(),
             epoch,
             history,
-            durable_to: last,
+            durable_to,
             history_end: last,
             phase: Phase::Syncing,
             counter: 0,
@@ -268,7 +309,8 @@ impl Leader {
         let mut out = Output::default();
         if now >= self.next_ping {
             self.next_ping = now + self.limits.tick_ms;
-            out.now = self.peers.keys().map(|&sid| (sid, Message::Ping)).collect();
+            let ping = |&sid| (sid, Message::Ping(Vec::new()));
+            out.now = self.peers.keys().map(ping).collect();
         }
         Ok(out)
     }
@@ -279,6 +321,14 @@ impl Leader {
 
     pub fn history(&self) -> &History {
         &self.history
+    }
+
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    pub fn into_history(self) -> History {
+        self.history
     }
 
     /// A learner that acknowledged this epoch, with its last zxid: the
@@ -343,20 +393,22 @@ impl Leader {
         }
         self.counter += 1;
         let zxid = (i64::from(self.epoch) << 32) | i64::from(self.counter);
-        self.history.log.push((zxid, payload.clone()));
+        let record = (zxid, payload);
+        self.history.log.push(record.clone());
         let now = self
             .peers
             .iter()
             .filter(|(_, p)| !p.observer)
-            .map(|(&sid, _)| (sid, Message::Proposal((zxid, payload.clone()))))
+            .map(|(&sid, _)| (sid, Message::Proposal(record.clone())))
             .collect();
         let out = Output {
             now,
+            store: vec![Store::Append(vec![record])],
             durable: Some(Durable {
                 log_to: Some(zxid),
                 current_epoch: None,
             }),
-            after: Vec::new(),
+            ..Output::default()
         };
         Some((zxid, out))
     }
@@ -381,6 +433,7 @@ impl Leader {
         }
         let more = self.advance();
         out.now.extend(more.now);
+        out.store = more.store;
         out.durable = more.durable;
         out
     }
@@ -409,6 +462,10 @@ impl Leader {
                 peer.acked = peer.acked.max(zxid);
                 self.advance()
             }
+            Message::Ping(touched) => Output {
+                touched,
+                ..Output::default()
+            },
             _ => Output::default(),
         }
     }
@@ -437,6 +494,7 @@ impl Leader {
             Phase::Syncing if held >= self.history_end => {
                 self.phase = Phase::PersistingEpoch;
                 self.history.committed = self.history_end;
+                out.store = vec![Store::CurrentEpoch(self.epoch)];
                 out.durable = Some(Durable {
                     log_to: None,
                     current_epoch: Some(self.epoch),
@@ -497,6 +555,8 @@ pub struct Learner {
     /// Whether the leader said anything since `window_end` was set.
     heard: bool,
     window_end: Millis,
+    /// Sessions active since the last PING answer.
+    touched: Vec<SessionId>,
 }
 
 impl Learner {
@@ -517,6 +577,7 @@ impl Learner {
             limits,
             heard: false,
             window_end: now + limits.init_ms,
+            touched: Vec::new(),
         }
     }
 
@@ -552,6 +613,10 @@ impl Learner {
         &self.history
     }
 
+    pub fn into_history(self) -> History {
+        self.history
+    }
+
     /// Whether it acknowledged NEWLEADER.
     fn synced(&self) -> bool {
         matches!(self.stage, Stage::Following | Stage::Serving)
@@ -569,14 +634,6 @@ impl Learner {
             return Ok(Output::default());
         }
         self.heard = true;
-        let ack_to = |to: Zxid, epoch: Option<u32>, then: Message| Output {
-            now: Vec::new(),
-            durable: Some(Durable {
-                log_to: Some(to),
-                current_epoch: epoch,
-            }),
-            after: vec![(from, then)],
-        };
         match msg {
             Message::Sync {
                 plan,
@@ -584,6 +641,7 @@ impl Learner {
                 records,
             } if self.stage == Stage::AwaitingSync => {
                 self.stage = Stage::AwaitingNewLeader;
+                let mut store = Vec::new();
                 match plan {
                     Sync::Diff { after } if after != self.history.last() => {
                         return Err(Lost::Unexpected)
@@ -591,19 +649,25 @@ impl Learner {
                     Sync::Diff { .. } => {}
                     Sync::Trunc { to } => {
                         self.history.log.retain(|r| r.0 <= to);
+                        store.push(Store::Truncate(to));
                     }
                     Sync::Snap => {
                         self.history.log.clear();
                         self.history.base = base;
+                        store.push(Store::Reset { base });
                     }
                 }
-                for r in records {
-                    if r.0 > self.history.last() {
-                        self.history.log.push(r);
-                    }
+                let last = self.history.last();
+                let new: Vec<Record> = records.into_iter().filter(|r| r.0 > last).collect();
+                self.history.log.extend(new.iter().cloned());
+                if !new.is_empty() {
+                    store.push(Store::Append(new));
                 }
                 self.history.committed = self.history.committed.min(self.history.last());
-                Ok(Output::default())
+                Ok(Output {
+                    store,
+                    ..Output::default()
+                })
             }
             Message::NewLeader { epoch, last } if epoch == self.epoch && !self.synced() => {
                 if self.stage != Stage::AwaitingNewLeader || last != self.history.last() {
@@ -613,7 +677,15 @@ impl Learner {
                     });
                 }
                 self.stage = Stage::Following;
-                Ok(ack_to(last, Some(epoch), Message::AckNewLeader { epoch }))
+                Ok(Output {
+                    store: vec![Store::CurrentEpoch(epoch)],
+                    durable: Some(Durable {
+                        log_to: Some(last),
+                        current_epoch: Some(epoch),
+                    }),
+                    after: vec![(from, Message::AckNewLeader { epoch })],
+                    ..Output::default()
+                })
             }
             Message::UpToDate { committed } if self.synced() => {
                 self.commit_to = self.commit_to.max(committed);
@@ -621,20 +693,14 @@ impl Learner {
                 self.stage = Stage::Serving;
                 Ok(Output::default())
             }
-            Message::Proposal((zxid, payload)) if self.synced() => {
-                let last = self.history.last();
-                if zxid <= last {
+            Message::Proposal(record) if self.synced() => {
+                let zxid = record.0;
+                let Some(mut out) = self.append(record)? else {
                     return Ok(Output::default()); // a copy of one it has
-                }
-                if zxid != self.next_after(last) {
-                    return Err(Lost::Gap {
-                        expected_after: last,
-                        got: zxid,
-                    });
-                }
-                self.history.log.push((zxid, payload));
+                };
                 self.apply_commits(); // commits announced before it arrived
-                Ok(ack_to(zxid, None, Message::Ack(zxid)))
+                out.after = vec![(from, Message::Ack(zxid))];
+                Ok(out)
             }
             Message::Commit(zxid) if self.synced() => {
                 self.commit_to = self.commit_to.max(zxid);
@@ -642,35 +708,52 @@ impl Learner {
                 Ok(Output::default())
             }
             Message::Inform(record) if self.synced() => {
-                let last = self.history.last();
-                if record.0 <= last {
-                    return Ok(Output::default());
-                }
-                if record.0 != self.next_after(last) {
-                    return Err(Lost::Gap {
-                        expected_after: last,
-                        got: record.0,
-                    });
-                }
                 let zxid = record.0;
-                self.history.log.push(record);
+                let Some(out) = self.append(record)? else {
+                    return Ok(Output::default());
+                };
                 self.commit_to = self.commit_to.max(zxid);
                 self.apply_commits();
-                Ok(Output {
-                    durable: Some(Durable {
-                        log_to: Some(zxid),
-                        current_epoch: None,
-                    }),
-                    ..Output::default()
-                })
+                Ok(out)
             }
-            Message::Ping => Ok(Output {
-                now: vec![(from, Message::Ping)],
+            Message::Ping(_) => Ok(Output {
+                now: vec![(from, Message::Ping(std::mem::take(&mut self.touched)))],
                 ..Output::default()
             }),
             Message::Sync { .. } | Message::NewLeader { .. } => Err(Lost::Unexpected),
             _ => Ok(Output::default()),
         }
+    }
+
+    /// Sessions this member's clients were active in: the answer to the
+    /// next PING names them.
+    pub fn touch(&mut self, sessions: impl IntoIterator<Item = SessionId>) {
+        self.touched.extend(sessions);
+    }
+
+    /// Appends the next record of the leader's, to be written and made
+    /// durable: `None` for a copy of one it has, a gap if records are
+    /// missing before it.
+    fn append(&mut self, record: Record) -> Result<Option<Output>, Lost> {
+        let (zxid, last) = (record.0, self.history.last());
+        if zxid <= last {
+            return Ok(None);
+        }
+        if zxid != self.next_after(last) {
+            return Err(Lost::Gap {
+                expected_after: last,
+                got: zxid,
+            });
+        }
+        self.history.log.push(record.clone());
+        Ok(Some(Output {
+            store: vec![Store::Append(vec![record])],
+            durable: Some(Durable {
+                log_to: Some(zxid),
+                current_epoch: None,
+            }),
+            ..Output::default()
+        }))
     }
 
     /// The zxid the leader proposes after `last` in this epoch: the next
@@ -706,6 +789,17 @@ mod tests {
         sync_ms: 500,
     };
 
+    /// A leader of `epoch` (ensemble 1, 2, 3 and observer 9) from a
+    /// durable log.
+    fn leader(epoch: u32, log: Vec<Record>) -> Leader {
+        let settings = Settings {
+            limits: LIMITS,
+            diff_limit: 10,
+        };
+        let last = log.last().map_or(0, |r| r.0);
+        Leader::new(1, &three(), epoch, (0, log), last, settings, 0)
+    }
+
     fn sends(out: &Output) -> Vec<(Sid, &'static str)> {
         let name = |m: &Message| match m {
             Message::Sync { .. } => "sync",
@@ -716,22 +810,14 @@ mod tests {
             Message::Ack(_) => "ack",
             Message::Commit(_) => "commit",
             Message::Inform(_) => "inform",
-            Message::Ping => "ping",
+            Message::Ping(_) => "ping",
         };
         out.now.iter().map(|(s, m)| (*s, name(m))).collect()
     }
 
     /// A leader of epoch 2 with history 1.1, 1.2, serving with learners 2 and 9.
     fn serving_leader() -> Leader {
-        let mut l = Leader::new(
-            1,
-            &three(),
-            2,
-            (0, vec![rec(z(1, 1)), rec(z(1, 2))]),
-            10,
-            LIMITS,
-            0,
-        );
+        let mut l = leader(2, vec![rec(z(1, 1)), rec(z(1, 2))]);
         l.add_learner(2, z(1, 1));
         l.add_learner(9, z(1, 2));
         assert!(l
@@ -757,15 +843,7 @@ mod tests {
 
     #[test]
     fn a_learner_is_synchronised_then_told_of_the_new_leader() {
-        let mut l = Leader::new(
-            1,
-            &three(),
-            2,
-            (0, vec![rec(z(1, 1)), rec(z(1, 2))]),
-            10,
-            LIMITS,
-            0,
-        );
+        let mut l = leader(2, vec![rec(z(1, 1)), rec(z(1, 2))]);
         let out = l.add_learner(3, z(1, 1));
         assert_eq!(
             out.now[0].1,
@@ -834,9 +912,12 @@ mod tests {
             base: 0,
             records: vec![rec(z(1, 2))],
         };
-        assert_eq!(f.receive(leader, sync), Ok(Output::default()));
+        let out = f.receive(leader, sync).unwrap();
+        assert_eq!(out.store, [Store::Append(vec![rec(z(1, 2))])]);
+        assert_eq!(out.durable, None, "durable by NEWLEADER");
         let out = f.receive(leader, newleader).unwrap();
         assert!(out.now.is_empty());
+        assert_eq!(out.store, [Store::CurrentEpoch(2)]);
         assert_eq!(
             out.durable,
             Some(Durable {
@@ -848,6 +929,7 @@ mod tests {
         // Proposals: acknowledged after their fsync; a copy ignored; a gap is fatal.
         let out = f.receive(leader, Message::Proposal(rec(z(2, 1)))).unwrap();
         assert!(out.now.is_empty() && out.after == [(leader, Message::Ack(z(2, 1)))]);
+        assert_eq!(out.store, [Store::Append(vec![rec(z(2, 1))])]);
         assert_eq!(
             f.receive(leader, Message::Proposal(rec(z(2, 1)))),
             Ok(Output::default())
@@ -876,7 +958,7 @@ mod tests {
     #[test]
     fn a_learner_behind_a_trunc_or_a_snap_takes_the_leaders_history() {
         let leader_log = vec![rec(z(1, 1)), rec(z(3, 1))];
-        let mut l = Leader::new(1, &three(), 4, (0, leader_log.clone()), 10, LIMITS, 0);
+        let mut l = leader(4, leader_log.clone());
         let Message::Sync {
             plan,
             base,
@@ -887,15 +969,20 @@ mod tests {
         };
         assert_eq!(plan, Sync::Trunc { to: z(1, 1) });
         let mut f = Learner::new(1, 4, (0, vec![rec(z(1, 1)), rec(z(2, 5))]), LIMITS, 0);
-        f.receive(
-            1,
-            Message::Sync {
-                plan,
-                base,
-                records,
-            },
-        )
-        .unwrap();
+        let out = f
+            .receive(
+                1,
+                Message::Sync {
+                    plan,
+                    base,
+                    records,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            out.store,
+            [Store::Truncate(z(1, 1)), Store::Append(vec![rec(z(3, 1))])]
+        );
         assert_eq!(
             f.history().records(),
             &leader_log[..],
@@ -906,7 +993,7 @@ mod tests {
     #[test]
     fn silence_ends_leading_and_following() {
         // A leader that never serves gives up at the init limit.
-        let mut l = Leader::new(1, &three(), 2, (0, vec![]), 10, LIMITS, 0);
+        let mut l = leader(2, vec![]);
         l.add_learner(2, 0);
         assert_eq!(
             sends(&l.tick(100).unwrap()),
@@ -921,7 +1008,7 @@ mod tests {
             l.tick(1000).is_ok(),
             "2 and 9 answered within the first window"
         );
-        l.receive(9, Message::Ping);
+        l.receive(9, Message::Ping(vec![]));
         assert_eq!(
             l.tick(1500),
             Err(StepDown::NoQuorum),
@@ -929,12 +1016,20 @@ mod tests {
         );
         let mut l = serving_leader();
         l.tick(1000).unwrap();
-        l.receive(2, Message::Ping);
+        let out = l.receive(2, Message::Ping(vec![0x51]));
+        assert_eq!(out.touched, [0x51], "the sessions 2 reports active");
         assert!(l.tick(1500).is_ok(), "2 answered");
 
         let mut f = Learner::new(1, 2, (0, vec![]), LIMITS, 0);
-        let answer = f.receive(1, Message::Ping).unwrap();
-        assert_eq!(answer.now, [(1, Message::Ping)]);
+        f.touch([0x51, 0x52]);
+        let answer = f.receive(1, Message::Ping(vec![])).unwrap();
+        assert_eq!(
+            answer.now,
+            [(1, Message::Ping(vec![0x51, 0x52]))],
+            "the answer names the sessions active since the last one"
+        );
+        let answer = f.receive(1, Message::Ping(vec![])).unwrap();
+        assert_eq!(answer.now, [(1, Message::Ping(vec![]))], "once");
         assert_eq!(f.tick(999), Ok(()));
         assert_eq!(f.tick(1000), Ok(()), "heard within the init window");
         assert_eq!(f.tick(2000), Err(Lost::LeaderSilent));

@@ -14,10 +14,13 @@
 //! - [`discovery`]: the elected leader gets a quorum to accept a new epoch.
 //! - [`sync`]: DIFF, TRUNC or SNAP, to bring a learner to the leader's history.
 //! - [`broadcast`]: synchronisation, then PROPOSAL / ACK / COMMIT.
+//! - [`peer`]: a whole member (`QuorumPeer`): the above in sequence, with
+//!   its storage writes and what waits for them.
 
 pub mod broadcast;
 pub mod discovery;
 pub mod election;
+pub mod peer;
 pub mod quorum;
 pub mod sync;
 

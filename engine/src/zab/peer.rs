@@ -1,0 +1,800 @@
+//! One member of an ensemble (ZooKeeper's `QuorumPeer`): it looks for a
+//! leader, then leads or learns (discovery, synchronisation, broadcast), and
+//! looks again when that ends. One state machine with no I/O, driven alike
+//! by the server's quorum transport and by the simulator.
+//!
+//! ```text
+//!  inputs                         Peer                          Actions
+//!  receive(from, Message) ─►  Looking ──► Leading    ──►  send   (now)
+//!  tick(now)              ─►     ▲        Following       writes (ops + token)
+//!  durable(token)         ─►     │        Observing       commit (records, in order)
+//!  propose(payload)       ─►     └─ abandon, step down ◄┘ touched (a leader's)
+//! ```
+//!
+//! Storage: every change to the member's log and epochs comes out as a
+//! [`Write`] of [`Store`] operations with a token. The driver applies the
+//! writes in the order they come, makes each durable, and reports it with
+//! [`Peer::durable`], in the same order. What may only leave once a write is
+//! durable (ACKEPOCH, a leader's LEADERINFO, ACK, AckNewLeader) the peer holds
+//! until then, and drops if its role changed meanwhile (the connection it
+//! was for is gone).
+//!
+//! Invariants:
+//! - nothing that acknowledges state is sent before that state is durable;
+//!   nor is a LEADERINFO sent before the leader's own acceptance of its
+//!   epoch is (a quorum of acceptances counts the leader's);
+//! - a leader counts its own copy of a record only once it is durable, and
+//!   begins with a durable log (what its earlier roles wrote came before
+//!   its acceptance of the epoch, on which establishing it waited);
+//! - [`Actions::commit`] hands out each committed record once, in zxid
+//!   order, across roles: records up to the applied point are not handed
+//!   out again, and a truncation below it is a broken protocol (asserted).
+
+use std::collections::VecDeque;
+
+use super::broadcast::{self, Durable, Record, Settings, Store};
+use super::discovery::{self, Epochs};
+use super::election::{self, Election, Notification, Outcome, PeerState};
+use super::quorum::Ensemble;
+use super::{Millis, Sid};
+use crate::{SessionId, Zxid};
+
+/// What members say to each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Vote(Notification),
+    Discovery(discovery::Message),
+    Zab(broadcast::Message),
+}
+
+/// What a member holds durably: its epochs and its log (the records after
+/// `base`, the zxid its snapshot holds everything up to).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub epochs: Epochs,
+    pub base: Zxid,
+    pub log: Vec<Record>,
+}
+
+/// Storage operations to apply in order and make durable; then report
+/// `token` to [`Peer::durable`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub token: u64,
+    pub ops: Vec<Store>,
+}
+
+/// Why a member left its role and looks for a leader again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Left {
+    Discovery(discovery::Abandon),
+    Lost(broadcast::Lost),
+    StepDown(broadcast::StepDown),
+    /// Its connection to the leader broke, or its driver asked.
+    Disconnected,
+}
+
+/// What a step asks of the driver.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Actions {
+    /// To send now.
+    pub send: Vec<(Sid, Message)>,
+    /// To write, in order, after every earlier write.
+    pub writes: Vec<Write>,
+    /// Newly committed records, in zxid order, to apply.
+    pub commit: Vec<Record>,
+    /// Sessions learners report activity in (while leading).
+    pub touched: Vec<SessionId>,
+    /// Set when the member left its role in this step.
+    pub left: Option<Left>,
+}
+
+impl Actions {
+    fn merge(&mut self, more: Actions) {
+        self.send.extend(more.send);
+        self.writes.extend(more.writes);
+        self.commit.extend(more.commit);
+        self.touched.extend(more.touched);
+        self.left = self.left.or(more.left);
+    }
+}
+
+/// Where a member stands, for its driver and for `srvr` / `mntr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub state: PeerState,
+    /// The leader it leads or follows (none while looking).
+    pub leader: Option<Sid>,
+    /// The epoch it leads or acknowledged, once discovery settled it.
+    pub epoch: Option<u32>,
+    /// Whether it serves clients: synchronised, the leader with a quorum.
+    pub serving: bool,
+    /// The latest election round it took part in.
+    pub round: u64,
+}
+
+enum Role {
+    Looking(Election),
+    Leading(Outcome, discovery::Leader, Option<broadcast::Leader>),
+    Learning(Outcome, discovery::Learner, Option<broadcast::Learner>),
+}
+
+/// A write not yet durable, and what waits for it.
+struct Pending {
+    token: u64,
+    /// The role it was written in: what waits for it is for that role only.
+    incarnation: u64,
+    durable: Option<Durable>,
+    after: Vec<(Sid, Message)>,
+}
+
+pub struct Peer {
+    me: Sid,
+    ensemble: Ensemble,
+    settings: Settings,
+    /// As written (durable once the pending writes are).
+    epochs: Epochs,
+    /// The log, while no broadcast role holds it.
+    log: (Zxid, Vec<Record>),
+    round: u64,
+    role: Role,
+    /// Counts role changes.
+    incarnation: u64,
+    pending: VecDeque<Pending>,
+    next_token: u64,
+    /// Everything up to here was handed out in [`Actions::commit`] (or is in
+    /// the snapshot the member started from).
+    applied: Zxid,
+}
+
+impl Peer {
+    /// Starts a member from what it holds durably: it looks for a leader.
+    pub fn start(
+        me: Sid,
+        ensemble: &Ensemble,
+        settings: Settings,
+        stored: Stored,
+        now: Millis,
+    ) -> (Peer, Actions) {
+        let history = (stored.epochs.current, last_of(stored.base, &stored.log));
+        let (election, out) = Election::start(me, ensemble, history, 1, now);
+        let mut peer = Peer {
+            me,
+            ensemble: ensemble.clone(),
+            settings,
+            epochs: stored.epochs,
+            log: (stored.base, stored.log),
+            round: 1,
+            role: Role::Looking(election),
+            incarnation: 0,
+            pending: VecDeque::new(),
+            next_token: 1,
+            applied: stored.base,
+        };
+        let actions = peer.after_election(out, now);
+        (peer, actions)
+    }
+
+    pub fn status(&self) -> Status {
+        let (state, leader, epoch, serving) = match &self.role {
+            Role::Looking(_) => (PeerState::Looking, None, None, false),
+            Role::Leading(o, d, b) => (
+                o.state,
+                Some(self.me),
+                d.established(),
+                b.as_ref().is_some_and(broadcast::Leader::is_serving),
+            ),
+            Role::Learning(o, d, l) => (
+                o.state,
+                Some(o.vote.leader),
+                d.epoch(),
+                l.as_ref().is_some_and(broadcast::Learner::is_serving),
+            ),
+        };
+        let round = match &self.role {
+            Role::Looking(e) => e.round(),
+            _ => self.round,
+        };
+        Status {
+            state,
+            leader,
+            epoch,
+            serving,
+            round,
+        }
+    }
+
+    /// The log as written: its base and records.
+    pub fn log(&self) -> (Zxid, &[Record]) {
+        match &self.role {
+            Role::Leading(_, _, Some(b)) => (b.history().base(), b.history().records()),
+            Role::Learning(_, _, Some(l)) => (l.history().base(), l.history().records()),
+            _ => (self.log.0, &self.log.1),
+        }
+    }
+
+    /// The zxid of the last record of the log as written.
+    pub fn last_zxid(&self) -> Zxid {
+        let (base, log) = self.log();
+        last_of(base, log)
+    }
+
+    /// The epochs as written.
+    pub fn epochs(&self) -> Epochs {
+        self.epochs
+    }
+
+    /// Everything up to this zxid is committed and was handed out.
+    pub fn applied(&self) -> Zxid {
+        self.applied
+    }
+
+    /// When [`Peer::tick`] next has something to do.
+    pub fn deadline(&self) -> Millis {
+        match &self.role {
+            Role::Looking(e) => e.deadline(),
+            Role::Leading(_, d, b) => d
+                .deadline()
+                .or(b.as_ref().map(broadcast::Leader::deadline))
+                .unwrap_or(Millis::MAX),
+            Role::Learning(_, d, l) => d
+                .deadline()
+                .or(l.as_ref().map(broadcast::Learner::deadline))
+                .unwrap_or(Millis::MAX),
+        }
+    }
+
+    pub fn receive(&mut self, from: Sid, msg: Message, now: Millis) -> Actions {
+        let settings = self.settings;
+        match (&mut self.role, msg) {
+            (Role::Looking(e), Message::Vote(n)) => {
+                let out = e.receive(from, n, now);
+                self.after_election(out, now)
+            }
+            (Role::Leading(o, ..) | Role::Learning(o, ..), Message::Vote(n)) => {
+                let send = election::answer(o, from, &n).into_iter();
+                Actions {
+                    send: send.map(|(to, n)| (to, Message::Vote(n))).collect(),
+                    ..Actions::default()
+                }
+            }
+            (Role::Looking(_), _) => Actions::default(), // not listening yet
+            (Role::Leading(..), Message::Discovery(dm)) => self.leader_discovery(from, dm, now),
+            (Role::Learning(o, d, b), Message::Discovery(dm)) => match d.receive(from, dm) {
+                Err(why) => self.abandon(Left::Discovery(why), now),
+                Ok(out) => {
+                    if let (None, Some(epoch)) = (&b, d.epoch()) {
+                        *o = o.in_epoch(epoch);
+                        let log = std::mem::take(&mut self.log);
+                        *b = Some(broadcast::Learner::new(
+                            from,
+                            epoch,
+                            log,
+                            settings.limits,
+                            now,
+                        ));
+                    }
+                    self.discovery_output(out)
+                }
+            },
+            (Role::Leading(_, _, Some(b)), Message::Zab(zm)) => {
+                let out = b.receive(from, zm);
+                self.broadcast_output(out)
+            }
+            (Role::Learning(_, _, Some(l)), Message::Zab(zm)) => match l.receive(from, zm) {
+                Err(lost) => self.abandon(Left::Lost(lost), now),
+                Ok(out) => self.broadcast_output(out),
+            },
+            (_, Message::Zab(_)) => Actions::default(),
+        }
+    }
+
+    /// Time passed: election rebroadcasts, PINGs, the init and sync limits.
+    pub fn tick(&mut self, now: Millis) -> Actions {
+        match &mut self.role {
+            Role::Looking(e) => {
+                let out = e.tick(now);
+                self.after_election(out, now)
+            }
+            Role::Leading(_, _, Some(b)) => match b.tick(now) {
+                Err(why) => self.abandon(Left::StepDown(why), now),
+                Ok(out) => self.broadcast_output(out),
+            },
+            Role::Leading(_, d, None) => match d.tick(now) {
+                Err(why) => self.abandon(Left::Discovery(why), now),
+                Ok(()) => Actions::default(),
+            },
+            Role::Learning(_, _, Some(l)) => match l.tick(now) {
+                Err(why) => self.abandon(Left::Lost(why), now),
+                Ok(()) => Actions::default(),
+            },
+            Role::Learning(_, d, None) => match d.tick(now) {
+                Err(why) => self.abandon(Left::Discovery(why), now),
+                Ok(out) => self.discovery_output(out),
+            },
+        }
+    }
+
+    /// The write `token` is durable (tokens come back in the order issued).
+    pub fn durable(&mut self, token: u64) -> Actions {
+        let done = self.pending.pop_front().expect("a write was pending");
+        assert_eq!(done.token, token, "writes become durable in order");
+        if done.incarnation != self.incarnation {
+            return Actions::default();
+        }
+        let mut actions = Actions {
+            send: done.after,
+            ..Actions::default()
+        };
+        if let (Role::Leading(_, _, Some(b)), Some(d)) = (&mut self.role, done.durable) {
+            let out = b.durable(d);
+            actions.merge(self.broadcast_output(out));
+        }
+        actions
+    }
+
+    /// Proposes a transaction, if this member leads and serves: its zxid.
+    pub fn propose(&mut self, payload: broadcast::Payload) -> Option<(Zxid, Actions)> {
+        let Role::Leading(_, _, Some(b)) = &mut self.role else {
+            return None;
+        };
+        let (zxid, out) = b.propose(payload)?;
+        Some((zxid, self.broadcast_output(out)))
+    }
+
+    /// Sessions this member's clients were active in; a learner reports
+    /// them to its leader in its next PING answer.
+    pub fn touch(&mut self, sessions: impl IntoIterator<Item = SessionId>) {
+        if let Role::Learning(_, _, Some(l)) = &mut self.role {
+            l.touch(sessions);
+        }
+    }
+
+    /// The connection to `sid` broke: a leader stops sending to it; a
+    /// learner of it looks for a leader again.
+    pub fn disconnected(&mut self, sid: Sid, now: Millis) -> Actions {
+        match &mut self.role {
+            Role::Leading(_, _, Some(b)) => {
+                b.remove_learner(sid);
+                Actions::default()
+            }
+            Role::Learning(o, ..) if o.vote.leader == sid => self.abandon(Left::Disconnected, now),
+            _ => Actions::default(),
+        }
+    }
+
+    /// Leaves whatever role this member has and looks for a leader again.
+    pub fn look_again(&mut self, now: Millis) -> Actions {
+        self.abandon(Left::Disconnected, now)
+    }
+
+    fn abandon(&mut self, why: Left, now: Millis) -> Actions {
+        let mut actions = self.look(now);
+        actions.left = Some(why);
+        actions
+    }
+
+    /// Starts looking, in the round after the last one it took part in.
+    fn look(&mut self, now: Millis) -> Actions {
+        self.take_log_back();
+        self.round = self.status().round + 1;
+        let history = (self.epochs.current, self.last_zxid());
+        let (e, out) = Election::start(self.me, &self.ensemble, history, self.round, now);
+        self.role = Role::Looking(e);
+        self.incarnation += 1;
+        self.after_election(out, now)
+    }
+
+    /// The log back from a broadcast role that ends.
+    fn take_log_back(&mut self) {
+        let log = match &mut self.role {
+            Role::Leading(_, _, b) => b.take().map(|b| b.into_history().into_log()),
+            Role::Learning(_, _, l) => l.take().map(|l| l.into_history().into_log()),
+            Role::Looking(_) => None,
+        };
+        if let Some(log) = log {
+            self.log = log;
+        }
+    }
+
+    /// Sends an election's notifications; if it decided, takes the role.
+    fn after_election(&mut self, out: Vec<election::Send>, now: Millis) -> Actions {
+        let mut actions = Actions {
+            send: out
+                .into_iter()
+                .map(|(to, n)| (to, Message::Vote(n)))
+                .collect(),
+            ..Actions::default()
+        };
+        let Role::Looking(e) = &self.role else {
+            return actions;
+        };
+        let Some(outcome) = e.outcome() else {
+            return actions;
+        };
+        self.round = self.round.max(e.round());
+        self.incarnation += 1;
+        let (init_ms, last) = (self.settings.limits.init_ms, self.last_zxid());
+        let leader = outcome.vote.leader;
+        if leader == self.me {
+            let d =
+                discovery::Leader::start(self.me, &self.ensemble, self.epochs, last, now, init_ms);
+            self.role = Role::Leading(outcome, d, None);
+        } else {
+            let (d, out) = discovery::Learner::start(leader, self.epochs, last, now, init_ms);
+            self.role = Role::Learning(outcome, d, None);
+            actions.merge(self.discovery_output(out));
+        }
+        actions
+    }
+
+    fn leader_discovery(&mut self, from: Sid, dm: discovery::Message, now: Millis) -> Actions {
+        let Role::Leading(o, d, b) = &mut self.role else {
+            return Actions::default();
+        };
+        let out = match d.receive(from, dm) {
+            Err(why) => return self.abandon(Left::Discovery(why), now),
+            Ok(out) => out,
+        };
+        let Some(epoch) = d.established() else {
+            return self.discovery_output(out);
+        };
+        *o = o.in_epoch(epoch);
+        if b.is_none() {
+            let log = std::mem::take(&mut self.log);
+            // Its log is durable: its last write was its acceptance of the
+            // epoch (after every earlier one), and no member acknowledged
+            // the epoch before that was durable.
+            assert!(self.pending.is_empty(), "established with writes pending");
+            let durable_to = last_of(log.0, &log.1);
+            let (me, settings) = (self.me, self.settings);
+            *b = Some(broadcast::Leader::new(
+                me,
+                &self.ensemble,
+                epoch,
+                log,
+                durable_to,
+                settings,
+                now,
+            ));
+        }
+        let b = b.as_mut().expect("leading");
+        let syncs: Vec<broadcast::Output> = d
+            .take_joined()
+            .into_iter()
+            .map(|(sid, last)| b.add_learner(sid, last))
+            .collect();
+        let mut actions = self.discovery_output(out);
+        for out in syncs {
+            actions.merge(self.broadcast_output(out));
+        }
+        actions
+    }
+
+    /// A discovery step: the accepted epoch written first, and the sends
+    /// after it is durable.
+    fn discovery_output(&mut self, out: discovery::Output) -> Actions {
+        let send: Vec<(Sid, Message)> = out
+            .send
+            .into_iter()
+            .map(|(to, m)| (to, Message::Discovery(m)))
+            .collect();
+        let Some(epoch) = out.accept_epoch else {
+            // Nothing of discovery overtakes the accepted epoch: a LEADERINFO
+            // to a learner that came late waits for the leader's own.
+            if let Some(p) = self.pending.back_mut() {
+                if p.incarnation == self.incarnation {
+                    p.after.extend(send);
+                    return Actions::default();
+                }
+            }
+            return Actions {
+                send,
+                ..Actions::default()
+            };
+        };
+        assert!(
+            epoch > self.epochs.accepted,
+            "an accepted epoch only grows: {epoch} after {}",
+            self.epochs.accepted
+        );
+        self.epochs.accepted = epoch;
+        Actions {
+            writes: vec![self.write(vec![Store::AcceptEpoch(epoch)], None, send)],
+            ..Actions::default()
+        }
+    }
+
+    /// A broadcast step: sends, the write and what waits for it, and the
+    /// records it committed.
+    fn broadcast_output(&mut self, out: broadcast::Output) -> Actions {
+        let mut actions = Actions {
+            send: zab(out.now),
+            touched: out.touched,
+            ..Actions::default()
+        };
+        for op in &out.store {
+            match *op {
+                Store::Truncate(to) => assert!(
+                    to >= self.applied,
+                    "truncating to {to:#x} would undo commits up to {:#x}",
+                    self.applied
+                ),
+                Store::CurrentEpoch(e) => self.epochs.current = e,
+                _ => {}
+            }
+        }
+        if out.store.is_empty() && out.durable.is_none() {
+            actions.send.extend(zab(out.after));
+        } else {
+            let write = self.write(out.store, out.durable, zab(out.after));
+            actions.writes.push(write);
+        }
+        actions.commit = self.newly_committed();
+        actions
+    }
+
+    fn write(
+        &mut self,
+        ops: Vec<Store>,
+        durable: Option<Durable>,
+        after: Vec<(Sid, Message)>,
+    ) -> Write {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending.push_back(Pending {
+            token,
+            incarnation: self.incarnation,
+            durable,
+            after,
+        });
+        Write { token, ops }
+    }
+
+    /// The records committed since last handed out.
+    fn newly_committed(&mut self) -> Vec<Record> {
+        let history = match &self.role {
+            Role::Leading(_, _, Some(b)) => b.history(),
+            Role::Learning(_, _, Some(l)) => l.history(),
+            _ => return Vec::new(),
+        };
+        if history.committed() <= self.applied {
+            return Vec::new();
+        }
+        assert!(
+            history.base() <= self.applied,
+            "a history from {:#x} on skips records after {:#x}",
+            history.base(),
+            self.applied
+        );
+        let applied = self.applied;
+        let committed = history.committed();
+        self.applied = committed;
+        history
+            .records()
+            .iter()
+            .filter(|r| r.0 > applied && r.0 <= committed)
+            .cloned()
+            .collect()
+    }
+}
+
+fn zab(out: Vec<(Sid, broadcast::Message)>) -> Vec<(Sid, Message)> {
+    out.into_iter()
+        .map(|(to, m)| (to, Message::Zab(m)))
+        .collect()
+}
+
+fn last_of(base: Zxid, log: &[Record]) -> Zxid {
+    log.last().map_or(base, |r| r.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use super::*;
+    use crate::zab::broadcast::{Limits, Payload};
+
+    const SETTINGS: Settings = Settings {
+        limits: Limits {
+            tick_ms: 100,
+            init_ms: 1000,
+            sync_ms: 500,
+        },
+        diff_limit: 10,
+    };
+
+    fn rec(counter: i64) -> Record {
+        (
+            1 << 32 | counter,
+            Payload::from(counter.to_be_bytes().as_slice()),
+        )
+    }
+
+    /// Three voters on a prompt network. Disks complete writes when told
+    /// (`flush`), so a test sees what waits for them.
+    struct Ensemble3 {
+        peers: BTreeMap<Sid, Peer>,
+        net: VecDeque<(Sid, Sid, Message)>,
+        disks: BTreeMap<Sid, VecDeque<Write>>,
+        commits: BTreeMap<Sid, Vec<Zxid>>,
+        now: Millis,
+    }
+
+    impl Ensemble3 {
+        fn new(logs: [Vec<Record>; 3]) -> Ensemble3 {
+            let ensemble = Ensemble::new([1, 2, 3], []).unwrap();
+            let mut e = Ensemble3 {
+                peers: BTreeMap::new(),
+                net: VecDeque::new(),
+                disks: BTreeMap::new(),
+                commits: BTreeMap::new(),
+                now: 0,
+            };
+            for (sid, log) in (1..=3).zip(logs) {
+                let stored = Stored {
+                    epochs: Epochs {
+                        accepted: 1,
+                        current: 1,
+                    },
+                    base: 0,
+                    log,
+                };
+                let (peer, actions) = Peer::start(sid, &ensemble, SETTINGS, stored, 0);
+                e.peers.insert(sid, peer);
+                e.act(sid, actions);
+            }
+            e
+        }
+
+        fn act(&mut self, sid: Sid, actions: Actions) {
+            self.net
+                .extend(actions.send.into_iter().map(|(to, m)| (sid, to, m)));
+            self.disks.entry(sid).or_default().extend(actions.writes);
+            let commits = self.commits.entry(sid).or_default();
+            commits.extend(actions.commit.iter().map(|r| r.0));
+        }
+
+        /// Delivers messages and, with `flush`, completes writes, until
+        /// nothing is left to do; then lets time pass by `ms`.
+        fn run(&mut self, flush: bool, ms: Millis) {
+            loop {
+                if let Some((from, to, msg)) = self.net.pop_front() {
+                    let actions = self
+                        .peers
+                        .get_mut(&to)
+                        .unwrap()
+                        .receive(from, msg, self.now);
+                    self.act(to, actions);
+                    continue;
+                }
+                if !flush {
+                    break;
+                }
+                let due = self
+                    .disks
+                    .iter_mut()
+                    .find_map(|(&sid, d)| d.pop_front().map(|w| (sid, w)));
+                match due {
+                    Some((sid, w)) => {
+                        let actions = self.peers.get_mut(&sid).unwrap().durable(w.token);
+                        self.act(sid, actions);
+                    }
+                    None => break,
+                }
+            }
+            let until = self.now + ms;
+            while self.now < until {
+                self.now += 10;
+                for sid in 1..=3 {
+                    let actions = self.peers.get_mut(&sid).unwrap().tick(self.now);
+                    self.act(sid, actions);
+                }
+                self.run(flush, 0);
+            }
+        }
+
+        fn status(&self, sid: Sid) -> Status {
+            self.peers[&sid].status()
+        }
+    }
+
+    #[test]
+    fn the_most_recent_member_leads_and_every_member_commits_each_record_once() {
+        let mut e = Ensemble3::new([vec![rec(1)], vec![rec(1), rec(2)], vec![]]);
+        e.run(true, 600);
+        let leader = e.status(2);
+        assert_eq!(
+            leader.state,
+            PeerState::Leading,
+            "2 holds the most recent history"
+        );
+        assert!(leader.serving && leader.epoch == Some(2));
+        for sid in [1, 3] {
+            let s = e.status(sid);
+            assert_eq!(
+                (s.state, s.leader, s.serving),
+                (PeerState::Following, Some(2), true)
+            );
+        }
+        for sid in 1..=3 {
+            assert_eq!(
+                e.commits[&sid],
+                [rec(1).0, rec(2).0],
+                "{sid} applies the history"
+            );
+            assert_eq!(
+                e.peers[&sid].epochs(),
+                Epochs {
+                    accepted: 2,
+                    current: 2
+                }
+            );
+        }
+        let (zxid, actions) = e.peers.get_mut(&2).unwrap().propose(rec(9).1).unwrap();
+        assert_eq!(zxid, 2 << 32 | 1);
+        e.act(2, actions);
+        e.run(true, 300);
+        for sid in 1..=3 {
+            assert_eq!(
+                e.commits[&sid],
+                [rec(1).0, rec(2).0, zxid],
+                "{sid}: once each"
+            );
+        }
+        // Looking again and following the same history hands nothing out twice.
+        let actions = e.peers.get_mut(&1).unwrap().look_again(e.now);
+        assert_eq!(actions.left, Some(Left::Disconnected));
+        e.act(1, actions);
+        e.run(true, 1500);
+        assert!(e.status(1).serving);
+        assert_eq!(e.commits[&1], [rec(1).0, rec(2).0, zxid]);
+    }
+
+    #[test]
+    fn acknowledgements_wait_for_the_writes_that_cover_them() {
+        let mut e = Ensemble3::new([vec![], vec![rec(1)], vec![]]);
+        e.run(true, 600);
+        assert!(e.status(2).serving);
+        let (zxid, actions) = e.peers.get_mut(&2).unwrap().propose(rec(5).1).unwrap();
+        assert_eq!(
+            actions
+                .writes
+                .iter()
+                .map(|w| w.ops.clone())
+                .collect::<Vec<_>>(),
+            [vec![Store::Append(vec![(zxid, rec(5).1)])]],
+            "the leader writes its proposal"
+        );
+        e.act(2, actions);
+        e.run(false, 0);
+        assert!(
+            e.net.is_empty(),
+            "no ACK leaves before the follower's fsync"
+        );
+        assert!(!e.commits[&2].contains(&zxid));
+        // The followers' writes complete: their ACKs go; the leader still
+        // lacks its own durable copy and 1 + 3 are a quorum without it.
+        for sid in [1, 3] {
+            let w = e
+                .disks
+                .get_mut(&sid)
+                .unwrap()
+                .pop_front()
+                .expect("the proposal's write");
+            assert_eq!(w.ops, [Store::Append(vec![(zxid, rec(5).1)])]);
+            let actions = e.peers.get_mut(&sid).unwrap().durable(w.token);
+            assert_eq!(
+                actions.send,
+                [(2, Message::Zab(broadcast::Message::Ack(zxid)))]
+            );
+            e.act(sid, actions);
+        }
+        e.run(false, 0);
+        assert!(
+            e.commits[&2].contains(&zxid),
+            "two durable copies of three commit it"
+        );
+    }
+}
