@@ -24,6 +24,8 @@
 //!    (PINGs and the sync limit end a leader that lost its quorum).
 //! 3. a serving follower restarts: it must serve again under a leader.
 //!
+//! Every message goes through its wire encoding (`zab::wire`) on its way.
+//!
 //! Checked at every step:
 //! - an election's leader is a voter; an observer observes;
 //! - a member's round never goes back while it runs, nor its accepted epoch
@@ -48,6 +50,7 @@ use herd_engine::zab::discovery::{self, Epochs};
 use herd_engine::zab::election::{PeerState, Vote};
 use herd_engine::zab::peer::{Actions, Message, Peer, Status, Stored, Write};
 use herd_engine::zab::quorum::Ensemble;
+use herd_engine::zab::wire::{self, Decoder};
 use herd_engine::zab::{Millis, Sid};
 use herd_engine::Zxid;
 
@@ -221,6 +224,7 @@ impl Sim {
             self.log(|| format!("{sid} leaves its role: {why:?}"));
         }
         for (to, msg) in actions.send {
+            let msg = through_wire(msg)?;
             self.net.send(&mut self.rng, self.now, sid, to, msg);
         }
         for write in actions.writes {
@@ -656,6 +660,19 @@ impl Sim {
         } else {
             Err(format!("{sid} restarted and does not serve again"))
         }
+    }
+}
+
+/// A message as the member it goes to decodes it from its bytes.
+fn through_wire(msg: Message) -> Result<Message, String> {
+    let mut decoder = Decoder::default();
+    let mut decoded = None;
+    for body in wire::encode(&msg) {
+        decoded = decoder.push(&body).map_err(|e| format!("{msg:?}: {e}"))?;
+    }
+    match decoded {
+        Some(back) if back == msg => Ok(back),
+        other => Err(format!("{msg:?} came back as {other:?}")),
     }
 }
 

@@ -16,6 +16,7 @@
 //! - [`broadcast`]: synchronisation, then PROPOSAL / ACK / COMMIT.
 //! - [`peer`]: a whole member (`QuorumPeer`): the above in sequence, with
 //!   its storage writes and what waits for them.
+//! - [`wire`]: the bytes members send each other.
 
 pub mod broadcast;
 pub mod discovery;
@@ -23,6 +24,7 @@ pub mod election;
 pub mod peer;
 pub mod quorum;
 pub mod sync;
+pub mod wire;
 
 /// A server id: the `N` of `server.N` in zoo.cfg, as the `myid` file holds it.
 pub type Sid = u64;
