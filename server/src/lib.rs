@@ -14,6 +14,7 @@
 //! - [`shard`]: executors, the [`inbox`] from the pipeline and the [`outbox`] to it;
 //! - [`pipeline`]: the single ordered commit path;
 //! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
+//!   [`epoch`]: a member's acceptedEpoch and currentEpoch files;
 //!   [`fourlw`] and [`stats`]: operations.
 //!
 //! [`Server::start`] is what the `herd` binary and the tests call.
@@ -21,6 +22,7 @@
 pub mod config;
 pub mod conn;
 pub mod ensemble;
+pub mod epoch;
 pub mod fourlw;
 pub mod inbox;
 pub mod memory;
