@@ -45,7 +45,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use herd_engine::sim::{env_or, Faults, Network, Rng};
-use herd_engine::zab::broadcast::{Limits, Payload, Record, Settings, Store};
+use herd_engine::zab::broadcast::{Limits, Payload, Record, Settings, Snapshot, Store};
 use herd_engine::zab::discovery::{self, Epochs};
 use herd_engine::zab::election::{PeerState, Vote};
 use herd_engine::zab::peer::{Actions, Message, Peer, Status, Stored, Write};
@@ -98,7 +98,11 @@ struct Member {
     peer: Option<Peer>,
     /// What it was when last looked at, to check what changes.
     status: Option<Status>,
-    /// The last record it applied (lost at a crash, with the tree).
+    /// Its snapshot on disk: the state at `stored.base`.
+    snapshot: Vec<Record>,
+    /// Its state: the records it applied, in order (lost at a crash; it
+    /// starts again from its snapshot), and the zxid it is at.
+    state: Vec<Record>,
     applied: Zxid,
     relook_at: Millis,
     disk: VecDeque<Queued>,
@@ -145,6 +149,8 @@ struct Sim {
     written: u64,
     /// Whether disks stall now and then (during the faults).
     slow_disks: bool,
+    /// Snapshots installed (SNAPs), over the run.
+    installs: usize,
     steps: usize,
     verbose: bool,
 }
@@ -175,6 +181,8 @@ impl Sim {
                     },
                     peer: None,
                     status: None,
+                    snapshot: Vec::new(),
+                    state: Vec::new(),
                     applied: 0,
                     relook_at: 0,
                     disk: VecDeque::new(),
@@ -193,6 +201,7 @@ impl Sim {
             next_write: 0,
             written: 0,
             slow_disks: true,
+            installs: 0,
             steps: 0,
             verbose,
         }
@@ -235,10 +244,47 @@ impl Sim {
             let at = m.disk.back().map_or(0, |q| q.at).max(done);
             m.disk.push_back(Queued { at, write });
         }
+        if let Some(s) = actions.install {
+            self.installs(sid, s)?;
+        }
         for record in actions.commit {
             self.applies(sid, record)?;
         }
-        self.changed(sid)
+        self.changed(sid)?;
+        if actions.snapshot_wanted {
+            let m = self.member(sid);
+            let snapshot = Snapshot {
+                zxid: m.applied,
+                data: encode_state(&m.state),
+            };
+            self.step(sid, |p, _| p.snapshot(snapshot))?;
+        }
+        Ok(())
+    }
+
+    /// `sid` replaces its state with a leader's snapshot: which must be
+    /// exactly the records committed up to it.
+    fn installs(&mut self, sid: Sid, snapshot: Snapshot) -> Checked {
+        let state = decode_state(&snapshot.data);
+        let committed: Vec<Record> = self
+            .committed
+            .range(..=snapshot.zxid)
+            .map(|(z, p)| (*z, p.clone()))
+            .collect();
+        if state != committed {
+            return Err(format!(
+                "{sid} installs a snapshot at {:#x} of {} records; {} were committed up to it",
+                snapshot.zxid,
+                state.len(),
+                committed.len()
+            ));
+        }
+        self.log(|| format!("{sid} installs a snapshot at {:#x}", snapshot.zxid));
+        self.installs += 1;
+        let m = self.member(sid);
+        m.state = state;
+        m.applied = snapshot.zxid;
+        Ok(())
     }
 
     /// `sid` applies a committed record: the same everywhere, and no
@@ -259,10 +305,12 @@ impl Sim {
             }
             Some(_) => {}
             None => {
-                self.committed.insert(zxid, payload);
+                self.committed.insert(zxid, payload.clone());
             }
         }
-        self.member(sid).applied = zxid;
+        let m = self.member(sid);
+        m.applied = zxid;
+        m.state.push((zxid, payload));
         Ok(())
     }
 
@@ -307,19 +355,21 @@ impl Sim {
             }
             let Queued { write, .. } = m.disk.pop_front().expect("a write");
             for op in write.ops {
-                apply(sid, &mut m.stored, op)?;
+                apply(m, op)?;
             }
             self.step(sid, |p, _| p.durable(write.token))?;
         }
     }
 
-    /// A leader starts serving: it must hold every record ever committed.
+    /// A leader starts serving: it must hold every record ever committed,
+    /// in its log or, up to the log's base, in its state.
     fn serves(&mut self, sid: Sid) -> Checked {
         self.steps += 1;
-        let peer = self.members[&sid].peer.as_ref().expect("up");
-        let (_, log) = peer.log();
+        let m = &self.members[&sid];
+        let (base, log) = m.peer.as_ref().expect("up").log();
         for (zxid, payload) in &self.committed {
-            if !log.iter().any(|r| r.0 == *zxid && r.1 == *payload) {
+            let in_state = *zxid <= base && m.state.iter().any(|r| r.0 == *zxid && r.1 == *payload);
+            if !in_state && !log.iter().any(|r| r.0 == *zxid && r.1 == *payload) {
                 let zxids: Vec<String> = log.iter().map(|r| format!("{:x}", r.0)).collect();
                 return Err(format!(
                     "{sid} serves without the committed record {zxid:#x}: its log is {zxids:?}"
@@ -338,6 +388,8 @@ impl Sim {
             self.log(|| format!("{sid} looks again"));
             return self.step(sid, |p, now| p.look_again(now));
         }
+        m.state = m.snapshot.clone();
+        m.applied = m.stored.base;
         let (peer, actions) = Peer::start(sid, &ensemble, SETTINGS, m.stored.clone(), now);
         m.status = Some(peer.status());
         m.peer = Some(peer);
@@ -349,7 +401,6 @@ impl Sim {
         let m = self.member(sid);
         m.peer = None;
         m.status = None;
-        m.applied = 0;
         m.disk.clear(); // what was not yet durable is lost
         self.net.disconnect(Some(sid));
         self.log(|| format!("{sid} crashes"));
@@ -676,9 +727,32 @@ fn through_wire(msg: Message) -> Result<Message, String> {
     }
 }
 
+/// The bytes of a state (the records applied), as a snapshot holds it.
+fn encode_state(state: &[Record]) -> Payload {
+    let mut bytes = Vec::new();
+    for (zxid, payload) in state {
+        bytes.extend_from_slice(&zxid.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+    }
+    Payload::from(bytes)
+}
+
+fn decode_state(mut bytes: &[u8]) -> Vec<Record> {
+    let mut state = Vec::new();
+    while !bytes.is_empty() {
+        let zxid = i64::from_le_bytes(bytes[..8].try_into().expect("a zxid"));
+        let len = u32::from_le_bytes(bytes[8..12].try_into().expect("a length")) as usize;
+        state.push((zxid, Payload::from(&bytes[12..12 + len])));
+        bytes = &bytes[12 + len..];
+    }
+    state
+}
+
 /// Applies one storage operation to what a member holds durably, checking
 /// that it makes sense there.
-fn apply(sid: Sid, stored: &mut Stored, op: Store) -> Checked {
+fn apply(m: &mut Member, op: Store) -> Checked {
+    let (sid, stored) = (m.sid, &mut m.stored);
     match op {
         Store::Append(records) => {
             for r in records {
@@ -690,9 +764,10 @@ fn apply(sid: Sid, stored: &mut Stored, op: Store) -> Checked {
             }
         }
         Store::Truncate(to) => stored.log.retain(|r| r.0 <= to),
-        Store::Reset { base } => {
+        Store::Install(snapshot) => {
             stored.log.clear();
-            stored.base = base;
+            stored.base = snapshot.zxid;
+            m.snapshot = decode_state(&snapshot.data);
         }
         Store::AcceptEpoch(e) => {
             if e <= stored.epochs.accepted {
@@ -708,7 +783,8 @@ fn apply(sid: Sid, stored: &mut Stored, op: Store) -> Checked {
     Ok(())
 }
 
-fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<usize, String> {
+/// Runs one seed: the decisions checked and the snapshots installed.
+fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<(usize, usize), String> {
     let mut sim = Sim::new(seed, voters, verbose);
     sim.faults()?;
     // Every other pair of seeds, healing restarts every election (the most
@@ -716,27 +792,37 @@ fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<usize, String> {
     // (gaps, PINGs, limits) what the faults left them with.
     let (leader, epoch) = sim.heal((seed / 2).is_multiple_of(2))?;
     sim.rejoin(leader, epoch)?;
-    Ok(sim.steps)
+    Ok((sim.steps, sim.installs))
 }
 
 #[test]
 fn ensembles_keep_committed_writes_through_faults_and_serve_once_healed() {
-    let (seeds, verbose) = match std::env::var("HERD_SIM_SEED") {
+    let (seeds, verbose, many) = match std::env::var("HERD_SIM_SEED") {
         Ok(one) => {
             let seed: u64 = one.parse().expect("HERD_SIM_SEED is a number");
-            (seed..=seed, true)
+            (seed..=seed, true, false)
         }
-        Err(_) => (1..=env_or("HERD_SIM_SEEDS", DEFAULT_SEEDS), false),
+        Err(_) => {
+            let n = env_or("HERD_SIM_SEEDS", DEFAULT_SEEDS);
+            (1..=n, false, n >= 1_000)
+        }
     };
-    let mut steps = 0;
+    let (mut steps, mut installs) = (0, 0);
     for seed in seeds {
         // Odd seeds: 3 voters; even: 5. Both with an observer.
         let voters = if seed % 2 == 1 { 3 } else { 5 };
         match run_seed(seed, voters, verbose) {
-            Ok(n) => steps += n,
+            Ok((n, snaps)) => {
+                steps += n;
+                installs += snaps;
+            }
             Err(e) => panic!("seed {seed} ({voters} voters): {e}"),
         }
     }
     assert!(steps > 0, "something was decided");
-    eprintln!("{steps} decisions, epochs and leaders checked");
+    assert!(
+        installs > 0 || !many,
+        "over many seeds, some learners are sent a SNAP"
+    );
+    eprintln!("{steps} decisions, epochs and leaders checked; {installs} snapshots installed");
 }

@@ -52,11 +52,12 @@ pub type Record = (Zxid, Payload);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// How the learner's log becomes the leader's: the plan, and the
-    /// records after the shared prefix (for a SNAP, the leader's base and
-    /// every record after it).
+    /// records after the shared prefix. For a SNAP, `snapshot` is the
+    /// leader's state at `base`, and the records are those after it.
     Sync {
         plan: Sync,
         base: Zxid,
+        snapshot: Option<Payload>,
         records: Vec<Record>,
     },
     /// Sent right after the Sync: `last` is the zxid the learner's log ends
@@ -93,12 +94,21 @@ pub enum Store {
     Append(Vec<Record>),
     /// Drop every record after this zxid (TRUNC).
     Truncate(Zxid),
-    /// Drop the whole log: the history now starts after `base` (SNAP).
-    Reset { base: Zxid },
+    /// Replace the state and the whole log with a snapshot (SNAP): the
+    /// history now starts after its zxid.
+    Install(Snapshot),
     /// The epoch accepted in discovery (ZooKeeper's `acceptedEpoch` file).
     AcceptEpoch(u32),
     /// The epoch of the history (`currentEpoch`).
     CurrentEpoch(u32),
+}
+
+/// The replicated state as it is once every record up to `zxid` is
+/// applied, in the bytes its driver made of it (Zab does not look inside).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub zxid: Zxid,
+    pub data: Payload,
 }
 
 /// A durable write: the log up to and including `log_to` as it now stands
@@ -177,11 +187,14 @@ pub struct History {
 }
 
 impl History {
-    fn new(base: Zxid, log: Vec<Record>) -> History {
+    /// The records after `base`, of which those up to `committed` (at
+    /// least the base) are known to be committed.
+    pub fn new(base: Zxid, log: Vec<Record>, committed: Zxid) -> History {
+        let last = log.last().map_or(base, |r| r.0);
         History {
             base,
             log,
-            committed: base,
+            committed: committed.clamp(base, last),
         }
     }
 
@@ -202,9 +215,21 @@ impl History {
         self.base
     }
 
-    /// The base and the records, for the member's next role.
-    pub fn into_log(self) -> (Zxid, Vec<Record>) {
-        (self.base, self.log)
+    pub fn into_records(self) -> Vec<Record> {
+        self.log
+    }
+
+    /// Forgets committed records but the last `keep` (the longest DIFF
+    /// sent; a learner further behind gets a SNAP): the base moves up to
+    /// the last record forgotten. Memory then holds at most `keep`
+    /// committed records and those not yet committed.
+    fn compact(&mut self, keep: usize) {
+        let committed = self.log.partition_point(|r| r.0 <= self.committed);
+        if committed > keep {
+            let forget = committed - keep;
+            self.base = self.log[forget - 1].0;
+            self.log.drain(..forget);
+        }
     }
 }
 
@@ -253,18 +278,17 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// Leads `epoch` with its history `(base, log)`, of which it holds
+    /// Leads `epoch` with its history, of which it holds
     /// everything up to `durable_to` durably, from `now`.
     pub fn new(
         me: Sid,
         ensemble: &Ensemble,
         epoch: u32,
-        (base, log): (Zxid, Vec<Record>),
+        history: History,
         durable_to: Zxid,
         settings: Settings,
         now: Millis,
     ) -> Leader {
-        let history = History::new(base, log);
         let last = history.last();
         let Settings { limits, diff_limit } = settings;
         Leader {
@@ -331,16 +355,31 @@ impl Leader {
         self.history
     }
 
-    /// A learner that acknowledged this epoch, with its last zxid: the
-    /// records that bring it to this leader's log, then NEWLEADER. From then
-    /// on it gets every proposal.
-    pub fn add_learner(&mut self, sid: Sid, last_zxid: Zxid) -> Output {
+    /// How a learner whose last zxid is `last_zxid` is to be synchronised;
+    /// a SNAP needs the leader's state ([`Leader::add_learner`]).
+    pub fn plan_for(&self, last_zxid: Zxid) -> Sync {
         let zxids: Vec<Zxid> = self.history.log.iter().map(|r| r.0).collect();
-        let plan = sync::plan(self.history.base, &zxids, last_zxid, self.diff_limit);
-        let from = match plan {
-            Sync::Diff { after } => after,
-            Sync::Trunc { to } => to,
-            Sync::Snap => Zxid::MIN,
+        sync::plan(self.history.base, &zxids, last_zxid, self.diff_limit)
+    }
+
+    /// A learner that acknowledged this epoch, with its last zxid: what
+    /// brings it to this leader's log (for a SNAP, `snapshot`: this
+    /// leader's state at a zxid it committed, at or after its base), then
+    /// NEWLEADER. From then on it gets every proposal.
+    pub fn add_learner(&mut self, sid: Sid, last_zxid: Zxid, snapshot: Option<Snapshot>) -> Output {
+        let plan = self.plan_for(last_zxid);
+        let (from, base, snapshot) = match (plan, snapshot) {
+            (Sync::Diff { after }, _) => (after, self.history.base, None),
+            (Sync::Trunc { to }, _) => (to, self.history.base, None),
+            (Sync::Snap, Some(s)) => {
+                assert!(
+                    s.zxid >= self.history.base && s.zxid <= self.history.committed,
+                    "a snapshot at {:#x}: records after it are not all here",
+                    s.zxid
+                );
+                (s.zxid, s.zxid, Some(s.data))
+            }
+            (Sync::Snap, None) => panic!("a SNAP without the leader's snapshot"),
         };
         let records = self
             .history
@@ -357,26 +396,25 @@ impl Leader {
                 synced: false,
             },
         );
+        let sync = Message::Sync {
+            plan,
+            base,
+            snapshot,
+            records,
+        };
+        let newleader = Message::NewLeader {
+            epoch: self.epoch,
+            last: self.history.last(),
+        };
         Output {
-            now: vec![
-                (
-                    sid,
-                    Message::Sync {
-                        plan,
-                        base: self.history.base,
-                        records,
-                    },
-                ),
-                (
-                    sid,
-                    Message::NewLeader {
-                        epoch: self.epoch,
-                        last: self.history.last(),
-                    },
-                ),
-            ],
+            now: vec![(sid, sync), (sid, newleader)],
             ..Output::default()
         }
+    }
+
+    /// Forgets committed records but the last `keep` (see [`History`]).
+    pub fn compact(&mut self, keep: usize) {
+        self.history.compact(keep);
     }
 
     /// A learner's connection broke: it gets nothing more.
@@ -561,18 +599,12 @@ pub struct Learner {
 
 impl Learner {
     /// Follows `leader` in `epoch`, from its durable history, from `now`.
-    pub fn new(
-        leader: Sid,
-        epoch: u32,
-        (base, log): (Zxid, Vec<Record>),
-        limits: Limits,
-        now: Millis,
-    ) -> Learner {
+    pub fn new(leader: Sid, epoch: u32, history: History, limits: Limits, now: Millis) -> Learner {
         Learner {
             leader,
             epoch,
-            history: History::new(base, log),
-            commit_to: base,
+            commit_to: history.committed,
+            history,
             stage: Stage::AwaitingSync,
             limits,
             heard: false,
@@ -617,6 +649,11 @@ impl Learner {
         self.history
     }
 
+    /// Forgets committed records but the last `keep` (see [`History`]).
+    pub fn compact(&mut self, keep: usize) {
+        self.history.compact(keep);
+    }
+
     /// Whether it acknowledged NEWLEADER.
     fn synced(&self) -> bool {
         matches!(self.stage, Stage::Following | Stage::Serving)
@@ -638,6 +675,7 @@ impl Learner {
             Message::Sync {
                 plan,
                 base,
+                snapshot,
                 records,
             } if self.stage == Stage::AwaitingSync => {
                 self.stage = Stage::AwaitingNewLeader;
@@ -652,9 +690,14 @@ impl Learner {
                         store.push(Store::Truncate(to));
                     }
                     Sync::Snap => {
+                        let Some(data) = snapshot else {
+                            return Err(Lost::Unexpected);
+                        };
                         self.history.log.clear();
                         self.history.base = base;
-                        store.push(Store::Reset { base });
+                        // A snapshot holds committed state only.
+                        self.history.committed = base;
+                        store.push(Store::Install(Snapshot { zxid: base, data }));
                     }
                 }
                 let last = self.history.last();
@@ -797,7 +840,15 @@ mod tests {
             diff_limit: 10,
         };
         let last = log.last().map_or(0, |r| r.0);
-        Leader::new(1, &three(), epoch, (0, log), last, settings, 0)
+        Leader::new(
+            1,
+            &three(),
+            epoch,
+            History::new(0, log, 0),
+            last,
+            settings,
+            0,
+        )
     }
 
     fn sends(out: &Output) -> Vec<(Sid, &'static str)> {
@@ -818,8 +869,8 @@ mod tests {
     /// A leader of epoch 2 with history 1.1, 1.2, serving with learners 2 and 9.
     fn serving_leader() -> Leader {
         let mut l = leader(2, vec![rec(z(1, 1)), rec(z(1, 2))]);
-        l.add_learner(2, z(1, 1));
-        l.add_learner(9, z(1, 2));
+        l.add_learner(2, z(1, 1), None);
+        l.add_learner(9, z(1, 2), None);
         assert!(l
             .receive(9, Message::AckNewLeader { epoch: 2 })
             .durable
@@ -844,12 +895,13 @@ mod tests {
     #[test]
     fn a_learner_is_synchronised_then_told_of_the_new_leader() {
         let mut l = leader(2, vec![rec(z(1, 1)), rec(z(1, 2))]);
-        let out = l.add_learner(3, z(1, 1));
+        let out = l.add_learner(3, z(1, 1), None);
         assert_eq!(
             out.now[0].1,
             Message::Sync {
                 plan: Sync::Diff { after: z(1, 1) },
                 base: 0,
+                snapshot: None,
                 records: vec![rec(z(1, 2))]
             }
         );
@@ -898,7 +950,7 @@ mod tests {
     #[test]
     fn a_learner_acknowledges_only_what_it_holds_durably_and_stops_at_a_gap() {
         let leader = 1;
-        let mut f = Learner::new(leader, 2, (0, vec![rec(z(1, 1))]), LIMITS, 0);
+        let mut f = Learner::new(leader, 2, History::new(0, vec![rec(z(1, 1))], 0), LIMITS, 0);
         let newleader = Message::NewLeader {
             epoch: 2,
             last: z(1, 2),
@@ -910,6 +962,7 @@ mod tests {
         let sync = Message::Sync {
             plan: Sync::Diff { after: z(1, 1) },
             base: 0,
+            snapshot: None,
             records: vec![rec(z(1, 2))],
         };
         let out = f.receive(leader, sync).unwrap();
@@ -962,19 +1015,27 @@ mod tests {
         let Message::Sync {
             plan,
             base,
+            snapshot,
             records,
-        } = l.add_learner(2, z(2, 5)).now[0].1.clone()
+        } = l.add_learner(2, z(2, 5), None).now[0].1.clone()
         else {
             panic!("a sync first");
         };
         assert_eq!(plan, Sync::Trunc { to: z(1, 1) });
-        let mut f = Learner::new(1, 4, (0, vec![rec(z(1, 1)), rec(z(2, 5))]), LIMITS, 0);
+        let mut f = Learner::new(
+            1,
+            4,
+            History::new(0, vec![rec(z(1, 1)), rec(z(2, 5))], 0),
+            LIMITS,
+            0,
+        );
         let out = f
             .receive(
                 1,
                 Message::Sync {
                     plan,
                     base,
+                    snapshot,
                     records,
                 },
             )
@@ -991,10 +1052,65 @@ mod tests {
     }
 
     #[test]
+    fn a_leader_keeps_the_last_committed_records_and_sends_a_snapshot_to_learners_behind_them() {
+        let mut l = serving_leader();
+        for i in 0..4 {
+            let (zxid, _) = l.propose(rec(i).1).unwrap();
+            l.receive(2, Message::Ack(zxid));
+            l.durable(Durable {
+                log_to: Some(zxid),
+                current_epoch: None,
+            });
+        }
+        assert_eq!(l.history().committed(), z(2, 4));
+        l.compact(2);
+        assert_eq!(
+            l.history().base(),
+            z(2, 2),
+            "the base moves to the last record forgotten"
+        );
+        let kept: Vec<Zxid> = l.history().records().iter().map(|r| r.0).collect();
+        assert_eq!(kept, [z(2, 3), z(2, 4)]);
+        assert_eq!(l.plan_for(z(2, 2)), Sync::Diff { after: z(2, 2) });
+        assert_eq!(l.plan_for(z(1, 2)), Sync::Snap, "behind the base");
+        let state = Snapshot {
+            zxid: z(2, 3),
+            data: Payload::from(&b"tree at 2.3"[..]),
+        };
+        let out = l.add_learner(3, z(1, 2), Some(state.clone()));
+        let sync = out.now[0].1.clone();
+        assert_eq!(
+            sync,
+            Message::Sync {
+                plan: Sync::Snap,
+                base: z(2, 3),
+                snapshot: Some(state.data.clone()),
+                records: vec![l.history().records()[1].clone()],
+            },
+            "the snapshot, then the records after it"
+        );
+        let mut f = Learner::new(1, 2, History::new(0, vec![rec(z(1, 1))], 0), LIMITS, 0);
+        let out = f.receive(1, sync).unwrap();
+        assert_eq!(
+            out.store,
+            [
+                Store::Install(state),
+                Store::Append(vec![l.history().records()[1].clone()])
+            ]
+        );
+        assert_eq!(f.history().base(), z(2, 3));
+        assert_eq!(
+            f.history().committed(),
+            z(2, 3),
+            "a snapshot is committed state"
+        );
+    }
+
+    #[test]
     fn silence_ends_leading_and_following() {
         // A leader that never serves gives up at the init limit.
         let mut l = leader(2, vec![]);
-        l.add_learner(2, 0);
+        l.add_learner(2, 0, None);
         assert_eq!(
             sends(&l.tick(100).unwrap()),
             [(2, "ping")],
@@ -1020,7 +1136,7 @@ mod tests {
         assert_eq!(out.touched, [0x51], "the sessions 2 reports active");
         assert!(l.tick(1500).is_ok(), "2 answered");
 
-        let mut f = Learner::new(1, 2, (0, vec![]), LIMITS, 0);
+        let mut f = Learner::new(1, 2, History::new(0, vec![], 0), LIMITS, 0);
         f.touch([0x51, 0x52]);
         let answer = f.receive(1, Message::Ping(vec![])).unwrap();
         assert_eq!(

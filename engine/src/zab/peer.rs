@@ -28,14 +28,20 @@
 //!   its acceptance of the epoch, on which establishing it waited);
 //! - [`Actions::commit`] hands out each committed record once, in zxid
 //!   order, across roles: records up to the applied point are not handed
-//!   out again, and a truncation below it is a broken protocol (asserted).
+//!   out again, and a truncation below it is a broken protocol (asserted);
+//!   a SNAP's snapshot ([`Actions::install`]) replaces the state and moves
+//!   the applied point to its zxid;
+//! - memory holds the last `diff_limit` committed records and those not yet
+//!   committed: a learner further behind is sent a snapshot of the leader's
+//!   state, which the driver makes when asked ([`Actions::snapshot_wanted`]).
 
 use std::collections::VecDeque;
 
-use super::broadcast::{self, Durable, Record, Settings, Store};
+use super::broadcast::{self, Durable, History, Record, Settings, Snapshot, Store};
 use super::discovery::{self, Epochs};
 use super::election::{self, Election, Notification, Outcome, PeerState};
 use super::quorum::Ensemble;
+use super::sync::Sync;
 use super::{Millis, Sid};
 use crate::{SessionId, Zxid};
 
@@ -81,8 +87,14 @@ pub struct Actions {
     pub send: Vec<(Sid, Message)>,
     /// To write, in order, after every earlier write.
     pub writes: Vec<Write>,
+    /// A snapshot from the leader (SNAP) that replaces the state; applied
+    /// before `commit`.
+    pub install: Option<Snapshot>,
     /// Newly committed records, in zxid order, to apply.
     pub commit: Vec<Record>,
+    /// A learner needs a SNAP: hand [`Peer::snapshot`] the state as it is
+    /// now (everything up to [`Peer::applied`] applied).
+    pub snapshot_wanted: bool,
     /// Sessions learners report activity in (while leading).
     pub touched: Vec<SessionId>,
     /// Set when the member left its role in this step.
@@ -93,7 +105,13 @@ impl Actions {
     fn merge(&mut self, more: Actions) {
         self.send.extend(more.send);
         self.writes.extend(more.writes);
+        assert!(
+            more.install.is_none() || self.commit.is_empty(),
+            "a snapshot is installed before the commits that follow it"
+        );
+        self.install = more.install.or(self.install.take());
         self.commit.extend(more.commit);
+        self.snapshot_wanted |= more.snapshot_wanted;
         self.touched.extend(more.touched);
         self.left = self.left.or(more.left);
     }
@@ -135,13 +153,15 @@ pub struct Peer {
     /// As written (durable once the pending writes are).
     epochs: Epochs,
     /// The log, while no broadcast role holds it.
-    log: (Zxid, Vec<Record>),
+    log: History,
     round: u64,
     role: Role,
     /// Counts role changes.
     incarnation: u64,
     pending: VecDeque<Pending>,
     next_token: u64,
+    /// Learners (with their last zxids) whose SNAP waits for a snapshot.
+    awaiting_snapshot: Vec<(Sid, Zxid)>,
     /// Everything up to here was handed out in [`Actions::commit`] (or is in
     /// the snapshot the member started from).
     applied: Zxid,
@@ -163,12 +183,13 @@ impl Peer {
             ensemble: ensemble.clone(),
             settings,
             epochs: stored.epochs,
-            log: (stored.base, stored.log),
+            log: History::new(stored.base, stored.log, stored.base),
             round: 1,
             role: Role::Looking(election),
             incarnation: 0,
             pending: VecDeque::new(),
             next_token: 1,
+            awaiting_snapshot: Vec::new(),
             applied: stored.base,
         };
         let actions = peer.after_election(out, now);
@@ -209,7 +230,7 @@ impl Peer {
         match &self.role {
             Role::Leading(_, _, Some(b)) => (b.history().base(), b.history().records()),
             Role::Learning(_, _, Some(l)) => (l.history().base(), l.history().records()),
-            _ => (self.log.0, &self.log.1),
+            _ => (self.log.base(), self.log.records()),
         }
     }
 
@@ -265,7 +286,7 @@ impl Peer {
                 Ok(out) => {
                     if let (None, Some(epoch)) = (&b, d.epoch()) {
                         *o = o.in_epoch(epoch);
-                        let log = std::mem::take(&mut self.log);
+                        let log = take_log(&mut self.log, self.applied);
                         *b = Some(broadcast::Learner::new(
                             from,
                             epoch,
@@ -342,6 +363,27 @@ impl Peer {
         Some((zxid, self.broadcast_output(out)))
     }
 
+    /// The state at [`Peer::applied`], for the learners that wait for a SNAP.
+    pub fn snapshot(&mut self, snapshot: Snapshot) -> Actions {
+        assert_eq!(
+            snapshot.zxid, self.applied,
+            "a snapshot of the state as applied"
+        );
+        let waiting = std::mem::take(&mut self.awaiting_snapshot);
+        let Role::Leading(_, _, Some(b)) = &mut self.role else {
+            return Actions::default();
+        };
+        let syncs: Vec<broadcast::Output> = waiting
+            .into_iter()
+            .map(|(sid, last)| b.add_learner(sid, last, Some(snapshot.clone())))
+            .collect();
+        let mut actions = Actions::default();
+        for out in syncs {
+            actions.merge(self.broadcast_output(out));
+        }
+        actions
+    }
+
     /// Sessions this member's clients were active in; a learner reports
     /// them to its leader in its next PING answer.
     pub fn touch(&mut self, sessions: impl IntoIterator<Item = SessionId>) {
@@ -377,6 +419,7 @@ impl Peer {
     /// Starts looking, in the round after the last one it took part in.
     fn look(&mut self, now: Millis) -> Actions {
         self.take_log_back();
+        self.awaiting_snapshot.clear();
         self.round = self.status().round + 1;
         let history = (self.epochs.current, self.last_zxid());
         let (e, out) = Election::start(self.me, &self.ensemble, history, self.round, now);
@@ -388,8 +431,8 @@ impl Peer {
     /// The log back from a broadcast role that ends.
     fn take_log_back(&mut self) {
         let log = match &mut self.role {
-            Role::Leading(_, _, b) => b.take().map(|b| b.into_history().into_log()),
-            Role::Learning(_, _, l) => l.take().map(|l| l.into_history().into_log()),
+            Role::Leading(_, _, b) => b.take().map(broadcast::Leader::into_history),
+            Role::Learning(_, _, l) => l.take().map(broadcast::Learner::into_history),
             Role::Looking(_) => None,
         };
         if let Some(log) = log {
@@ -441,12 +484,12 @@ impl Peer {
         };
         *o = o.in_epoch(epoch);
         if b.is_none() {
-            let log = std::mem::take(&mut self.log);
+            let log = take_log(&mut self.log, self.applied);
             // Its log is durable: its last write was its acceptance of the
             // epoch (after every earlier one), and no member acknowledged
             // the epoch before that was durable.
             assert!(self.pending.is_empty(), "established with writes pending");
-            let durable_to = last_of(log.0, &log.1);
+            let durable_to = log.last();
             let (me, settings) = (self.me, self.settings);
             *b = Some(broadcast::Leader::new(
                 me,
@@ -459,12 +502,18 @@ impl Peer {
             ));
         }
         let b = b.as_mut().expect("leading");
-        let syncs: Vec<broadcast::Output> = d
-            .take_joined()
-            .into_iter()
-            .map(|(sid, last)| b.add_learner(sid, last))
-            .collect();
+        let mut syncs = Vec::new();
+        let mut snapshot_wanted = false;
+        for (sid, last) in d.take_joined() {
+            if b.plan_for(last) == Sync::Snap {
+                self.awaiting_snapshot.push((sid, last));
+                snapshot_wanted = true;
+            } else {
+                syncs.push(b.add_learner(sid, last, None));
+            }
+        }
         let mut actions = self.discovery_output(out);
+        actions.snapshot_wanted = snapshot_wanted;
         for out in syncs {
             actions.merge(self.broadcast_output(out));
         }
@@ -514,14 +563,18 @@ impl Peer {
             ..Actions::default()
         };
         for op in &out.store {
-            match *op {
+            match op {
                 Store::Truncate(to) => assert!(
-                    to >= self.applied,
+                    *to >= self.applied,
                     "truncating to {to:#x} would undo commits up to {:#x}",
                     self.applied
                 ),
-                Store::CurrentEpoch(e) => self.epochs.current = e,
-                _ => {}
+                Store::CurrentEpoch(e) => self.epochs.current = *e,
+                Store::Install(s) => {
+                    self.applied = s.zxid;
+                    actions.install = Some(s.clone());
+                }
+                Store::Append(_) | Store::AcceptEpoch(_) => {}
             }
         }
         if out.store.is_empty() && out.durable.is_none() {
@@ -531,6 +584,11 @@ impl Peer {
             actions.writes.push(write);
         }
         actions.commit = self.newly_committed();
+        match &mut self.role {
+            Role::Leading(_, _, Some(b)) => b.compact(self.settings.diff_limit),
+            Role::Learning(_, _, Some(l)) => l.compact(self.settings.diff_limit),
+            _ => {}
+        }
         actions
     }
 
@@ -583,6 +641,14 @@ fn zab(out: Vec<(Sid, broadcast::Message)>) -> Vec<(Sid, Message)> {
     out.into_iter()
         .map(|(to, m)| (to, Message::Zab(m)))
         .collect()
+}
+
+/// The log, for a broadcast role that begins, with what this member knows
+/// to be committed: what it applied.
+fn take_log(log: &mut History, applied: Zxid) -> History {
+    let log = std::mem::replace(log, History::new(0, Vec::new(), 0));
+    let base = log.base();
+    History::new(base, log.into_records(), applied)
 }
 
 fn last_of(base: Zxid, log: &[Record]) -> Zxid {

@@ -17,8 +17,9 @@
 //! | 2    | FollowerInfo                          | accepted epoch u32, last zxid i64   |
 //! | 3    | LeaderInfo                            | new epoch u32                       |
 //! | 4    | AckEpoch                              | epoch u32, has current u8, current u32, last zxid i64 |
-//! | 5    | Sync header                           | plan u8 (1 DIFF, 2 TRUNC, 3 SNAP), plan zxid i64, base i64, records u32 |
-//! | 6    | one record of the Sync before it      | record                              |
+//! | 5    | Sync header                           | plan u8 (1 DIFF, 2 TRUNC, 3 SNAP), plan zxid i64, base i64, has snapshot u8, snapshot length u64, records u32 |
+//! | 15   | a chunk of the Sync's snapshot        | bytes (at most [`SNAPSHOT_CHUNK`])  |
+//! | 6    | one record of the Sync                | record                              |
 //! | 7    | NewLeader                             | epoch u32, last i64                 |
 //! | 8    | AckNewLeader                          | epoch u32                           |
 //! | 9    | UpToDate                              | committed i64                       |
@@ -28,8 +29,9 @@
 //! | 13   | Commit                                | zxid i64                            |
 //! | 14   | Inform                                | record                              |
 //!
-//! A Sync is a header and then one body per record, so that no body is
-//! larger than the largest record ([`MAX_BODY`]), however long the Sync.
+//! A Sync is a header, its snapshot (a SNAP's) in chunks, and then one body
+//! per record, so that no body is larger than the largest record
+//! ([`MAX_BODY`]), however long the Sync or large the snapshot.
 //! [`Decoder`] puts them back together; any other item is one message (a
 //! PING naming more than [`MAX_PING_SESSIONS`] sessions goes as several).
 
@@ -44,6 +46,8 @@ use crate::Zxid;
 /// The largest body: a record of the largest payload the log holds, with
 /// its checksum, kind and record header.
 pub const MAX_BODY: usize = MAX_PAYLOAD + 4 + 1 + 8 + 4;
+/// Most snapshot bytes in one body: a SNAP's snapshot goes in chunks.
+pub const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// Most sessions one PING body names: an answer naming more is sent as
 /// several PINGs.
 pub const MAX_PING_SESSIONS: usize = 100_000;
@@ -112,6 +116,7 @@ pub fn encode(msg: &Message) -> Vec<Vec<u8>> {
         Message::Zab(Zab::Sync {
             plan,
             base,
+            snapshot,
             records,
         }) => {
             let (code, at) = match *plan {
@@ -123,8 +128,12 @@ pub fn encode(msg: &Message) -> Vec<Vec<u8>> {
                 b.push(code);
                 put_i64(b, at);
                 put_i64(b, *base);
+                b.push(u8::from(snapshot.is_some()));
+                put_u64(b, snapshot.as_ref().map_or(0, |s| s.len() as u64));
                 put_u32(b, records.len() as u32);
             });
+            let chunks = snapshot.iter().flat_map(|s| s.chunks(SNAPSHOT_CHUNK));
+            bodies.extend(chunks.flat_map(|c| one(15, &|b| b.extend_from_slice(c))));
             bodies.extend(records.iter().flat_map(|r| one(6, &|b| put_record(b, r))));
             bodies
         }
@@ -151,12 +160,30 @@ pub fn encode(msg: &Message) -> Vec<Vec<u8>> {
     }
 }
 
-/// A Sync being put back together.
+/// A Sync being put back together: its snapshot's bytes still to come,
+/// then its records.
 struct PartialSync {
     plan: Sync,
     base: Zxid,
+    snapshot: Option<Vec<u8>>,
+    snapshot_left: u64,
     records: Vec<Record>,
     left: u32,
+}
+
+impl PartialSync {
+    fn is_whole(&self) -> bool {
+        self.snapshot_left == 0 && self.left == 0
+    }
+
+    fn into_message(self) -> Message {
+        Message::Zab(Zab::Sync {
+            plan: self.plan,
+            base: self.base,
+            snapshot: self.snapshot.map(Payload::from),
+            records: self.records,
+        })
+    }
 }
 
 /// Turns bodies from one connection back into messages. One per
@@ -176,21 +203,26 @@ impl Decoder {
         let mut r = Fields(rest);
         let kind = r.u8()?;
         if let Some(sync) = &mut self.sync {
-            if kind != 6 {
-                return Err(WireError::OutOfPlace(kind));
+            match (kind, &mut sync.snapshot) {
+                (15, Some(bytes)) if sync.snapshot_left > 0 => {
+                    let chunk = r.rest();
+                    if chunk.is_empty() || chunk.len() as u64 > sync.snapshot_left {
+                        return Err(WireError::Invalid("snapshot chunk"));
+                    }
+                    bytes.extend_from_slice(chunk);
+                    sync.snapshot_left -= chunk.len() as u64;
+                }
+                (6, _) if sync.snapshot_left == 0 => {
+                    sync.records.push(r.record()?);
+                    r.end()?;
+                    sync.left -= 1;
+                }
+                _ => return Err(WireError::OutOfPlace(kind)),
             }
-            sync.records.push(r.record()?);
-            r.end()?;
-            sync.left -= 1;
-            if sync.left > 0 {
+            if !sync.is_whole() {
                 return Ok(None);
             }
-            let s = self.sync.take().expect("a sync");
-            return Ok(Some(Message::Zab(Zab::Sync {
-                plan: s.plan,
-                base: s.base,
-                records: s.records,
-            })));
+            return Ok(self.sync.take().map(PartialSync::into_message));
         }
         let msg = match kind {
             1 => {
@@ -241,22 +273,27 @@ impl Decoder {
                     _ => return Err(WireError::Invalid("sync plan")),
                 };
                 let base = r.i64()?;
-                let left = r.u32()?;
-                r.end()?;
-                if left > 0 {
-                    self.sync = Some(PartialSync {
-                        plan,
-                        base,
-                        records: Vec::new(),
-                        left,
-                    });
-                    return Ok(None);
-                }
-                Message::Zab(Zab::Sync {
+                let has_snapshot = r.u8()?;
+                let snapshot_left = r.u64()?;
+                let snapshot = match (has_snapshot, snapshot_left) {
+                    (0, 0) => None,
+                    (1, _) => Some(Vec::new()),
+                    _ => return Err(WireError::Invalid("snapshot flag")),
+                };
+                let sync = PartialSync {
                     plan,
                     base,
+                    snapshot,
+                    snapshot_left,
                     records: Vec::new(),
-                })
+                    left: r.u32()?,
+                };
+                r.end()?;
+                if !sync.is_whole() {
+                    self.sync = Some(sync);
+                    return Ok(None);
+                }
+                sync.into_message()
             }
             7 => Message::Zab(Zab::NewLeader {
                 epoch: r.u32()?,
@@ -278,7 +315,7 @@ impl Decoder {
             }
             13 => Message::Zab(Zab::Commit(r.i64()?)),
             14 => Message::Zab(Zab::Inform(r.record()?)),
-            6 => return Err(WireError::OutOfPlace(6)),
+            6 | 15 => return Err(WireError::OutOfPlace(kind)),
             other => return Err(WireError::UnknownKind(other)),
         };
         r.end()?;
@@ -351,6 +388,11 @@ impl Fields<'_> {
         self.take().map(i64::from_le_bytes)
     }
 
+    /// Everything left, taken.
+    fn rest(&mut self) -> &[u8] {
+        std::mem::take(&mut self.0)
+    }
+
     fn record(&mut self) -> Result<Record, WireError> {
         let zxid = self.i64()?;
         let len = self.u32()? as usize;
@@ -410,17 +452,32 @@ mod tests {
                 last_zxid: 0,
             }),
         ];
-        for plan in [Sync::Diff { after: 5 }, Sync::Trunc { to: 2 }, Sync::Snap] {
+        for plan in [Sync::Diff { after: 5 }, Sync::Trunc { to: 2 }] {
             let records = vec![rec(6, 0), rec(7, 300)];
             all.push(Message::Zab(Zab::Sync {
                 plan,
                 base: 1,
+                snapshot: None,
+                records,
+            }));
+        }
+        let snapshot = |len: usize| Some(Payload::from(vec![9; len]));
+        for (snapshot, records) in [
+            (snapshot(SNAPSHOT_CHUNK * 2 + 1), vec![rec(6, 2)]),
+            (snapshot(5), vec![]),
+            (snapshot(0), vec![rec(6, 2)]),
+        ] {
+            all.push(Message::Zab(Zab::Sync {
+                plan: Sync::Snap,
+                base: 5,
+                snapshot,
                 records,
             }));
         }
         all.push(Message::Zab(Zab::Sync {
             plan: Sync::Diff { after: 5 },
             base: 0,
+            snapshot: None,
             records: vec![],
         }));
         all.extend(
@@ -473,14 +530,33 @@ mod tests {
         let sync = encode(&Message::Zab(Zab::Sync {
             plan: Sync::Snap,
             base: 0,
+            snapshot: Some(Payload::from(&b"tree"[..])),
             records: vec![rec(1, 4), rec(2, 4)],
         }));
         assert_eq!(
-            d.push(&sync[1]),
+            d.push(&sync[2]),
             Err(WireError::OutOfPlace(6)),
             "a record alone"
         );
+        assert_eq!(
+            d.push(&sync[1]),
+            Err(WireError::OutOfPlace(15)),
+            "a chunk alone"
+        );
         assert_eq!(d.push(&sync[0]), Ok(None));
+        assert_eq!(
+            d.push(&sync[2]),
+            Err(WireError::OutOfPlace(6)),
+            "a record before the snapshot is whole"
+        );
+        let mut long = begin(15);
+        long.extend_from_slice(b"trees");
+        assert_eq!(
+            d.push(&finish(long)),
+            Err(WireError::Invalid("snapshot chunk")),
+            "more snapshot than announced"
+        );
+        assert_eq!(d.push(&sync[1]), Ok(None));
         assert_eq!(
             d.push(&ack),
             Err(WireError::OutOfPlace(11)),
