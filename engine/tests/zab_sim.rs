@@ -2,7 +2,7 @@
 //! one thread: a seeded clock, network, disk and crashes, so a failing seed
 //! replays exactly. It runs all of Zab that exists: leader election,
 //! discovery, synchronisation and broadcast, with clients writing through
-//! whichever leader serves.
+//! whichever member serves (a learner forwards the write to its leader).
 //!
 //! Each member is a `zab::peer::Peer` with a durable state (its log, current
 //! and accepted epochs) and a disk that applies the peer's storage writes in
@@ -247,6 +247,10 @@ impl Sim {
         if let Some(s) = actions.install {
             self.installs(sid, s)?;
         }
+        for (from, request) in actions.requests {
+            self.log(|| format!("{sid} gets a write from {from}"));
+            self.propose(sid, request)?;
+        }
         for record in actions.commit {
             self.applies(sid, record)?;
         }
@@ -468,17 +472,33 @@ impl Sim {
         }
     }
 
-    /// A client writes through a leader that serves, if there is one.
+    /// A client writes through a member that serves, if there is one: a
+    /// learner forwards it to its leader.
     fn client_write(&mut self) -> Checked {
-        let serving = self.members.values().find_map(|m| {
-            let s = m.status()?;
-            (s.state == PeerState::Leading && s.serving).then_some(m.sid)
-        });
-        let Some(sid) = serving else {
+        let serving: Vec<Sid> = self
+            .members
+            .values()
+            .filter(|m| m.status().is_some_and(|s| s.serving))
+            .map(|m| m.sid)
+            .collect();
+        if serving.is_empty() {
             return Ok(());
-        };
+        }
+        let sid = *self.rng.pick(&serving);
         self.written += 1;
         let payload = Payload::from((1000 + self.written).to_be_bytes().as_slice());
+        let peer = self.member(sid).peer.as_mut().expect("up");
+        if peer.status().state == PeerState::Leading {
+            return self.propose(sid, payload);
+        }
+        match peer.forward(payload) {
+            Some(actions) => self.act(sid, actions),
+            None => Err(format!("{sid} serves and cannot forward a write")),
+        }
+    }
+
+    /// `sid` proposes a write, if it leads and serves.
+    fn propose(&mut self, sid: Sid, payload: Payload) -> Checked {
         let peer = self.member(sid).peer.as_mut().expect("up");
         let Some((zxid, actions)) = peer.propose(payload) else {
             return Ok(());

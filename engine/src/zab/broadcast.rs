@@ -84,6 +84,11 @@ pub enum Message {
     Commit(Zxid),
     /// A committed record, for an observer (which gets no proposals).
     Inform(Record),
+    /// A client's write that reached a learner, for the leader to order
+    /// (ZooKeeper's REQUEST): its bytes are the driver's (session, cxid
+    /// and operation); the learner answers its client when the write's
+    /// record commits.
+    Request(Payload),
 }
 
 /// One change to a member's storage. A step's changes are written in order,
@@ -122,7 +127,8 @@ pub struct Durable {
 /// What a step asks of the member: send `now`; write `store`; make
 /// `durable` durable (it covers `store` and everything written before);
 /// and only then send `after`. `touched` (a leader's only) are sessions
-/// learners report activity in.
+/// learners report activity in, `requests` (a leader's only) the writes
+/// they forward, by the learner they came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Output {
     pub now: Vec<(Sid, Message)>,
@@ -130,6 +136,7 @@ pub struct Output {
     pub durable: Option<Durable>,
     pub after: Vec<(Sid, Message)>,
     pub touched: Vec<SessionId>,
+    pub requests: Vec<(Sid, Payload)>,
 }
 
 /// Why a learner stops following.
@@ -504,6 +511,10 @@ impl Leader {
                 touched,
                 ..Output::default()
             },
+            Message::Request(request) if peer.synced => Output {
+                requests: vec![(from, request)],
+                ..Output::default()
+            },
             _ => Output::default(),
         }
     }
@@ -768,6 +779,13 @@ impl Learner {
         }
     }
 
+    /// A client's write, to forward to the leader (only while serving:
+    /// before, the leader may not be the one that commits it).
+    pub fn forward(&self, request: Payload) -> Option<(Sid, Message)> {
+        self.is_serving()
+            .then_some((self.leader, Message::Request(request)))
+    }
+
     /// Sessions this member's clients were active in: the answer to the
     /// next PING names them.
     pub fn touch(&mut self, sessions: impl IntoIterator<Item = SessionId>) {
@@ -861,6 +879,7 @@ mod tests {
             Message::Ack(_) => "ack",
             Message::Commit(_) => "commit",
             Message::Inform(_) => "inform",
+            Message::Request(_) => "request",
             Message::Ping(_) => "ping",
         };
         out.now.iter().map(|(s, m)| (*s, name(m))).collect()
@@ -1134,6 +1153,13 @@ mod tests {
         l.tick(1000).unwrap();
         let out = l.receive(2, Message::Ping(vec![0x51]));
         assert_eq!(out.touched, [0x51], "the sessions 2 reports active");
+        let write = Payload::from(&b"create /a"[..]);
+        let out = l.receive(2, Message::Request(write.clone()));
+        assert_eq!(out.requests, [(2, write.clone())], "a forwarded write");
+        assert!(
+            l.receive(3, Message::Request(write)).requests.is_empty(),
+            "not from a member it does not lead"
+        );
         assert!(l.tick(1500).is_ok(), "2 answered");
 
         let mut f = Learner::new(1, 2, History::new(0, vec![], 0), LIMITS, 0);

@@ -97,6 +97,9 @@ pub struct Actions {
     pub snapshot_wanted: bool,
     /// Sessions learners report activity in (while leading).
     pub touched: Vec<SessionId>,
+    /// Writes learners forward, by learner (while leading): to prepare and
+    /// propose as the leader's own clients' writes.
+    pub requests: Vec<(Sid, broadcast::Payload)>,
     /// Set when the member left its role in this step.
     pub left: Option<Left>,
 }
@@ -113,6 +116,7 @@ impl Actions {
         self.commit.extend(more.commit);
         self.snapshot_wanted |= more.snapshot_wanted;
         self.touched.extend(more.touched);
+        self.requests.extend(more.requests);
         self.left = self.left.or(more.left);
     }
 }
@@ -384,6 +388,19 @@ impl Peer {
         actions
     }
 
+    /// A client's write that reached this learner, forwarded to its leader;
+    /// `None` when it does not serve (the client is told to look elsewhere).
+    pub fn forward(&self, request: broadcast::Payload) -> Option<Actions> {
+        let Role::Learning(_, _, Some(l)) = &self.role else {
+            return None;
+        };
+        let (to, msg) = l.forward(request)?;
+        Some(Actions {
+            send: vec![(to, Message::Zab(msg))],
+            ..Actions::default()
+        })
+    }
+
     /// Sessions this member's clients were active in; a learner reports
     /// them to its leader in its next PING answer.
     pub fn touch(&mut self, sessions: impl IntoIterator<Item = SessionId>) {
@@ -560,6 +577,7 @@ impl Peer {
         let mut actions = Actions {
             send: zab(out.now),
             touched: out.touched,
+            requests: out.requests,
             ..Actions::default()
         };
         for op in &out.store {

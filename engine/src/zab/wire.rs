@@ -28,6 +28,7 @@
 //! | 12   | Ping                                  | sessions u32, then each i64         |
 //! | 13   | Commit                                | zxid i64                            |
 //! | 14   | Inform                                | record                              |
+//! | 16   | Request (a write a learner forwards)  | length u32, bytes                   |
 //!
 //! A Sync is a header, its snapshot (a SNAP's) in chunks, and then one body
 //! per record, so that no body is larger than the largest record
@@ -157,6 +158,10 @@ pub fn encode(msg: &Message) -> Vec<Vec<u8>> {
         }),
         Message::Zab(Zab::Commit(zxid)) => one(13, &|b| put_i64(b, *zxid)),
         Message::Zab(Zab::Inform(r)) => one(14, &|b| put_record(b, r)),
+        Message::Zab(Zab::Request(bytes)) => one(16, &|b| {
+            put_u32(b, bytes.len() as u32);
+            b.extend_from_slice(bytes);
+        }),
     }
 }
 
@@ -315,6 +320,17 @@ impl Decoder {
             }
             13 => Message::Zab(Zab::Commit(r.i64()?)),
             14 => Message::Zab(Zab::Inform(r.record()?)),
+            16 => {
+                let len = r.u32()? as usize;
+                if len > MAX_PAYLOAD {
+                    return Err(WireError::Invalid("request length"));
+                }
+                let bytes = r.rest();
+                if bytes.len() != len {
+                    return Err(WireError::Invalid("request length"));
+                }
+                Message::Zab(Zab::Request(Payload::from(bytes)))
+            }
             6 | 15 => return Err(WireError::OutOfPlace(kind)),
             other => return Err(WireError::UnknownKind(other)),
         };
