@@ -22,13 +22,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use herd_proto::frame::{Frames, NoFrame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::proto::{
-    self, code, opcode, xid, ConnectRequest, ConnectResponse, Reader, Write, WriteExt,
+    self, code, opcode, xid, ConnectRequest, ConnectResponse, Malformed, Reader, Write, WriteExt,
 };
 
 /// How long a call waits for its reply.
@@ -38,6 +39,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest frame accepted from the server (ZooKeeper's default `jute.maxbuffer`
 /// plus room for the header).
 pub const FRAME_BYTES_MAX: usize = 1024 * 1024 + 1024;
+/// The most one socket read takes while frames are smaller.
+const READ_BYTES_MAX: usize = 64 * 1024;
 /// The writer coalesces queued frames into one write of at most this many bytes.
 const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
 
@@ -88,20 +91,19 @@ impl Client {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
-        let mut read = BufReader::with_capacity(64 * 1024, read);
+        let (mut read, mut write) = stream.into_split();
+        let mut incoming = Frames::new(FRAME_BYTES_MAX, READ_BYTES_MAX);
 
         let mut hello = Vec::with_capacity(64);
         ConnectRequest::new_session(session_timeout_ms).encode(&mut hello);
         write.write_all(&hello).await?;
-        let answer = tokio::time::timeout(CONNECT_TIMEOUT, read_frame(&mut read))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))??;
-        let ConnectResponse {
-            timeout_ms: negotiated_ms,
-            session_id,
-            ..
-        } = ConnectResponse::opened(&answer)?;
+        let opened = next_frame(&mut read, &mut incoming, |answer| {
+            ConnectResponse::opened(answer).map(|r| (r.timeout_ms, r.session_id))
+        });
+        let (negotiated_ms, session_id) =
+            tokio::time::timeout(CONNECT_TIMEOUT, opened)
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "handshake timed out"))???;
 
         let outbox = Arc::new(Mutex::new(Outbox {
             next_xid: 1,
@@ -111,7 +113,7 @@ impl Client {
         let ping_every = Duration::from_millis((negotiated_ms / 3).max(100) as u64);
         let tasks = vec![
             tokio::spawn(write_loop(write, queue, ping_every)),
-            tokio::spawn(read_loop(read, outbox.clone(), events)),
+            tokio::spawn(read_loop(read, incoming, outbox.clone(), events)),
         ];
         Ok(Client {
             session_id,
@@ -134,16 +136,12 @@ impl Client {
     ) -> impl std::future::Future<Output = Result<Reply, Code>> {
         let (tx, rx) = oneshot::channel();
         let mut frame = Vec::with_capacity(64);
-        let at = proto::begin_frame(&mut frame);
-        frame.extend_from_slice(&[0; 4]); // xid, filled in below
-        frame.i32(op);
-        body(&mut frame);
-        proto::end_frame(&mut frame, at);
+        herd_proto::request(&mut frame, 0, op, body); // the xid is filled in below
         {
             let mut outbox = self.outbox.lock().unwrap_or_else(|e| e.into_inner());
             let xid = outbox.next_xid;
             outbox.next_xid = if xid == i32::MAX { 1 } else { xid + 1 };
-            frame[at + 4..at + 8].copy_from_slice(&xid.to_be_bytes());
+            frame[4..8].copy_from_slice(&xid.to_be_bytes());
             // The frame is queued under the lock, so xids go out in order.
             match &mut outbox.pending {
                 Some(pending) if self.frames.send(frame).is_ok() => {
@@ -262,17 +260,26 @@ impl Drop for Client {
     }
 }
 
-async fn read_frame(read: &mut BufReader<OwnedReadHalf>) -> io::Result<Vec<u8>> {
-    let len = read.read_i32().await?;
-    if len < 0 || len as usize > FRAME_BYTES_MAX {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame length {len}"),
-        ));
+/// The next frame from the server, decoded by `decode`; an error once the
+/// connection ends, or if the server sends a frame over [`FRAME_BYTES_MAX`].
+async fn next_frame<T>(
+    read: &mut OwnedReadHalf,
+    frames: &mut Frames,
+    decode: impl FnOnce(&[u8]) -> T,
+) -> io::Result<T> {
+    loop {
+        match frames.take() {
+            Ok(frame) => return Ok(decode(frame)),
+            Err(incomplete @ NoFrame::Incomplete { need }) => {
+                let got = read.read(frames.spare(need)).await?;
+                if got == 0 {
+                    return Err(incomplete.into());
+                }
+                frames.received(got);
+            }
+            Err(too_large) => return Err(too_large.into()),
+        }
     }
-    let mut frame = vec![0; len as usize];
-    read.read_exact(&mut frame).await?;
-    Ok(frame)
 }
 
 async fn write_loop(
@@ -281,10 +288,7 @@ async fn write_loop(
     ping_every: Duration,
 ) {
     let mut ping = Vec::with_capacity(12);
-    let at = proto::begin_frame(&mut ping);
-    ping.i32(xid::PING);
-    ping.i32(opcode::PING);
-    proto::end_frame(&mut ping, at);
+    herd_proto::request(&mut ping, xid::PING, opcode::PING, |_| {});
     let mut batch = Vec::with_capacity(WRITE_BATCH_BYTES_MAX);
     loop {
         let first = match tokio::time::timeout(ping_every, queue.recv()).await {
@@ -307,48 +311,13 @@ async fn write_loop(
 }
 
 async fn read_loop(
-    mut read: BufReader<OwnedReadHalf>,
+    mut read: OwnedReadHalf,
+    mut frames: Frames,
     outbox: Arc<Mutex<Outbox>>,
     events: Option<mpsc::UnboundedSender<WatchEvent>>,
 ) {
-    while let Ok(frame) = read_frame(&mut read).await {
-        let mut r = Reader::new(&frame);
-        let (Ok(xid), Ok(zxid), Ok(err)) = (r.i32(), r.i64(), r.i32()) else {
-            break;
-        };
-        match xid {
-            xid::NOTIFICATION => {
-                let received = Instant::now();
-                let (Ok(kind), Ok(_state), Ok(path)) = (r.i32(), r.i32(), r.string()) else {
-                    break;
-                };
-                if let Some(events) = &events {
-                    let _ = events.send(WatchEvent {
-                        kind,
-                        path,
-                        received,
-                    });
-                }
-            }
-            xid::PING => {}
-            _ => {
-                let slot = outbox
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pending
-                    .as_mut()
-                    .and_then(|p| p.remove(&xid));
-                if let Some(slot) = slot {
-                    let body = frame[16..].to_vec();
-                    let _ = slot.send(if err == code::OK {
-                        Ok(Reply { zxid, body })
-                    } else {
-                        Err(err)
-                    });
-                }
-            }
-        }
-    }
+    let route = |frame: &[u8]| route(frame, &outbox, events.as_ref());
+    while let Ok(Ok(())) = next_frame(&mut read, &mut frames, route).await {}
     // Connection gone: fail everything still waiting, and every later call.
     let pending = outbox
         .lock()
@@ -358,4 +327,45 @@ async fn read_loop(
     for (_, slot) in pending.into_iter().flatten() {
         let _ = slot.send(Err(code::CONNECTION_LOSS));
     }
+}
+
+/// Hands one frame from the server to its caller or the events channel.
+fn route(
+    frame: &[u8],
+    outbox: &Mutex<Outbox>,
+    events: Option<&mpsc::UnboundedSender<WatchEvent>>,
+) -> Result<(), Malformed> {
+    let mut r = Reader::new(frame);
+    let (xid, zxid, err) = (r.i32()?, r.i64()?, r.i32()?);
+    match xid {
+        xid::NOTIFICATION => {
+            let received = Instant::now();
+            let (kind, _state, path) = (r.i32()?, r.i32()?, r.string()?);
+            if let Some(events) = events {
+                let _ = events.send(WatchEvent {
+                    kind,
+                    path,
+                    received,
+                });
+            }
+        }
+        xid::PING => {}
+        _ => {
+            let slot = outbox
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pending
+                .as_mut()
+                .and_then(|p| p.remove(&xid));
+            if let Some(slot) = slot {
+                let body = frame[16..].to_vec();
+                let _ = slot.send(if err == code::OK {
+                    Ok(Reply { zxid, body })
+                } else {
+                    Err(err)
+                });
+            }
+        }
+    }
+    Ok(())
 }

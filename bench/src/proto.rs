@@ -1,15 +1,11 @@
-//! The client side of ZooKeeper's wire protocol, as much as the workloads use:
-//! jute encoding (big-endian `int`/`long`, one-byte `boolean`, `buffer` and
-//! `ustring` as an int length then bytes, `vector` as an int count then
-//! elements), frames (a 4-byte big-endian length, then the record), opcodes and
-//! `KeeperException.Code` names.
-//!
-//! The jute reader/writer, frames and opcodes are the server's
-//! (`herd_server::proto`), so the benchmark links the server crate (and with it
-//! glommio); this module adds what only a client needs.
+//! The client side of ZooKeeper's wire protocol, as much as the workloads use.
+//! Frames, the jute reader/writer, opcodes and the handshake are herd's own
+//! codec (`herd_proto`, which has no I/O and no server in it); this module
+//! adds what only a client needs: create modes and event types as wire
+//! numbers, `KeeperException.Code` names, and multi requests and results.
 
-pub use herd_server::proto::jute::{begin_frame, end_frame, Malformed, Reader, Write};
-pub use herd_server::proto::{opcode, xid, ConnectRequest, ConnectResponse};
+pub use herd_proto::jute::{Malformed, Reader, Write};
+pub use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse};
 
 /// Watch event types (the engine's [`EventType`] as wire numbers, for matching).
 pub mod event {

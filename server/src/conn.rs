@@ -32,11 +32,12 @@ use engine::{ErrorCode, SessionId, Zxid};
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
+use herd_proto::frame::{Frames, NoFrame, HEADER_LEN};
+use herd_proto::jute::{Malformed, Write as _};
+use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse, ReadOp, Request};
 
 use crate::fourlw;
 use crate::pipeline::{ConnId, ToPipeline};
-use crate::proto::jute::{Malformed, Write as _};
-use crate::proto::{self, opcode, xid, ConnectRequest, ConnectResponse, ReadOp, Request};
 use crate::read::{self, InFlight};
 use crate::shard::Shard;
 use crate::stats::{ConnInfo, Shared};
@@ -171,65 +172,42 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
     }
 }
 
-/// Buffered frame reading: `len (4 bytes) | payload`.
-struct Frames {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+/// Receives until `frames` buffers at least `n` bytes; false at end of stream.
+async fn fill(
+    frames: &mut Frames,
+    rd: &mut (impl AsyncRead + Unpin),
+    n: usize,
+) -> io::Result<bool> {
+    while frames.buffered().len() < n {
+        let got = rd.read(frames.spare(n)).await?;
+        if got == 0 {
+            return Ok(false);
+        }
+        frames.received(got);
+    }
+    Ok(true)
 }
 
-impl Frames {
-    /// Reads until at least `n` bytes are buffered; false at end of stream.
-    async fn fill(&mut self, rd: &mut (impl AsyncRead + Unpin), n: usize) -> io::Result<bool> {
-        while self.end - self.start < n {
-            if self.buf.len() - self.start < n {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-                if self.buf.len() < n {
-                    self.buf.resize(n.max(16 * 1024), 0);
+/// The next frame, decoded by `decode`; `None` at end of stream between
+/// frames. A frame over `jute.maxbuffer` is an error: it closes the connection.
+async fn next<T>(
+    frames: &mut Frames,
+    rd: &mut (impl AsyncRead + Unpin),
+    decode: impl FnOnce(&[u8]) -> T,
+) -> io::Result<Option<T>> {
+    loop {
+        match frames.take() {
+            Ok(frame) => return Ok(Some(decode(frame))),
+            Err(NoFrame::Incomplete { need }) => {
+                if !fill(frames, rd, need).await? {
+                    return match frames.buffered() {
+                        [] => Ok(None),
+                        _ => Err(NoFrame::Incomplete { need }.into()),
+                    };
                 }
-            } else if self.end == self.buf.len() {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
             }
-            let got = rd.read(&mut self.buf[self.end..]).await?;
-            if got == 0 {
-                return Ok(false);
-            }
-            self.end += got;
+            Err(too_large) => return Err(too_large.into()),
         }
-        Ok(true)
-    }
-
-    fn peek(&self, n: usize) -> &[u8] {
-        &self.buf[self.start..self.start + n]
-    }
-
-    /// The next frame's payload; `None` at end of stream.
-    async fn next(
-        &mut self,
-        rd: &mut (impl AsyncRead + Unpin),
-        max: usize,
-    ) -> io::Result<Option<&[u8]>> {
-        if !self.fill(rd, 4).await? {
-            return Ok(None);
-        }
-        let len = i32::from_be_bytes(self.peek(4).try_into().expect("4 bytes"));
-        if len < 0 || len as usize > max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("frame length {len} out of range"),
-            ));
-        }
-        let total = 4 + len as usize;
-        if !self.fill(rd, total).await? {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        let frame = &self.buf[self.start + 4..self.start + total];
-        self.start += total;
-        Ok(Some(frame))
     }
 }
 
@@ -242,24 +220,19 @@ async fn read_loop(
     conn: &Rc<Conn>,
     mut rd: impl AsyncRead + Unpin,
 ) -> io::Result<()> {
-    let max = shard.config.max_buffer_bytes;
-    let mut frames = Frames {
-        buf: vec![0; 16 * 1024],
-        start: 0,
-        end: 0,
-    };
-    if !frames.fill(&mut rd, 4).await? {
+    let mut frames = Frames::new(shard.config.max_buffer_bytes, 16 * 1024);
+    if !fill(&mut frames, &mut rd, HEADER_LEN).await? {
         return Ok(());
     }
-    if let Some(word) = fourlw::word(frames.peek(4)) {
+    if let Some(word) = fourlw::word(&frames.buffered()[..HEADER_LEN]) {
         let text = fourlw::answer(shard, word).await;
         conn.push_raw(text.as_bytes());
         return Ok(());
     }
-    let Some(frame) = frames.next(&mut rd, max).await? else {
+    let Some(request) = next(&mut frames, &mut rd, ConnectRequest::decode).await? else {
         return Ok(());
     };
-    let request = ConnectRequest::decode(frame).map_err(malformed)?;
+    let request = request.map_err(malformed)?;
     conn.read_only_flag.set(request.read_only.is_some());
     if request.last_zxid_seen > shard.tree.last_zxid() {
         // The client has seen a newer state than this server has: it must go elsewhere.
@@ -275,10 +248,10 @@ async fn read_loop(
         return Ok(());
     }
     loop {
-        let Some(frame) = frames.next(&mut rd, max).await? else {
+        let Some(request) = next(&mut frames, &mut rd, herd_proto::decode_request).await? else {
             return Ok(());
         };
-        let (xid, op, request) = proto::decode_request(frame).map_err(malformed)?;
+        let (xid, op, request) = request.map_err(malformed)?;
         conn.handle(shard, xid, op, request).await;
         if conn.out.borrow().close {
             return Ok(());
@@ -451,7 +424,7 @@ impl Conn {
         });
         if let Some(reply) = last {
             let mut frame = Vec::new();
-            proto::notification(&mut frame, zxid, event.kind as i32, &event.path);
+            herd_proto::notification(&mut frame, zxid, event.kind as i32, &event.path);
             let at = state
                 .held
                 .iter()
@@ -470,7 +443,7 @@ impl Conn {
     }
 
     pub fn notify(&self, zxid: Zxid, event: &WatchEvent) {
-        self.emit(|out| proto::notification(out, zxid, event.kind as i32, &event.path));
+        self.emit(|out| herd_proto::notification(out, zxid, event.kind as i32, &event.path));
     }
 
     pub fn on_connected(&self, session: SessionId, timeout_ms: i32, password: [u8; 16]) {
@@ -626,17 +599,17 @@ impl Conn {
             Local::Ping => {
                 let zxid = shard.tree.last_zxid();
                 self.send_reply(shard, |out| {
-                    proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {});
+                    herd_proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {});
                     0
                 });
             }
             Local::Sasl => self.send_reply(shard, |out| {
-                proto::reply(out, xid, 0, ErrorCode::Ok, |out| out.data(None));
+                herd_proto::reply(out, xid, 0, ErrorCode::Ok, |out| out.data(None));
                 0
             }),
             Local::Unknown => {
                 self.send_reply(shard, |out| {
-                    proto::reply(out, xid, -1, ErrorCode::Unimplemented, |_| {});
+                    herd_proto::reply(out, xid, -1, ErrorCode::Unimplemented, |_| {});
                     0
                 });
                 // ZooKeeper closes the connection after answering (the session stays).
@@ -692,11 +665,11 @@ impl Conn {
         self.info.last_zxid.store(zxid, Relaxed);
         let err = result.error_code();
         self.send_reply(shard, |out| {
-            proto::reply(out, xid, zxid, err, |out| {
+            herd_proto::reply(out, xid, zxid, err, |out| {
                 if let Some(path) = &sync_path {
                     out.string(path);
                 } else if err == ErrorCode::Ok || op == opcode::MULTI {
-                    proto::write_result(out, op, &kinds, &result);
+                    herd_proto::write_result(out, op, &kinds, &result);
                 }
             });
             zxid
@@ -722,7 +695,7 @@ impl Conn {
         let Some(id) = id else {
             shard.counters.auth_failed.fetch_add(1, Relaxed);
             self.send_reply(shard, |out| {
-                proto::reply(out, xid, 0, ErrorCode::AuthFailed, |_| {});
+                herd_proto::reply(out, xid, 0, ErrorCode::AuthFailed, |_| {});
                 0
             });
             self.close();
@@ -742,7 +715,7 @@ impl Conn {
             state.auth = ids.into();
         }
         self.send_reply(shard, |out| {
-            proto::reply(out, xid, 0, ErrorCode::Ok, |_| {});
+            herd_proto::reply(out, xid, 0, ErrorCode::Ok, |_| {});
             0
         });
     }

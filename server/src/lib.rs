@@ -8,7 +8,8 @@
 //!                                 └─ Committed{zxid, events} + reply ─► shards
 //! ```
 //!
-//! - [`proto`]: jute records, frames and opcodes (pure);
+//! - [`herd_proto`] (a crate of its own, `server/proto/`): frames, jute records
+//!   and opcodes (pure), shared with herd-bench and herd-cli;
 //! - [`conn`]: one connection, its handshake and FIFO order;
 //! - [`read`]: reads answered on the shard; [`watch`]: the shard's watch table;
 //! - [`shard`]: executors, the [`inbox`] from the pipeline and the [`outbox`] to it;
@@ -28,7 +29,6 @@ pub mod inbox;
 pub mod memory;
 pub mod outbox;
 pub mod pipeline;
-pub mod proto;
 pub mod read;
 pub mod shard;
 pub mod stats;

@@ -43,10 +43,10 @@ use engine::tree::DataTree;
 use engine::txn::{apply, AclCache, Change, Pending, Txn, View, WatchEvent};
 use engine::types::now_ms;
 use engine::{ErrorCode, SessionId, Zxid};
+use herd_proto::ConnectRequest;
 
 use crate::config::Config;
 use crate::inbox::InboxSender;
-use crate::proto::ConnectRequest;
 use crate::stats::Shared;
 use crate::storage::{self, LogBatch, Resume};
 

@@ -23,9 +23,9 @@ use engine::tree::{join, DataTree};
 use engine::txn::EventType;
 use engine::znode::Znode;
 use engine::{ErrorCode, SessionId, ZkResult, Zxid};
+use herd_proto::jute::Write;
+use herd_proto::{masked_acls, ReadOp, ReadResult, SetWatches};
 
-use crate::proto::jute::Write;
-use crate::proto::{self, masked_acls, ReadOp, ReadResult, SetWatches};
 use crate::shard::Shard;
 use crate::watch::{ConnWatches, Registration, WatchKind, WatchTable};
 
@@ -56,8 +56,8 @@ pub fn answer(
     let mut added = Vec::new();
     let reply = |out: &mut Vec<u8>, result: ZkResult<()>, body: &dyn Fn(&mut Vec<u8>)| match result
     {
-        Ok(()) => proto::reply(out, xid, zxid, ErrorCode::Ok, body),
-        Err(code) => proto::reply(out, xid, zxid, code, |_| {}),
+        Ok(()) => herd_proto::reply(out, xid, zxid, ErrorCode::Ok, body),
+        Err(code) => herd_proto::reply(out, xid, zxid, code, |_| {}),
     };
     let register = |added: &mut Vec<Registration>, kind, path: &str, after| {
         added.push(Registration {
@@ -148,31 +148,35 @@ pub fn answer(
             reply(out, Ok(()), &|out| out.strings(&list))
         }
         ReadOp::MultiRead(ops) => {
-            proto::reply(out, xid, zxid, ErrorCode::Ok, |out| {
+            herd_proto::reply(out, xid, zxid, ErrorCode::Ok, |out| {
                 for op in ops {
                     match op {
                         ReadOp::GetChildren { path, .. } => {
                             match readable(tree, path, perms::READ, auth) {
-                                Ok(_) => proto::multi_read_item(
+                                Ok(_) => herd_proto::multi_read_item(
                                     out,
                                     ReadResult::Children(&tree.children(path)),
                                 ),
-                                Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
+                                Err(code) => {
+                                    herd_proto::multi_read_item(out, ReadResult::Error(code))
+                                }
                             }
                         }
                         ReadOp::GetData { path, .. } => {
                             match readable(tree, path, perms::READ, auth) {
-                                Ok(node) => proto::multi_read_item(
+                                Ok(node) => herd_proto::multi_read_item(
                                     out,
                                     ReadResult::Data(node.data(), &node.stat()),
                                 ),
-                                Err(code) => proto::multi_read_item(out, ReadResult::Error(code)),
+                                Err(code) => {
+                                    herd_proto::multi_read_item(out, ReadResult::Error(code))
+                                }
                             }
                         }
                         _ => unreachable!("the decoder admits only getChildren and getData"),
                     }
                 }
-                proto::multi_read_end(out);
+                herd_proto::multi_read_end(out);
             });
         }
         ReadOp::WhoAmI => reply(out, Ok(()), &|out| {
@@ -229,7 +233,7 @@ pub fn answer(
         ReadOp::SetWatches(w) => {
             let frame = out.len();
             match set_watches(shard, w, out, &mut added) {
-                Ok(()) => proto::reply(out, xid, zxid, ErrorCode::Ok, |_| {}),
+                Ok(()) => herd_proto::reply(out, xid, zxid, ErrorCode::Ok, |_| {}),
                 Err(InFlight) => {
                     out.truncate(frame);
                     return Err(InFlight);
@@ -387,8 +391,9 @@ fn set_watches(
     added: &mut Vec<Registration>,
 ) -> Result<(), InFlight> {
     let tree = &*shard.tree;
-    let fire =
-        |out: &mut Vec<u8>, kind: EventType, p: &str| proto::notification(out, -1, kind as i32, p);
+    let fire = |out: &mut Vec<u8>, kind: EventType, p: &str| {
+        herd_proto::notification(out, -1, kind as i32, p)
+    };
     let mut register = |kind, path: &str, after| {
         added.push(Registration {
             kind,

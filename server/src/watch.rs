@@ -19,9 +19,9 @@ use std::collections::{HashMap, HashSet};
 use engine::path;
 use engine::txn::{EventType, WatchEvent};
 use engine::Zxid;
+use herd_proto::WatcherType;
 
 use crate::pipeline::ConnId;
-use crate::proto::WatcherType;
 
 /// The kinds of registration a connection can hold on a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -14,7 +14,7 @@ use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use common::raw::*;
-use herd_server::proto::jute::{Reader, Write};
+use herd_proto::jute::{Reader, Write};
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions};
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());

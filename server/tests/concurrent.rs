@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 use common::raw;
 use common::session::RawSession;
 use engine::sim::{env_or, Rng};
-use herd_server::proto::jute::{Reader, Write};
-use herd_server::proto::opcode::*;
+use herd_proto::jute::{Reader, Write};
+use herd_proto::opcode::*;
 
 const WRITERS: usize = 3;
 const DEFAULT_SEEDS: u64 = 6;

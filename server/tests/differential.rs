@@ -40,8 +40,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use common::raw::{self, request};
 use common::session::RawSession;
 use engine::sim::{env_or, Rng};
-use herd_server::proto::jute::{Reader, Write};
-use herd_server::proto::opcode::*;
+use herd_proto::jute::{Reader, Write};
+use herd_proto::opcode::*;
 
 const SESSIONS: usize = 4;
 const DEFAULT_SEEDS: u64 = 12;

@@ -431,7 +431,7 @@ async fn sessions_whose_timeout_passed_while_down_expire_at_start() {
 
 /// One raw getData of `path`: (error, data).
 fn raw_get(stream: &mut std::net::TcpStream, xid: i32, path: &str) -> (i32, Vec<u8>) {
-    use herd_server::proto::jute::{Reader, Write};
+    use herd_proto::jute::{Reader, Write};
     let mut body = Vec::new();
     body.string(path);
     body.bool(false);
@@ -454,7 +454,7 @@ fn raw_get(stream: &mut std::net::TcpStream, xid: i32, path: &str) -> (i32, Vec<
 /// is closed and nothing changes.
 #[tokio::test]
 async fn the_largest_write_survives_restarts_and_one_the_log_cannot_hold_is_refused() {
-    use herd_server::proto::jute::Write;
+    use herd_proto::jute::Write;
     let mut config = common::config();
     config.max_buffer_bytes = engine::znode::MAX_DATA;
     let server = common::start_with(config.clone());

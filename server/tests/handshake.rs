@@ -9,8 +9,8 @@ mod common;
 use std::net::TcpStream;
 
 use common::raw::{self, read_reply, request};
-use herd_server::proto::jute::{Reader, Write};
-use herd_server::proto::{ConnectRequest, ConnectResponse};
+use herd_proto::jute::{Reader, Write};
+use herd_proto::{ConnectRequest, ConnectResponse};
 
 /// Sends `request` and returns the answer's payload; `None` if the server
 /// closed the connection instead.

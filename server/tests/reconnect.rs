@@ -22,7 +22,7 @@ use std::net::TcpStream;
 
 use common::proxy::Proxy;
 use common::raw::{self, next_incoming, read_reply, request, Incoming};
-use herd_server::proto::jute::Write;
+use herd_proto::jute::Write;
 use zookeeper_client::{Acls, Client, CreateMode, CreateOptions};
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());

@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw::{self, next_incoming, request, Incoming};
-use herd_server::proto::jute::Write;
+use herd_proto::jute::Write;
 use zookeeper_client::{Acls, CreateMode, CreateOptions};
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());

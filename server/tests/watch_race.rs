@@ -18,7 +18,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::raw::{self, request};
-use herd_server::proto::jute::{Reader, Write};
+use herd_proto::jute::{Reader, Write};
 use zookeeper_client::{Acls, CreateMode, CreateOptions, Error};
 
 const PERSISTENT: CreateOptions<'static> = CreateMode::Persistent.with_acls(Acls::anyone_all());

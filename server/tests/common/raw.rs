@@ -7,8 +7,9 @@ use std::io::{ErrorKind, Read, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use herd_server::proto::jute::{self, Reader, Write};
-use herd_server::proto::{ConnectRequest, ConnectResponse};
+use herd_proto::frame;
+use herd_proto::jute::{Reader, Write};
+use herd_proto::{ConnectRequest, ConnectResponse};
 
 /// How long a raw read may wait before the test fails instead of hanging.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,9 +32,9 @@ pub fn open_addr(addr: &str) -> TcpStream {
 /// Writes one length-prefixed frame holding `payload`.
 pub fn send_frame(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
     let mut out = Vec::new();
-    let at = jute::begin_frame(&mut out);
+    let at = frame::begin(&mut out);
     out.extend_from_slice(payload);
-    jute::end_frame(&mut out, at);
+    frame::end(&mut out, at);
     stream.write_all(&out)
 }
 

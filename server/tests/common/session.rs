@@ -6,7 +6,7 @@
 
 use std::net::TcpStream;
 
-use herd_server::proto::{ConnectRequest, ConnectResponse};
+use herd_proto::{ConnectRequest, ConnectResponse};
 
 use super::proxy::Proxy;
 use super::raw;

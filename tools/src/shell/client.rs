@@ -11,9 +11,8 @@
 //!  pinger thread: a ping every timeout/3 while the session lives
 //! ```
 //!
-//! Records are encoded and decoded with herd's own jute codec
-//! (`herd_server::proto::jute`); this module only frames requests and routes
-//! replies. Because the server sends a transaction's notifications before the
+//! Frames and records are cut, encoded and decoded with herd's own codec
+//! (`herd_proto`); this module only sends requests and routes replies. Because the server sends a transaction's notifications before the
 //! reply of the request that caused them, and the reader thread hands both on
 //! in arrival order, an event a command triggers is printed before the command
 //! returns. No reconnection: a lost connection ends the session (the shell's
@@ -28,8 +27,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use engine::ErrorCode;
-use herd_server::proto::jute::{self, Reader, Write};
-use herd_server::proto::{opcode, xid, ConnectRequest, ConnectResponse};
+use herd_proto::frame::{Frames, NoFrame};
+use herd_proto::jute::{Malformed, Reader, Write};
+use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse};
 
 /// How long the TCP connect and the handshake may take, per address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -40,6 +40,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest frame accepted from the server: ZooKeeper's default
 /// `jute.maxbuffer` (0xfffff) plus room for headers.
 pub const FRAME_BYTES_MAX: usize = 0xfffff + 1024;
+/// The most one socket read takes while frames are smaller.
+const READ_BYTES_MAX: usize = 16 * 1024;
 
 /// `Watcher.Event.KeeperState` values the shell prints.
 pub mod state {
@@ -136,8 +138,10 @@ impl Client {
         let mut hello = Vec::with_capacity(48);
         ConnectRequest::new_session(timeout_ms).encode(&mut hello);
         stream.write_all(&hello)?;
-        let answer = read_frame(&mut stream)?;
-        let negotiated_timeout_ms = ConnectResponse::opened(&answer)?.timeout_ms;
+        let mut incoming = Frames::new(FRAME_BYTES_MAX, READ_BYTES_MAX);
+        let negotiated_timeout_ms = next_frame(&mut stream, &mut incoming, |answer| {
+            ConnectResponse::opened(answer).map(|r| r.timeout_ms)
+        })??;
         // The server expires a session it hears nothing from for its timeout;
         // ZooKeeper's client gives up reading after two thirds of it.
         let idle = Duration::from_millis((negotiated_timeout_ms as u64 * 2 / 3).max(1000));
@@ -152,7 +156,7 @@ impl Client {
             std::thread::Builder::new()
                 .name("herd-cli-reader".into())
                 .spawn(move || {
-                    read_loop(stream, reply_tx, events, closing);
+                    read_loop(stream, incoming, reply_tx, events, closing);
                     alive.store(false, Ordering::SeqCst);
                 })?
         };
@@ -215,11 +219,7 @@ impl Client {
         body: impl FnOnce(&mut Vec<u8>),
     ) -> Result<Vec<u8>, ErrorCode> {
         let mut frame = Vec::with_capacity(64);
-        let at = jute::begin_frame(&mut frame);
-        frame.i32(xid);
-        frame.i32(op);
-        body(&mut frame);
-        jute::end_frame(&mut frame, at);
+        herd_proto::request(&mut frame, xid, op, body);
         {
             let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
             stream
@@ -254,66 +254,79 @@ impl Drop for Client {
     }
 }
 
-fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
-    let mut len = [0; 4];
-    stream.read_exact(&mut len)?;
-    let len = i32::from_be_bytes(len);
-    if len < 0 || len as usize > FRAME_BYTES_MAX {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frame length {len}"),
-        ));
+/// The next frame from the server, decoded by `decode`; an error once the
+/// connection ends or times out, or if the server sends a frame over
+/// [`FRAME_BYTES_MAX`].
+fn next_frame<T>(
+    stream: &mut TcpStream,
+    frames: &mut Frames,
+    decode: impl FnOnce(&[u8]) -> T,
+) -> io::Result<T> {
+    loop {
+        match frames.take() {
+            Ok(frame) => return Ok(decode(frame)),
+            Err(incomplete @ NoFrame::Incomplete { need }) => {
+                let got = match stream.read(frames.spare(need)) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    read => read?,
+                };
+                if got == 0 {
+                    return Err(incomplete.into());
+                }
+                frames.received(got);
+            }
+            Err(too_large) => return Err(too_large.into()),
+        }
     }
-    let mut frame = vec![0; len as usize];
-    stream.read_exact(&mut frame)?;
-    Ok(frame)
 }
 
 fn read_loop(
     mut stream: TcpStream,
+    mut frames: Frames,
     replies: mpsc::Sender<Frame>,
     events: EventSink,
     closing: Arc<AtomicBool>,
 ) {
-    while let Ok(frame) = read_frame(&mut stream) {
-        let mut r = Reader::new(&frame);
-        let (Ok(xid), Ok(_zxid), Ok(err)) = (r.i32(), r.i64(), r.i32()) else {
-            break;
-        };
-        match xid {
-            xid::NOTIFICATION => {
-                let (Ok(kind), Ok(state), Ok(path)) = (r.i32(), r.i32(), r.string()) else {
-                    break;
-                };
-                events(WatchedEvent {
-                    state,
-                    kind,
-                    path: Some(path),
-                });
-            }
-            xid::PING => {}
-            _ => {
-                if xid == xid::AUTH && err == ErrorCode::AuthFailed.code() {
-                    events(WatchedEvent::session(state::AUTH_FAILED));
-                }
-                let body = frame[16..].to_vec();
-                if replies.send(Frame { xid, err, body }).is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    let route = |frame: &[u8]| route(frame, &replies, &events);
+    while let Ok(Ok(true)) = next_frame(&mut stream, &mut frames, route) {}
     if !closing.load(Ordering::SeqCst) {
         events(WatchedEvent::session(state::DISCONNECTED));
     }
 }
 
+/// Hands one frame from the server to the caller or the event sink; false
+/// once the client is gone.
+fn route(
+    frame: &[u8],
+    replies: &mpsc::Sender<Frame>,
+    events: &EventSink,
+) -> Result<bool, Malformed> {
+    let mut r = Reader::new(frame);
+    let (xid, _zxid, err) = (r.i32()?, r.i64()?, r.i32()?);
+    match xid {
+        xid::NOTIFICATION => {
+            let (kind, state, path) = (r.i32()?, r.i32()?, r.string()?);
+            events(WatchedEvent {
+                state,
+                kind,
+                path: Some(path),
+            });
+        }
+        xid::PING => {}
+        _ => {
+            if xid == xid::AUTH && err == ErrorCode::AuthFailed.code() {
+                events(WatchedEvent::session(state::AUTH_FAILED));
+            }
+            let body = frame[16..].to_vec();
+            return Ok(replies.send(Frame { xid, err, body }).is_ok());
+        }
+    }
+    Ok(true)
+}
+
 fn ping_loop(stream: Arc<Mutex<TcpStream>>, stop: mpsc::Receiver<()>, every: Duration) {
     let mut ping = Vec::with_capacity(12);
-    let at = jute::begin_frame(&mut ping);
-    ping.i32(xid::PING);
-    ping.i32(opcode::PING);
-    jute::end_frame(&mut ping, at);
+    herd_proto::request(&mut ping, xid::PING, opcode::PING, |_| {});
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
         let mut stream = stream.lock().unwrap_or_else(|e| e.into_inner());
         if stream.write_all(&ping).is_err() {

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 
 use engine::acl::Acl;
 use engine::ErrorCode;
-use herd_server::proto::jute::{Reader, Write};
-use herd_server::proto::{opcode, WatcherType};
+use herd_proto::jute::{Reader, Write};
+use herd_proto::{opcode, WatcherType};
 
 use client::{event, state, Client, EventSink, WatchedEvent};
 use command::{ArgError, Parsed, Spec};
@@ -116,7 +116,7 @@ fn keeper(path: &str) -> impl Fn(ErrorCode) -> Failure + '_ {
     move |code| Failure::Keeper(code, Some(path.to_owned()))
 }
 
-fn malformed(_: herd_server::proto::jute::Malformed) -> Failure {
+fn malformed(_: herd_proto::jute::Malformed) -> Failure {
     Failure::Message("malformed reply from the server".into())
 }
 

@@ -1,12 +1,16 @@
 //! ZooKeeper's client protocol: frames, opcodes, and the records of every request
 //! and response (`zookeeper.jute`). Pure: bytes in, typed requests out; typed
-//! results in, bytes out. No I/O.
+//! results in, bytes out. No I/O: the server (`herd-server`), `herd-bench` and
+//! `herd-cli` bring their own sockets and share this codec.
 //!
-//! A frame is a 4-byte big-endian length followed by that many bytes. The first
-//! frame of a connection is a `ConnectRequest`; every later one starts with a
+//! A frame ([`frame`]) is a 4-byte big-endian length followed by that many
+//! bytes, at most the receiver's maximum (`jute.maxbuffer` on the server). The
+//! first frame of a connection is a `ConnectRequest`; every later one starts with a
 //! `RequestHeader {xid, type}`. Replies start with `ReplyHeader {xid, zxid, err}`;
-//! a failed request (other than multi) has no body.
+//! a failed request (other than multi) has no body. The records inside a frame
+//! are jute ([`jute`]).
 
+pub mod frame;
 pub mod jute;
 
 use engine::acl::Acl;
@@ -105,7 +109,7 @@ impl ConnectRequest {
 
     /// Appends the request as a frame (clients' side).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let at = jute::begin_frame(out);
+        let at = frame::begin(out);
         out.i32(self.protocol_version);
         out.i64(self.last_zxid_seen);
         out.i32(self.timeout_ms);
@@ -114,7 +118,7 @@ impl ConnectRequest {
         if let Some(read_only) = self.read_only {
             out.bool(read_only);
         }
-        jute::end_frame(out, at);
+        frame::end(out, at);
     }
 }
 
@@ -138,7 +142,7 @@ pub struct ConnectResponse<'a> {
 impl<'a> ConnectResponse<'a> {
     /// Appends the response as a frame.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let at = jute::begin_frame(out);
+        let at = frame::begin(out);
         out.i32(self.protocol_version);
         out.i32(self.timeout_ms);
         out.i64(self.session_id);
@@ -146,7 +150,7 @@ impl<'a> ConnectResponse<'a> {
         if let Some(read_only) = self.read_only {
             out.bool(read_only);
         }
-        jute::end_frame(out, at);
+        frame::end(out, at);
     }
 
     /// Decodes a response frame (without its length), which holds nothing else,
@@ -472,6 +476,16 @@ fn decode_multi_read(r: &mut Reader<'_>) -> Result<Vec<ReadOp>, Malformed> {
     Ok(ops)
 }
 
+/// Appends a request frame (clients' side): `RequestHeader {xid, type}`, then
+/// the record `body` writes.
+pub fn request(out: &mut Vec<u8>, xid: i32, op: i32, body: impl FnOnce(&mut Vec<u8>)) {
+    let at = frame::begin(out);
+    out.i32(xid);
+    out.i32(op);
+    body(out);
+    frame::end(out, at);
+}
+
 /// Appends a reply frame: header, then `body` when the request succeeded or
 /// `always_body` (multi) is set.
 pub fn reply(
@@ -481,12 +495,12 @@ pub fn reply(
     err: ErrorCode,
     body: impl FnOnce(&mut Vec<u8>),
 ) {
-    let at = jute::begin_frame(out);
+    let at = frame::begin(out);
     out.i32(xid);
     out.i64(zxid);
     out.i32(err.code());
     body(out);
-    jute::end_frame(out, at);
+    frame::end(out, at);
 }
 
 /// Appends a watch notification frame.
@@ -605,10 +619,35 @@ mod tests {
     use super::*;
 
     /// The frame's record, without its 4-byte length.
-    fn record(frame: &[u8]) -> &[u8] {
-        let len = i32::from_be_bytes(frame[..4].try_into().unwrap());
-        assert_eq!(len as usize, frame.len() - 4, "frame length");
-        &frame[4..]
+    fn record(bytes: &[u8]) -> &[u8] {
+        let (body, rest) = frame::split(bytes, usize::MAX).expect("a whole frame");
+        assert!(rest.is_empty(), "one frame");
+        body
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let mut out = Vec::new();
+        request(&mut out, 7, opcode::GET_DATA, |b| {
+            b.string("/a");
+            b.bool(true);
+        });
+        assert_eq!(record(&out).len(), 4 + 4 + 4 + 2 + 1);
+        let get = ReadOp::GetData {
+            path: "/a".into(),
+            watch: true,
+        };
+        assert_eq!(
+            decode_request(record(&out)),
+            Ok((7, opcode::GET_DATA, Request::Read(get)))
+        );
+        out.clear();
+        request(&mut out, xid::PING, opcode::PING, |_| {});
+        assert_eq!(out, [0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 11]);
+        assert_eq!(
+            decode_request(record(&out)),
+            Ok((xid::PING, opcode::PING, Request::Ping))
+        );
     }
 
     #[test]

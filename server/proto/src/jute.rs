@@ -183,19 +183,6 @@ impl Write for Vec<u8> {
     }
 }
 
-/// Starts a length-prefixed frame in `out`; returns where its length goes.
-pub fn begin_frame(out: &mut Vec<u8>) -> usize {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    at
-}
-
-/// Writes the length of the frame begun at `at`.
-pub fn end_frame(out: &mut [u8], at: usize) {
-    let len = (out.len() - at - 4) as i32;
-    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
