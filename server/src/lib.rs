@@ -16,6 +16,7 @@
 //! - [`pipeline`]: the single ordered commit path;
 //! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
 //!   [`epoch`]: a member's acceptedEpoch and currentEpoch files;
+//!   [`quorum`]: members' messages over TCP (election and quorum ports);
 //!   [`fourlw`] and [`stats`]: operations.
 //!
 //! [`Server::start`] is what the `herd` binary and the tests call.
@@ -29,6 +30,7 @@ pub mod inbox;
 pub mod memory;
 pub mod outbox;
 pub mod pipeline;
+pub mod quorum;
 pub mod read;
 pub mod shard;
 pub mod stats;

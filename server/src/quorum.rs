@@ -1,0 +1,407 @@
+//! The quorum transport: members' messages ([`engine::zab::peer::Message`])
+//! over TCP, on the two ports zoo.cfg gives each member: election messages
+//! on the election port, discovery and broadcast on the quorum port.
+//!
+//! ```text
+//!  driver ──send(to, msg)──► encode once ─► bounded queue ─► writer thread ─► TCP
+//!  driver ◄──Event::Message── decoder ◄── reader thread ◄──────────────────── TCP
+//!         ◄──Event::Disconnected(sid)   (a quorum connection broke)
+//! ```
+//!
+//! - One connection per pair of members and port, dialed by the member with
+//!   the higher id (as ZooKeeper's `QuorumCnxManager` keeps only those); it
+//!   carries messages both ways. The dialer retries with backoff, from
+//!   [`RETRY_MIN_MS`] doubling to [`RETRY_MAX_MS`], each attempt bounded by
+//!   `cnxTimeout`.
+//! - A connection opens with a hello frame: [`HELLO_MAGIC`], the dialer's id
+//!   and the port's kind. An unknown member, a wrong port or a bad frame
+//!   closes the connection (only that one).
+//! - Frames are herd-proto's (a 4-byte big-endian length), each holding one
+//!   `zab::wire` body, checksummed; at most [`wire::MAX_BODY`] bytes.
+//! - Sends never block the driver: each connection has a queue of at most
+//!   [`QUEUE_FRAMES`] frames; a member that falls that far behind has its
+//!   connection closed (it reconnects and is synchronised afresh), and a
+//!   message to a member with no connection is dropped (Zab retransmits
+//!   what matters: votes, FOLLOWERINFO, and a learner re-syncs).
+//! - Messages from one member arrive in the order it sent them for as long
+//!   as a connection lasts (Zab relies on it); when a quorum connection
+//!   breaks the driver hears [`Event::Disconnected`].
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use engine::zab::peer::Message;
+use engine::zab::wire::{self, Decoder};
+use engine::zab::Sid;
+use herd_proto::frame::{self, Frames};
+
+/// The first bytes of every connection's hello frame.
+pub const HELLO_MAGIC: &[u8; 8] = b"HERDZAB1";
+/// Most frames queued for one connection before it is closed as too slow.
+pub const QUEUE_FRAMES: usize = 16_384;
+/// The first wait before dialing again, and the longest.
+pub const RETRY_MIN_MS: u64 = 20;
+pub const RETRY_MAX_MS: u64 = 1_000;
+/// How often blocked threads look whether the transport stops.
+const POLL_MS: u64 = 20;
+/// Bytes one read takes while frames are small.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Which of a member's two ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Port {
+    Election,
+    Quorum,
+}
+
+impl Port {
+    fn code(self) -> u8 {
+        match self {
+            Port::Election => 1,
+            Port::Quorum => 2,
+        }
+    }
+
+    /// The port a message travels on.
+    fn of(msg: &Message) -> Port {
+        match msg {
+            Message::Vote(_) => Port::Election,
+            Message::Discovery(_) | Message::Zab(_) => Port::Quorum,
+        }
+    }
+}
+
+/// Where a member listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    pub election: SocketAddr,
+    pub quorum: SocketAddr,
+}
+
+/// What the transport tells its driver.
+#[derive(Debug)]
+pub enum Event {
+    Message(Sid, Message),
+    /// The quorum connection with this member broke.
+    Disconnected(Sid),
+}
+
+/// The listening half, bound before the members are known to one another
+/// (tests bind port 0 and pass the addresses on).
+pub struct Listening {
+    me: Sid,
+    election: TcpListener,
+    quorum: TcpListener,
+}
+
+impl Listening {
+    pub fn bind(me: Sid, at: Addresses) -> io::Result<Listening> {
+        let listen = |addr| {
+            let l = TcpListener::bind(addr)?;
+            l.set_nonblocking(true)?;
+            Ok::<_, io::Error>(l)
+        };
+        Ok(Listening {
+            me,
+            election: listen(at.election)?,
+            quorum: listen(at.quorum)?,
+        })
+    }
+
+    pub fn addresses(&self) -> io::Result<Addresses> {
+        Ok(Addresses {
+            election: self.election.local_addr()?,
+            quorum: self.quorum.local_addr()?,
+        })
+    }
+
+    /// Starts accepting and dialing: `members` are the others, with their
+    /// addresses; events go to `events`.
+    pub fn start(
+        self,
+        members: &[(Sid, Addresses)],
+        connect_timeout: Duration,
+        events: Sender<Event>,
+    ) -> Transport {
+        let shared = Arc::new(Shared {
+            me: self.me,
+            members: members.iter().map(|(sid, _)| *sid).collect(),
+            links: Mutex::new(HashMap::new()),
+            next_link: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
+            events,
+        });
+        let mut threads = Vec::new();
+        for (listener, port) in [(self.election, Port::Election), (self.quorum, Port::Quorum)] {
+            let shared = shared.clone();
+            threads.push(spawn("herd-zab-accept", move || {
+                accept_loop(&shared, listener, port)
+            }));
+        }
+        for &(sid, at) in members.iter().filter(|(sid, _)| *sid < self.me) {
+            for (addr, port) in [(at.election, Port::Election), (at.quorum, Port::Quorum)] {
+                let shared = shared.clone();
+                threads.push(spawn("herd-zab-dial", move || {
+                    dial_loop(&shared, sid, addr, port, connect_timeout)
+                }));
+            }
+        }
+        Transport { shared, threads }
+    }
+}
+
+/// A running transport; [`Transport::stop`] (or dropping it) closes every
+/// connection and joins its threads.
+pub struct Transport {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Transport {
+    /// Sends `msg` to `to` if a connection is up; never blocks.
+    pub fn send(&self, to: Sid, msg: &Message) {
+        let port = Port::of(msg);
+        let frames: Vec<Arc<[u8]>> = wire::encode(msg)
+            .into_iter()
+            .map(|body| {
+                let mut f = Vec::with_capacity(body.len() + frame::HEADER_LEN);
+                let at = frame::begin(&mut f);
+                f.extend_from_slice(&body);
+                frame::end(&mut f, at);
+                Arc::from(f)
+            })
+            .collect();
+        let mut links = self.shared.links.lock().expect("links");
+        let Some(link) = links.get(&(to, port)) else {
+            return;
+        };
+        for f in frames {
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                link.queue.try_send(f)
+            {
+                // Too far behind, or gone: it reconnects and catches up.
+                let _ = link.stream.shutdown(Shutdown::Both);
+                links.remove(&(to, port));
+                return;
+            }
+        }
+    }
+
+    /// Whether a connection to `to` on `port` is up.
+    pub fn is_connected(&self, to: Sid, port: Port) -> bool {
+        let links = self.shared.links.lock().expect("links");
+        links.contains_key(&(to, port))
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let links = std::mem::take(&mut *self.shared.links.lock().expect("links"));
+        for link in links.values() {
+            let _ = link.stream.shutdown(Shutdown::Both);
+        }
+        drop(links);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// One connection's sending side.
+struct Link {
+    id: u64,
+    queue: SyncSender<Arc<[u8]>>,
+    stream: TcpStream,
+}
+
+struct Shared {
+    me: Sid,
+    members: Vec<Sid>,
+    links: Mutex<HashMap<(Sid, Port), Link>>,
+    next_link: AtomicU64,
+    stopping: AtomicBool,
+    events: Sender<Event>,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Serves a connection with `sid` on `port` until it breaks: this
+    /// thread reads, a writer thread writes what the queue holds.
+    fn serve(&self, sid: Sid, port: Port, stream: TcpStream) {
+        let Ok(write_half) = stream.try_clone() else {
+            return;
+        };
+        let (queue, frames) = mpsc::sync_channel(QUEUE_FRAMES);
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let link = Link {
+            id,
+            queue,
+            stream: stream.try_clone().expect("a clone of a live socket"),
+        };
+        if let Some(old) = self.links.lock().expect("links").insert((sid, port), link) {
+            // A member that restarted: its old connection is dead.
+            let _ = old.stream.shutdown(Shutdown::Both);
+        }
+        if self.stopping() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        let writer = spawn("herd-zab-write", move || write_loop(write_half, frames));
+        let _ = self.read_loop(sid, &stream);
+        let _ = stream.shutdown(Shutdown::Both);
+        {
+            let mut links = self.links.lock().expect("links");
+            if links.get(&(sid, port)).is_some_and(|l| l.id == id) {
+                links.remove(&(sid, port));
+            }
+        }
+        let _ = writer.join();
+        if port == Port::Quorum && !self.stopping() {
+            let _ = self.events.send(Event::Disconnected(sid));
+        }
+    }
+
+    fn read_loop(&self, sid: Sid, mut stream: &TcpStream) -> io::Result<()> {
+        let mut frames = Frames::new(wire::MAX_BODY, READ_CHUNK);
+        let mut decoder = Decoder::default();
+        loop {
+            match frames.take() {
+                Ok(body) => {
+                    let decoded = decoder.push(body).map_err(io::Error::other)?;
+                    if let Some(msg) = decoded {
+                        if self.events.send(Event::Message(sid, msg)).is_err() {
+                            return Ok(()); // the driver is gone
+                        }
+                    }
+                }
+                Err(frame::NoFrame::Incomplete { need }) => {
+                    let n = stream.read(frames.spare(need))?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    frames.received(n);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("a transport thread")
+}
+
+fn write_loop(mut stream: TcpStream, frames: Receiver<Arc<[u8]>>) {
+    // Ends when the link is dropped (its sender with it) or the socket fails.
+    while let Ok(f) = frames.recv() {
+        if stream.write_all(&f).is_err() {
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+fn hello(me: Sid, port: Port) -> Vec<u8> {
+    let mut f = Vec::new();
+    let at = frame::begin(&mut f);
+    f.extend_from_slice(HELLO_MAGIC);
+    f.extend_from_slice(&me.to_le_bytes());
+    f.push(port.code());
+    frame::end(&mut f, at);
+    f
+}
+
+/// Reads a hello frame: the dialer's id, if it is a member dialing the
+/// right port.
+fn read_hello(stream: &mut TcpStream, shared: &Shared, port: Port) -> io::Result<Sid> {
+    let expected = hello(0, port).len();
+    let mut buf = vec![0; expected];
+    stream.read_exact(&mut buf)?;
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
+    let (body, _) = frame::split(&buf, expected).map_err(io::Error::from)?;
+    if body.len() != 17 || &body[..8] != HELLO_MAGIC {
+        return Err(bad("not a herd member's hello"));
+    }
+    let sid = Sid::from_le_bytes(body[8..16].try_into().expect("8 bytes"));
+    if body[16] != port.code() {
+        return Err(bad("hello for the other port"));
+    }
+    if sid <= shared.me || !shared.members.contains(&sid) {
+        return Err(bad("hello from a member that does not dial here"));
+    }
+    Ok(sid)
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: TcpListener, port: Port) {
+    let mut served = Vec::new();
+    while !shared.stopping() {
+        match listener.accept() {
+            Ok((mut stream, _)) => {
+                let shared = shared.clone();
+                served.push(spawn("herd-zab-read", move || {
+                    let ready = stream
+                        .set_nonblocking(false)
+                        .and_then(|()| stream.set_read_timeout(Some(Duration::from_secs(5))))
+                        .and_then(|()| read_hello(&mut stream, &shared, port))
+                        .and_then(|sid| stream.set_read_timeout(None).map(|()| sid));
+                    if let Ok(sid) = ready {
+                        let _ = stream.set_nodelay(true);
+                        shared.serve(sid, port, stream);
+                    }
+                }));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(POLL_MS));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(POLL_MS)),
+        }
+        served.retain(|t: &JoinHandle<()>| !t.is_finished());
+    }
+    for t in served {
+        let _ = t.join();
+    }
+}
+
+fn dial_loop(shared: &Shared, sid: Sid, addr: SocketAddr, port: Port, timeout: Duration) {
+    let mut wait = RETRY_MIN_MS;
+    while !shared.stopping() {
+        let connected = TcpStream::connect_timeout(&addr, timeout).and_then(|mut s| {
+            s.set_nodelay(true)?;
+            s.write_all(&hello(shared.me, port))?;
+            Ok(s)
+        });
+        match connected {
+            Ok(stream) => {
+                wait = RETRY_MIN_MS;
+                shared.serve(sid, port, stream);
+            }
+            Err(_) => wait = (wait * 2).min(RETRY_MAX_MS),
+        }
+        // Back off, looking now and then whether to stop.
+        let mut slept = 0;
+        while slept < wait && !shared.stopping() {
+            std::thread::sleep(Duration::from_millis(POLL_MS.min(wait)));
+            slept += POLL_MS;
+        }
+    }
+}
