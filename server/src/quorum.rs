@@ -405,3 +405,114 @@ fn dial_loop(shared: &Shared, sid: Sid, addr: SocketAddr, port: Port, timeout: D
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::zab::broadcast::Message as Zab;
+
+    /// Member 1 listening, knowing member 2 (which would dial it).
+    fn member_one() -> (Transport, Addresses, Receiver<Event>) {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let listening = Listening::bind(
+            1,
+            Addresses {
+                election: any,
+                quorum: any,
+            },
+        )
+        .unwrap();
+        let at = listening.addresses().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Member 2's own ports are never dialed: 1 < 2.
+        let two = Addresses {
+            election: any,
+            quorum: any,
+        };
+        let transport = listening.start(&[(2, two)], Duration::from_millis(200), tx);
+        (transport, at, rx)
+    }
+
+    /// Whether the other end closed `stream` (within a bound).
+    fn closed(stream: &mut TcpStream) -> bool {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        matches!(stream.read(&mut [0; 1]), Ok(0) | Err(_))
+    }
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        let at = frame::begin(&mut f);
+        f.extend_from_slice(body);
+        frame::end(&mut f, at);
+        f
+    }
+
+    #[test]
+    fn strangers_wrong_ports_and_bad_frames_close_only_their_connection() {
+        let (transport, at, events) = member_one();
+        let refused = [
+            (at.quorum, framed(b"GET / HTTP/1.1\r\n\r\n")),
+            (at.quorum, hello(9, Port::Quorum)),
+            (at.quorum, hello(2, Port::Election)),
+            (at.election, hello(1, Port::Election)),
+        ];
+        for (addr, first) in refused {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(&first).unwrap();
+            assert!(closed(&mut s), "{first:?} is refused");
+        }
+        // Member 2, properly: a message arrives; a damaged frame ends the
+        // connection, and the driver hears of it.
+        let mut two = TcpStream::connect(at.quorum).unwrap();
+        two.write_all(&hello(2, Port::Quorum)).unwrap();
+        let ack = Message::Zab(Zab::Ack(7));
+        two.write_all(&framed(&wire::encode(&ack)[0])).unwrap();
+        match events.recv_timeout(Duration::from_secs(5)) {
+            Ok(Event::Message(2, got)) => assert_eq!(got, ack),
+            other => panic!("{other:?}"),
+        }
+        wait_connected(&transport, 2);
+        let mut damaged = wire::encode(&ack).remove(0);
+        damaged[5] ^= 1;
+        two.write_all(&framed(&damaged)).unwrap();
+        assert!(closed(&mut two));
+        match events.recv_timeout(Duration::from_secs(5)) {
+            Ok(Event::Disconnected(2)) => {}
+            other => panic!("{other:?}"),
+        }
+        // It comes back, and messages flow the other way too.
+        let mut two = TcpStream::connect(at.quorum).unwrap();
+        two.write_all(&hello(2, Port::Quorum)).unwrap();
+        wait_connected(&transport, 2);
+        transport.send(2, &ack);
+        let mut frames = Frames::new(wire::MAX_BODY, 1024);
+        two.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let body = loop {
+            match frames.take() {
+                Ok(body) => break body.to_vec(),
+                Err(frame::NoFrame::Incomplete { need }) => {
+                    let n = two.read(frames.spare(need)).unwrap();
+                    assert!(n > 0, "closed before the message");
+                    frames.received(n);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(Decoder::default().push(&body), Ok(Some(ack)));
+        transport.stop();
+        assert!(closed(&mut two), "stopping closes every connection");
+    }
+
+    fn wait_connected(transport: &Transport, sid: Sid) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !transport.is_connected(sid, Port::Quorum) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sid} never connected"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
