@@ -37,7 +37,7 @@ use herd_proto::jute::{Malformed, Write as _};
 use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse, ReadOp, Request};
 
 use crate::fourlw;
-use crate::pipeline::{ConnId, ToPipeline};
+use crate::message::{ConnId, ToPipeline};
 use crate::read::{self, InFlight};
 use crate::shard::Shard;
 use crate::stats::{ConnInfo, Shared};
@@ -120,11 +120,12 @@ pub struct Conn {
     read_only_flag: Cell<bool>,
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
-    let Ok(peer) = stream.peer_addr() else { return };
+/// A connection accepted on `shard`, entered in the shared tables; `None` if
+/// it is over maxClientCnxns for its address (dropping the stream closes it).
+pub fn open(shard: &Shard, id: ConnId, stream: &TcpStream) -> Option<Rc<Conn>> {
+    let peer = stream.peer_addr().ok()?;
     if !shard.shared.admit(peer.ip(), shard.config.max_client_cnxns) {
-        return; // over maxClientCnxns for this address: dropping closes it
+        return None;
     }
     let _ = stream.set_nodelay(true);
     let conn = Rc::new(Conn {
@@ -150,25 +151,30 @@ pub async fn serve(shard: Rc<Shard>, id: ConnId, stream: TcpStream) {
         active: Cell::new(false),
         read_only_flag: Cell::new(true),
     });
-    shard.conns.borrow_mut().insert(id, conn.clone());
     shard
         .shared
         .conns
         .lock()
         .expect("conns lock")
         .insert(id, conn.info.clone());
+    Some(conn)
+}
+
+/// Serves an [`open`] connection until it closes, then drops its watches and
+/// tells the pipeline its session lost it.
+pub async fn serve(shard: &Shard, conn: &Rc<Conn>, stream: TcpStream) {
     let (reader, writer) = futures_lite::io::split(stream);
     let writing = glommio::spawn_local(write_loop(conn.clone(), writer, shard.shared.clone()));
-    let _ = read_loop(&shard, &conn, reader).await;
+    let _ = read_loop(shard, conn, reader).await;
     conn.close();
     writing.await;
-    shard.conns.borrow_mut().remove(&id);
-    shard.watches.borrow_mut().remove_conn(id);
+    shard.watches.borrow_mut().remove_conn(conn.id);
     let session = conn.state.borrow().session;
     if session != 0 {
-        shard
-            .to_pipeline
-            .send(ToPipeline::Disconnected { session, conn: id });
+        shard.to_pipeline.send(ToPipeline::Disconnected {
+            session,
+            conn: conn.id,
+        });
     }
 }
 
@@ -216,7 +222,7 @@ fn malformed(_: Malformed) -> io::Error {
 }
 
 async fn read_loop(
-    shard: &Rc<Shard>,
+    shard: &Shard,
     conn: &Rc<Conn>,
     mut rd: impl AsyncRead + Unpin,
 ) -> io::Result<()> {
@@ -225,7 +231,7 @@ async fn read_loop(
         return Ok(());
     }
     if let Some(word) = fourlw::word(&frames.buffered()[..HEADER_LEN]) {
-        let text = fourlw::answer(shard, word).await;
+        let text = fourlw::answer(&shard.config, &shard.shared, &shard.tree, word).await;
         conn.push_raw(text.as_bytes());
         return Ok(());
     }
@@ -469,7 +475,9 @@ impl Conn {
         shard.counters.received.fetch_add(1, Relaxed);
         self.info.received.fetch_add(1, Relaxed);
         let session = self.session();
-        shard.touch(self);
+        if !self.active.replace(true) {
+            shard.touch(self.id);
+        }
         match request {
             Request::Auth { scheme, auth } => self.authenticate(shard, xid, &scheme, &auth),
             Request::Write(write, kinds) => {
@@ -630,7 +638,19 @@ impl Conn {
                         table: &mut table,
                         unarmed: &mut state.unarmed,
                     };
-                    read::answer(shard, session, &auth, xid, read, &mut out.buf, &mut watches)
+                    let context = read::Context {
+                        tree: &shard.tree,
+                        seen_through: shard.seen_through(),
+                    };
+                    read::answer(
+                        context,
+                        session,
+                        &auth,
+                        xid,
+                        read,
+                        &mut out.buf,
+                        &mut watches,
+                    )
                 };
                 match answered {
                     Ok(added) => {

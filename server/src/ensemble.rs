@@ -17,8 +17,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use crate::config::ConfigError;
-
 /// One `server.N` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerLine {
@@ -164,8 +162,8 @@ fn parse_client(s: &str) -> Result<(Option<String>, u16), String> {
 impl EnsembleConfig {
     /// The mode this configuration starts in, reading `myid` from
     /// `data_dir` when it describes an ensemble; `origin` names the file.
-    pub fn mode(&self, data_dir: &Path, origin: &str) -> Result<Mode, ConfigError> {
-        let err = |what: String| ConfigError(format!("{origin}: {what}"));
+    pub fn mode(&self, data_dir: &Path, origin: &str) -> Result<Mode, String> {
+        let err = |what: String| format!("{origin}: {what}");
         let participants = self.servers.values().filter(|s| !s.observer).count();
         if self.servers.is_empty() || (self.servers.len() == 1 && self.standalone_enabled) {
             if self.observer {
@@ -347,7 +345,7 @@ mod tests {
                     let _ = std::fs::remove_file(dir.join("myid"));
                 }
             }
-            e.mode(&dir, "zoo.cfg").map_err(|e| e.0)
+            e.mode(&dir, "zoo.cfg")
         };
         assert_eq!(
             mode(&EnsembleConfig::default(), None),

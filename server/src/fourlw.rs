@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::config::ALL_FOUR_LETTER_WORDS;
-use crate::shard::Shard;
+use engine::tree::DataTree;
+
+use crate::config::{Config, ALL_FOUR_LETTER_WORDS};
+use crate::stats::Shared;
 
 /// The ZooKeeper release whose client protocol herd serves.
 pub const ZOOKEEPER_VERSION: &str = "3.9.3";
@@ -31,21 +33,18 @@ pub fn word(first: &[u8]) -> Option<&'static str> {
 }
 
 /// The text answering `word`.
-pub async fn answer(shard: &Shard, word: &str) -> String {
-    if !shard.config.four_letter_words.contains(word) {
+pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &str) -> String {
+    if !config.four_letter_words.contains(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
     let watches = match word {
-        "wchs" | "wchp" | "wchc" | "mntr" => shard.shared.watches().await,
+        "wchs" | "wchp" | "wchc" | "mntr" => shared.watches().await,
         _ => Vec::new(),
     };
     // Listing directories is blocking I/O: done off the shard's thread.
     let dir_sizes = match word {
         "dirs" => {
-            let dirs = [
-                shard.config.data_dir.clone(),
-                shard.config.data_log_dir.clone(),
-            ];
+            let dirs = [config.data_dir.clone(), config.data_log_dir.clone()];
             Some(
                 glommio::executor()
                     .spawn_blocking(move || dirs.map(|d| dir_size(&d)))
@@ -54,8 +53,6 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
         }
         _ => None,
     };
-    let shared = &shard.shared;
-    let tree = &shard.tree;
     let mut s = String::new();
     let (min, avg, max) = shared.latency_ms();
     let received = shared.total(|c| &c.received);
@@ -151,7 +148,7 @@ pub async fn answer(shard: &Shard, word: &str) -> String {
             );
         }
         "conf" => {
-            let c = &shard.config;
+            let c = config;
             let _ = writeln!(s, "clientPort={}", shared.client_port.load(Relaxed));
             let _ = writeln!(s, "secureClientPort=-1");
             let _ = writeln!(s, "dataDir={}", c.data_dir.display());

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use futures_lite::AsyncReadExt;
 
-use crate::pipeline::ToShard;
+use crate::message::ToShard;
 
 /// The pipeline's end.
 pub struct InboxSender {

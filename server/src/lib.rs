@@ -10,14 +10,30 @@
 //!
 //! - [`herd_proto`] (a crate of its own, `server/proto/`): frames, jute records
 //!   and opcodes (pure), shared with herd-bench and herd-cli;
+//! - [`message`]: what shards, the pipeline and the log writer send each other;
+//! - [`executor`]: a shard's executor, which accepts and owns connections and
+//!   dispatches the [`inbox`] from the pipeline; [`shard`]: the state its
+//!   connections share, with the [`outbox`] to the pipeline;
 //! - [`conn`]: one connection, its handshake and FIFO order;
 //! - [`read`]: reads answered on the shard; [`watch`]: the shard's watch table;
-//! - [`shard`]: executors, the [`inbox`] from the pipeline and the [`outbox`] to it;
-//! - [`pipeline`]: the single ordered commit path;
+//! - [`pipeline`]: the single ordered commit path; [`storage`]: the log and
+//!   snapshots on disk;
 //! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
 //!   [`epoch`]: a member's acceptedEpoch and currentEpoch files;
 //!   [`quorum`]: members' messages over TCP (election and quorum ports);
 //!   [`fourlw`] and [`stats`]: operations.
+//!
+//! Modules depend on each other without cycles; each uses only those on
+//! earlier lines (and [`memory`], which uses none):
+//!
+//! ```text
+//!  message   ensemble  epoch  quorum
+//!  watch  stats  outbox  inbox  config
+//!  read  fourlw  storage  shard
+//!  conn  pipeline
+//!  executor
+//!  lib (Server)
+//! ```
 //!
 //! [`Server::start`] is what the `herd` binary and the tests call.
 
@@ -25,9 +41,11 @@ pub mod config;
 pub mod conn;
 pub mod ensemble;
 pub mod epoch;
+pub mod executor;
 pub mod fourlw;
 pub mod inbox;
 pub mod memory;
+pub mod message;
 pub mod outbox;
 pub mod pipeline;
 pub mod quorum;
@@ -47,8 +65,10 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 
 pub use config::Config;
+use executor::Executor;
+use message::ToPipeline;
 use outbox::Outbox;
-use pipeline::{Pipeline, ToPipeline};
+use pipeline::Pipeline;
 use shard::Shard;
 use stats::Shared;
 
@@ -74,7 +94,7 @@ impl Server {
             Ok(ensemble::Mode::Member { id, members }) => {
                 return Err(invalid(ensemble::NotReplicated { id, members }.to_string()))
             }
-            Err(e) => return Err(invalid(e.0)),
+            Err(e) => return Err(invalid(e)),
         }
         let config = Arc::new(config);
         let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
@@ -98,7 +118,8 @@ impl Server {
         let log_writer = std::thread::Builder::new().name("herd-log".into()).spawn({
             let shared = shared.clone();
             let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
-            move || storage::write_loop(log, log_rx, durable_tx, shared, delay)
+            let report = move |outcome| durable_tx.send(vec![ToPipeline::Durable(outcome)]).is_ok();
+            move || storage::write_loop(log, log_rx, report, shared, delay)
         })?;
         shared.set_startup(recovered.resume.startup);
         let pipeline = Pipeline::new(
@@ -135,15 +156,9 @@ impl Server {
                         }
                     };
                     let _ = bound_tx.send(listener.local_addr());
-                    let shard = Rc::new(Shard::new(
-                        index,
-                        config,
-                        tree,
-                        shard_shared,
-                        outbox,
-                        queries,
-                    ));
-                    shard.run(listener, inbox).await;
+                    let shard = Shard::new(index, config, tree, shard_shared, outbox);
+                    let executor = Rc::new(Executor::new(shard, queries));
+                    executor.run(listener, inbox).await;
                 })
                 .map_err(|e| io::Error::other(e.to_string()))?;
             shards.push(handle);

@@ -16,7 +16,7 @@ use std::future::poll_fn;
 use std::sync::mpsc::Sender;
 use std::task::{Poll, Waker};
 
-use crate::pipeline::ToPipeline;
+use crate::message::ToPipeline;
 
 pub struct Outbox {
     queue: RefCell<Vec<ToPipeline>>,

@@ -26,7 +26,6 @@ use engine::{ErrorCode, SessionId, ZkResult, Zxid};
 use herd_proto::jute::Write;
 use herd_proto::{masked_acls, ReadOp, ReadResult, SetWatches};
 
-use crate::shard::Shard;
 use crate::watch::{ConnWatches, Registration, WatchKind, WatchTable};
 
 /// A transaction touching what a read depends on is being committed: answer it
@@ -38,12 +37,21 @@ pub struct InFlight;
 /// waits for the next `Committed` instead.
 const ATTEMPTS: usize = 16;
 
+/// What a read needs of its shard.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub tree: &'a DataTree,
+    /// The shard has dispatched every transaction up to this zxid: a
+    /// persistent watch set now fires for changes after it.
+    pub seen_through: Zxid,
+}
+
 /// Answers one read into `out` (a whole reply frame), returning the watches it
 /// asks for; nothing is written on `InFlight`. Registrations go to the caller,
 /// which arms them once the reply is written; `watches` is consulted for
 /// checkWatches and removeWatches.
 pub fn answer(
-    shard: &Shard,
+    shard: Context<'_>,
     session: SessionId,
     auth: &[Id],
     xid: i32,
@@ -51,7 +59,7 @@ pub fn answer(
     out: &mut Vec<u8>,
     watches: &mut ConnWatches<'_>,
 ) -> Result<Vec<Registration>, InFlight> {
-    let tree = &*shard.tree;
+    let tree = shard.tree;
     let zxid = tree.last_zxid();
     let mut added = Vec::new();
     let reply = |out: &mut Vec<u8>, result: ZkResult<()>, body: &dyn Fn(&mut Vec<u8>)| match result
@@ -227,7 +235,7 @@ pub fn answer(
             } else {
                 WatchKind::Persistent
             };
-            register(&mut added, kind, path, shard.seen_through());
+            register(&mut added, kind, path, shard.seen_through);
             reply(out, Ok(()), &|out| out.i32(0))
         }
         ReadOp::SetWatches(w) => {
@@ -385,12 +393,12 @@ fn descendants(tree: &DataTree, path: &str) -> i32 {
 /// Re-registers a reconnecting client's watches; changes it missed since
 /// `relative_zxid` are notified at once instead (ZooKeeper's `DataTree.setWatches`).
 fn set_watches(
-    shard: &Shard,
+    shard: Context<'_>,
     w: &SetWatches,
     out: &mut Vec<u8>,
     added: &mut Vec<Registration>,
 ) -> Result<(), InFlight> {
-    let tree = &*shard.tree;
+    let tree = shard.tree;
     let fire = |out: &mut Vec<u8>, kind: EventType, p: &str| {
         herd_proto::notification(out, -1, kind as i32, p)
     };
@@ -422,7 +430,7 @@ fn set_watches(
             Some(pzxid) => register(WatchKind::Child, p, pzxid),
         }
     }
-    let now = shard.seen_through();
+    let now = shard.seen_through;
     for p in &w.persistent {
         register(WatchKind::Persistent, p, now);
     }

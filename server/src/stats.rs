@@ -8,8 +8,15 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::pipeline::ConnId;
-use crate::storage::Startup;
+use crate::message::ConnId;
+
+/// Start-up timings (ZooKeeper's `startup_*` metrics).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Startup {
+    pub snap_load_ms: u64,
+    pub txns_load_ms: u64,
+    pub txns_loaded: u64,
+}
 
 /// Request latency and packet counters (one per shard).
 #[derive(Default)]

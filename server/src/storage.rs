@@ -22,7 +22,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,8 +34,7 @@ use engine::Zxid;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use crate::config::Config;
-use crate::pipeline::ToPipeline;
-use crate::stats::Shared;
+use crate::stats::{Shared, Startup};
 
 /// Why the log cannot be opened.
 #[derive(Debug)]
@@ -85,14 +84,6 @@ pub struct Resume {
     pub down_since_ms: TimeMs,
     /// How long loading took and how many log records were replayed.
     pub startup: Startup,
-}
-
-/// Start-up timings (ZooKeeper's `startup_*` metrics).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Startup {
-    pub snap_load_ms: u64,
-    pub txns_load_ms: u64,
-    pub txns_loaded: u64,
 }
 
 /// How often a running herd refreshes the lock file's modification time, its
@@ -565,13 +556,17 @@ impl TxnLog {
     }
 }
 
+/// What the log writer reports after each batch: every record up to this
+/// zxid is durable, or why the log failed (after which nothing more is written).
+pub type Durability = Result<Zxid, String>;
+
 /// Runs the log writer: every batch that arrives while a write is in flight joins
-/// the next one (group commit). Reports each durable zxid, or the first error
-/// (after which nothing more is written), to the pipeline.
+/// the next one (group commit). Reports each durable zxid, or the first error,
+/// through `report`, and stops once `report` answers false (no one listens).
 pub fn write_loop(
     mut log: TxnLog,
     batches: Receiver<LogBatch>,
-    pipeline: Sender<Vec<ToPipeline>>,
+    mut report: impl FnMut(Durability) -> bool,
     shared: Arc<Shared>,
     simulated_delay: Duration,
 ) {
@@ -609,7 +604,7 @@ pub fn write_loop(
             failed = true;
             format!("writing the transaction log in {}: {e}", log.dir.display())
         });
-        if pipeline.send(vec![ToPipeline::Durable(outcome)]).is_err() {
+        if !report(outcome) {
             return;
         }
     }

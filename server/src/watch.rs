@@ -21,7 +21,7 @@ use engine::txn::{EventType, WatchEvent};
 use engine::Zxid;
 use herd_proto::WatcherType;
 
-use crate::pipeline::ConnId;
+use crate::message::ConnId;
 
 /// The kinds of registration a connection can hold on a path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
