@@ -28,9 +28,9 @@
 //!   after a failed write or fdatasync nothing more is (reads go on).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use engine::acl::Id;
@@ -102,7 +102,20 @@ pub struct Pipeline {
     /// Transactions committed since the last snapshot, and when the next is due.
     since_snapshot: u64,
     snapshot_at: u64,
-    snapshotting: Arc<AtomicBool>,
+    /// The snapshot being written, if one is: the pipeline does not wait for
+    /// it, except when it stops (see `Drop`), so that no snapshot is left
+    /// half-written under a data directory a new server may already use.
+    snapshot: Option<JoinHandle<()>>,
+}
+
+impl Drop for Pipeline {
+    /// A snapshot still being written finishes before the pipeline is gone
+    /// (and with it the server, its data directory lock released).
+    fn drop(&mut self) {
+        if let Some(t) = self.snapshot.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A point in the second half of `snap_count`, as ZooKeeper picks it.
@@ -169,7 +182,7 @@ impl Pipeline {
             } else {
                 snapshot_point(config_snap_count)
             },
-            snapshotting: Arc::new(AtomicBool::new(false)),
+            snapshot: None,
         }
     }
 
@@ -520,18 +533,16 @@ impl Pipeline {
     /// Starts a background fuzzy snapshot once enough transactions have committed
     /// and none is being written. The pipeline does not wait for it.
     fn maybe_snapshot(&mut self) {
-        if self.since_snapshot < self.snapshot_at || self.snapshotting.swap(true, Ordering::AcqRel)
-        {
+        let busy = self.snapshot.as_ref().is_some_and(|t| !t.is_finished());
+        if self.since_snapshot < self.snapshot_at || busy {
             return;
+        }
+        if let Some(done) = self.snapshot.take() {
+            let _ = done.join();
         }
         self.since_snapshot = 0;
         self.snapshot_at = snapshot_point(self.config.snap_count);
-        let (tree, config, busy, shared) = (
-            self.tree.clone(),
-            self.config.clone(),
-            self.snapshotting.clone(),
-            self.shared.clone(),
-        );
+        let (tree, config, shared) = (self.tree.clone(), self.config.clone(), self.shared.clone());
         let zxid = tree.last_zxid();
         let spawned = std::thread::Builder::new()
             .name("herd-snapshot".into())
@@ -550,11 +561,8 @@ impl Pipeline {
                         config.data_dir.display()
                     );
                 }
-                busy.store(false, Ordering::Release);
             });
-        if spawned.is_err() {
-            self.snapshotting.store(false, Ordering::Release);
-        }
+        self.snapshot = spawned.ok();
     }
 
     /// The log cannot make writes durable: refuse every write not yet durable and
