@@ -278,27 +278,17 @@ impl Shared {
         }
     }
 
+    /// Hands what `sid` sends to the driver until the connection ends, a
+    /// frame is bad, or the driver is gone.
     fn read_loop(&self, sid: Sid, mut stream: &TcpStream) -> io::Result<()> {
         let mut frames = Frames::new(wire::MAX_BODY, READ_CHUNK);
         let mut decoder = Decoder::default();
         loop {
-            match frames.take() {
-                Ok(body) => {
-                    let decoded = decoder.push(body).map_err(io::Error::other)?;
-                    if let Some(msg) = decoded {
-                        if self.events.send(Event::Message(sid, msg)).is_err() {
-                            return Ok(()); // the driver is gone
-                        }
-                    }
+            let decoded = frames.read_from(&mut stream, |body| decoder.push(body))?;
+            if let Some(msg) = decoded.map_err(io::Error::other)? {
+                if self.events.send(Event::Message(sid, msg)).is_err() {
+                    return Ok(());
                 }
-                Err(frame::NoFrame::Incomplete { need }) => {
-                    let n = stream.read(frames.spare(need))?;
-                    if n == 0 {
-                        return Ok(());
-                    }
-                    frames.received(n);
-                }
-                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -489,18 +479,8 @@ mod tests {
         transport.send(2, &ack);
         let mut frames = Frames::new(wire::MAX_BODY, 1024);
         two.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let body = loop {
-            match frames.take() {
-                Ok(body) => break body.to_vec(),
-                Err(frame::NoFrame::Incomplete { need }) => {
-                    let n = two.read(frames.spare(need)).unwrap();
-                    assert!(n > 0, "closed before the message");
-                    frames.received(n);
-                }
-                Err(e) => panic!("{e}"),
-            }
-        };
-        assert_eq!(Decoder::default().push(&body), Ok(Some(ack)));
+        let got = frames.read_from(&mut two, |body| Decoder::default().push(body));
+        assert_eq!(got.unwrap(), Ok(Some(ack)));
         transport.stop();
         assert!(closed(&mut two), "stopping closes every connection");
     }

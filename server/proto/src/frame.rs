@@ -148,6 +148,32 @@ impl Frames {
         assert!(n <= self.buf.len() - self.end, "received more than spare");
         self.end += n;
     }
+
+    /// The next frame from a blocking reader, decoded by `decode`; an error
+    /// once the stream ends (`UnexpectedEof`), or for a frame over the
+    /// maximum (`InvalidData`).
+    pub fn read_from<T>(
+        &mut self,
+        r: &mut impl io::Read,
+        decode: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<T> {
+        loop {
+            match self.take() {
+                Ok(frame) => return Ok(decode(frame)),
+                Err(incomplete @ NoFrame::Incomplete { need }) => {
+                    let got = match r.read(self.spare(need)) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        read => read?,
+                    };
+                    if got == 0 {
+                        return Err(incomplete.into());
+                    }
+                    self.received(got);
+                }
+                Err(too_large) => return Err(too_large.into()),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -309,5 +335,26 @@ mod tests {
         frames.received(4);
         assert_eq!(frames.take(), Err(NoFrame::TooLarge { len: 11, max: 10 }));
         assert_eq!(frames.buffered(), [0, 0, 0, 11], "nothing is taken");
+    }
+
+    #[test]
+    fn read_from_a_blocking_reader_frame_by_frame_until_the_stream_ends() {
+        let mut bytes = frame(b"one");
+        bytes.extend(frame(&[7; 100]));
+        bytes.extend(&frame(b"cut")[..5]);
+        let mut reader = &bytes[..];
+        let mut frames = Frames::new(200, 8);
+        assert_eq!(
+            frames.read_from(&mut reader, <[u8]>::to_vec).unwrap(),
+            b"one"
+        );
+        assert_eq!(frames.read_from(&mut reader, <[u8]>::len).unwrap(), 100);
+        let ended = frames.read_from(&mut reader, <[u8]>::len).unwrap_err();
+        assert_eq!(ended.kind(), io::ErrorKind::UnexpectedEof, "{ended}");
+        let big = frame(&[1; 300]);
+        let err = Frames::new(200, 8)
+            .read_from(&mut &big[..], <[u8]>::len)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     }
 }

@@ -18,7 +18,7 @@
 //! returns. No reconnection: a lost connection ends the session (the shell's
 //! `connect` opens a new one).
 
-use std::io::{self, Read, Write as _};
+use std::io::{self, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use engine::ErrorCode;
-use herd_proto::frame::{Frames, NoFrame};
+use herd_proto::frame::Frames;
 use herd_proto::jute::{Malformed, Reader, Write};
 use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse};
 
@@ -139,7 +139,7 @@ impl Client {
         ConnectRequest::new_session(timeout_ms).encode(&mut hello);
         stream.write_all(&hello)?;
         let mut incoming = Frames::new(FRAME_BYTES_MAX, READ_BYTES_MAX);
-        let negotiated_timeout_ms = next_frame(&mut stream, &mut incoming, |answer| {
+        let negotiated_timeout_ms = incoming.read_from(&mut stream, |answer| {
             ConnectResponse::opened(answer).map(|r| r.timeout_ms)
         })??;
         // The server expires a session it hears nothing from for its timeout;
@@ -254,32 +254,6 @@ impl Drop for Client {
     }
 }
 
-/// The next frame from the server, decoded by `decode`; an error once the
-/// connection ends or times out, or if the server sends a frame over
-/// [`FRAME_BYTES_MAX`].
-fn next_frame<T>(
-    stream: &mut TcpStream,
-    frames: &mut Frames,
-    decode: impl FnOnce(&[u8]) -> T,
-) -> io::Result<T> {
-    loop {
-        match frames.take() {
-            Ok(frame) => return Ok(decode(frame)),
-            Err(incomplete @ NoFrame::Incomplete { need }) => {
-                let got = match stream.read(frames.spare(need)) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    read => read?,
-                };
-                if got == 0 {
-                    return Err(incomplete.into());
-                }
-                frames.received(got);
-            }
-            Err(too_large) => return Err(too_large.into()),
-        }
-    }
-}
-
 fn read_loop(
     mut stream: TcpStream,
     mut frames: Frames,
@@ -288,7 +262,7 @@ fn read_loop(
     closing: Arc<AtomicBool>,
 ) {
     let route = |frame: &[u8]| route(frame, &replies, &events);
-    while let Ok(Ok(true)) = next_frame(&mut stream, &mut frames, route) {}
+    while let Ok(Ok(true)) = frames.read_from(&mut stream, route) {}
     if !closing.load(Ordering::SeqCst) {
         events(WatchedEvent::session(state::DISCONNECTED));
     }
