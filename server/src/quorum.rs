@@ -246,7 +246,7 @@ impl Shared {
     /// Serves a connection with `sid` on `port` until it breaks: this
     /// thread reads, a writer thread writes what the queue holds.
     fn serve(&self, sid: Sid, port: Port, stream: TcpStream) {
-        let Ok(write_half) = stream.try_clone() else {
+        let (Ok(write_half), Ok(closer)) = (stream.try_clone(), stream.try_clone()) else {
             return;
         };
         let (queue, frames) = mpsc::sync_channel(QUEUE_FRAMES);
@@ -254,7 +254,7 @@ impl Shared {
         let link = Link {
             id,
             queue,
-            stream: stream.try_clone().expect("a clone of a live socket"),
+            stream: closer,
         };
         if let Some(old) = self.links.lock().expect("links").insert((sid, port), link) {
             // A member that restarted: its old connection is dead.

@@ -285,14 +285,12 @@ pub struct Leader {
 }
 
 impl Leader {
-    /// Leads `epoch` with its history, of which it holds
-    /// everything up to `durable_to` durably, from `now`.
+    /// Leads `epoch` with its durable history, from `now`.
     pub fn new(
         me: Sid,
         ensemble: &Ensemble,
         epoch: u32,
         history: History,
-        durable_to: Zxid,
         settings: Settings,
         now: Millis,
     ) -> Leader {
@@ -303,7 +301,7 @@ impl Leader {
             ensemble: ensemble.clone(),
             epoch,
             history,
-            durable_to,
+            durable_to: last,
             history_end: last,
             phase: Phase::Syncing,
             counter: 0,
@@ -857,16 +855,7 @@ mod tests {
             limits: LIMITS,
             diff_limit: 10,
         };
-        let last = log.last().map_or(0, |r| r.0);
-        Leader::new(
-            1,
-            &three(),
-            epoch,
-            History::new(0, log, 0),
-            last,
-            settings,
-            0,
-        )
+        Leader::new(1, &three(), epoch, History::new(0, log, 0), settings, 0)
     }
 
     fn sends(out: &Output) -> Vec<(Sid, &'static str)> {

@@ -180,14 +180,15 @@ impl Peer {
         stored: Stored,
         now: Millis,
     ) -> (Peer, Actions) {
-        let history = (stored.epochs.current, last_of(stored.base, &stored.log));
+        let log = History::new(stored.base, stored.log, stored.base);
+        let history = (stored.epochs.current, log.last());
         let (election, out) = Election::start(me, ensemble, history, 1, now);
         let mut peer = Peer {
             me,
             ensemble: ensemble.clone(),
             settings,
             epochs: stored.epochs,
-            log: History::new(stored.base, stored.log, stored.base),
+            log,
             round: 1,
             role: Role::Looking(election),
             incarnation: 0,
@@ -231,17 +232,22 @@ impl Peer {
 
     /// The log as written: its base and records.
     pub fn log(&self) -> (Zxid, &[Record]) {
-        match &self.role {
-            Role::Leading(_, _, Some(b)) => (b.history().base(), b.history().records()),
-            Role::Learning(_, _, Some(l)) => (l.history().base(), l.history().records()),
-            _ => (self.log.base(), self.log.records()),
-        }
+        let history = self.history();
+        (history.base(), history.records())
     }
 
     /// The zxid of the last record of the log as written.
     pub fn last_zxid(&self) -> Zxid {
-        let (base, log) = self.log();
-        last_of(base, log)
+        self.history().last()
+    }
+
+    /// The history: its broadcast role's, or the one kept between roles.
+    fn history(&self) -> &History {
+        match &self.role {
+            Role::Leading(_, _, Some(b)) => b.history(),
+            Role::Learning(_, _, Some(l)) => l.history(),
+            _ => &self.log,
+        }
     }
 
     /// The epochs as written.
@@ -506,14 +512,12 @@ impl Peer {
             // epoch (after every earlier one), and no member acknowledged
             // the epoch before that was durable.
             assert!(self.pending.is_empty(), "established with writes pending");
-            let durable_to = log.last();
             let (me, settings) = (self.me, self.settings);
             *b = Some(broadcast::Leader::new(
                 me,
                 &self.ensemble,
                 epoch,
                 log,
-                durable_to,
                 settings,
                 now,
             ));
@@ -629,11 +633,7 @@ impl Peer {
 
     /// The records committed since last handed out.
     fn newly_committed(&mut self) -> Vec<Record> {
-        let history = match &self.role {
-            Role::Leading(_, _, Some(b)) => b.history(),
-            Role::Learning(_, _, Some(l)) => l.history(),
-            _ => return Vec::new(),
-        };
+        let history = self.history();
         if history.committed() <= self.applied {
             return Vec::new();
         }
@@ -643,15 +643,15 @@ impl Peer {
             history.base(),
             self.applied
         );
-        let applied = self.applied;
-        let committed = history.committed();
-        self.applied = committed;
-        history
+        let (applied, committed) = (self.applied, history.committed());
+        let newly = history
             .records()
             .iter()
             .filter(|r| r.0 > applied && r.0 <= committed)
             .cloned()
-            .collect()
+            .collect();
+        self.applied = committed;
+        newly
     }
 }
 
@@ -667,10 +667,6 @@ fn take_log(log: &mut History, applied: Zxid) -> History {
     let log = std::mem::replace(log, History::new(0, Vec::new(), 0));
     let base = log.base();
     History::new(base, log.into_records(), applied)
-}
-
-fn last_of(base: Zxid, log: &[Record]) -> Zxid {
-    log.last().map_or(base, |r| r.0)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@
 //! | 12   | Ping                                  | sessions u32, then each i64         |
 //! | 13   | Commit                                | zxid i64                            |
 //! | 14   | Inform                                | record                              |
-//! | 16   | Request (a write a learner forwards)  | length u32, bytes                   |
+//! | 16   | Request (a write a learner forwards)  | bytes (the rest of the body)        |
 //!
 //! A Sync is a header, its snapshot (a SNAP's) in chunks, and then one body
 //! per record, so that no body is larger than the largest record
@@ -158,10 +158,7 @@ pub fn encode(msg: &Message) -> Vec<Vec<u8>> {
         }),
         Message::Zab(Zab::Commit(zxid)) => one(13, &|b| put_i64(b, *zxid)),
         Message::Zab(Zab::Inform(r)) => one(14, &|b| put_record(b, r)),
-        Message::Zab(Zab::Request(bytes)) => one(16, &|b| {
-            put_u32(b, bytes.len() as u32);
-            b.extend_from_slice(bytes);
-        }),
+        Message::Zab(Zab::Request(bytes)) => one(16, &|b| b.extend_from_slice(bytes)),
     }
 }
 
@@ -237,13 +234,11 @@ impl Decoder {
                     leader: r.u64()?,
                 };
                 let round = r.u64()?;
-                let state = match r.u8()? {
-                    1 => PeerState::Looking,
-                    2 => PeerState::Following,
-                    3 => PeerState::Leading,
-                    4 => PeerState::Observing,
-                    _ => return Err(WireError::Invalid("peer state")),
-                };
+                let code = r.u8()?;
+                let state = STATES
+                    .into_iter()
+                    .find(|&s| state_code(s) == code)
+                    .ok_or(WireError::Invalid("peer state"))?;
                 Message::Vote(Notification { vote, round, state })
             }
             2 => Message::Discovery(Discovery::FollowerInfo {
@@ -321,12 +316,8 @@ impl Decoder {
             13 => Message::Zab(Zab::Commit(r.i64()?)),
             14 => Message::Zab(Zab::Inform(r.record()?)),
             16 => {
-                let len = r.u32()? as usize;
-                if len > MAX_PAYLOAD {
-                    return Err(WireError::Invalid("request length"));
-                }
                 let bytes = r.rest();
-                if bytes.len() != len {
+                if bytes.len() > MAX_PAYLOAD {
                     return Err(WireError::Invalid("request length"));
                 }
                 Message::Zab(Zab::Request(Payload::from(bytes)))
@@ -339,6 +330,14 @@ impl Decoder {
     }
 }
 
+const STATES: [PeerState; 4] = [
+    PeerState::Looking,
+    PeerState::Following,
+    PeerState::Leading,
+    PeerState::Observing,
+];
+
+/// A peer state's byte, the one table of them.
 fn state_code(state: PeerState) -> u8 {
     match state {
         PeerState::Looking => 1,
