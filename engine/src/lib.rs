@@ -12,12 +12,15 @@
 //! - [`prep`]: ZooKeeper's `PrepRequestProcessor` checks, in its order.
 //! - [`txn`]: transactions, the pending overlay, and `apply`.
 //! - [`session`]: session ids, passwords and expiry.
+//! - [`log`]: the transaction log's format; [`forward`]: what a member
+//!   forwards to its leader; [`snapshot`]: the snapshot format.
 //! - [`acl`], [`path`], [`stat`], [`error`]: the data model's rules and records.
 //! - [`zab`]: the ensemble's protocol, without I/O;
 //!   [`sim`]: the seeded randomness and network that simulations drive it with.
 
 pub mod acl;
 pub mod error;
+pub mod forward;
 pub mod log;
 pub mod op;
 pub mod path;

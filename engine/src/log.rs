@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  0  magic  "HERDTXNL"        8 bytes
-//!  8  format version (1)       u32 LE
+//!  8  format version (1, 2)    u32 LE
 //! 12  reserved (0)             u32 LE
 //! 16  database id              u64 LE   (same for every file of one data dir)
 //! 24  first zxid of the file   i64 LE
@@ -20,7 +20,11 @@
 //! 16  payload: a [`LogEntry`] archived with rkyv (n bytes)
 //! ```
 //!
-//! Zxids are contiguous: every zxid is one transaction. Reading stops at the first
+//! Format 1 is a standalone server's log: each payload is a [`LogEntry`], and
+//! zxids are contiguous, every zxid one transaction. Format 2 is an ensemble
+//! member's: each payload is a [`Proposal`] (the entry and the request it
+//! answers), and the zxids continue by one within an epoch or jump to the
+//! first zxid of a later epoch (see [`follows`]). Reading stops at the first
 //! record that is not whole and valid. If a valid record can still be found after
 //! that point the log is corrupt in the middle and must not be trusted; otherwise
 //! the bad bytes are a torn tail (a write cut short by a crash) and are dropped.
@@ -29,11 +33,14 @@ use rkyv::rancor;
 use rkyv::util::AlignedVec;
 
 use crate::txn::Txn;
-use crate::types::{TimeMs, Zxid};
+use crate::types::{SessionId, TimeMs, Zxid};
 use crate::znode::MAX_DATA;
 
 pub const MAGIC: &[u8; 8] = b"HERDTXNL";
+/// A standalone server's log.
 pub const FORMAT_VERSION: u32 = 1;
+/// An ensemble member's log.
+pub const MEMBER_FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: usize = 32;
 pub const RECORD_HEADER_LEN: usize = 16;
 /// Largest record payload the log holds, written or read: the pipeline refuses
@@ -60,11 +67,32 @@ pub struct LogEntry {
     pub txn: Txn,
 }
 
+/// What a member's log record holds: the transaction, and the request it
+/// answers (ZooKeeper's `TxnHeader` clientId and cxid), so that the member
+/// the client is connected to can answer it when the record commits. A
+/// transaction the server made itself (an expiry, a container sweep) has
+/// session 0.
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Proposal {
+    pub session: SessionId,
+    pub cxid: i32,
+    pub entry: LogEntry,
+}
+
 /// A segment's header fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// [`FORMAT_VERSION`] or [`MEMBER_FORMAT_VERSION`].
+    pub format: u32,
     pub db_id: u64,
     pub first_zxid: Zxid,
+}
+
+/// Whether `next` may follow `prev` in a log of `format`: the next zxid, or
+/// in a member's log the first zxid (counter 1) of a later epoch.
+pub fn follows(format: u32, prev: Zxid, next: Zxid) -> bool {
+    next == prev + 1
+        || (format == MEMBER_FORMAT_VERSION && (next >> 32) > (prev >> 32) && next as u32 == 1)
 }
 
 /// Why log bytes cannot be used.
@@ -87,7 +115,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(MAGIC);
-        h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&self.format.to_le_bytes());
         h[16..24].copy_from_slice(&self.db_id.to_le_bytes());
         h[24..32].copy_from_slice(&self.first_zxid.to_le_bytes());
         h
@@ -103,12 +131,14 @@ impl SegmentHeader {
             ));
         }
         let version = u32::from_le_bytes(h[8..12].try_into().expect("4 bytes"));
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != MEMBER_FORMAT_VERSION {
             return Err(FormatError::BadHeader(format!(
-                "format version {version}, this herd reads {FORMAT_VERSION}"
+                "format version {version}, this herd reads {FORMAT_VERSION} and \
+                 {MEMBER_FORMAT_VERSION}"
             )));
         }
         Ok(SegmentHeader {
+            format: version,
             db_id: u64::from_le_bytes(h[16..24].try_into().expect("8 bytes")),
             first_zxid: i64::from_le_bytes(h[24..32].try_into().expect("8 bytes")),
         })
@@ -142,9 +172,42 @@ pub fn append_record(out: &mut Vec<u8>, zxid: Zxid, payload: &[u8]) {
 
 /// Decodes and validates a record payload.
 pub fn decode_payload(payload: &[u8]) -> Result<LogEntry, FormatError> {
+    decode(payload)
+}
+
+/// The entry a record of a segment of `format` holds (a member's records
+/// wrap theirs in a [`Proposal`]).
+pub fn decode_entry(format: u32, payload: &[u8]) -> Result<LogEntry, FormatError> {
+    if format == MEMBER_FORMAT_VERSION {
+        decode_proposal(payload).map(|p| p.entry)
+    } else {
+        decode_payload(payload)
+    }
+}
+
+/// A member's record payload ([`Proposal`]); `None` if it would be larger
+/// than the log holds.
+pub fn encode_proposal(proposal: &Proposal) -> Option<AlignedVec> {
+    let payload =
+        rkyv::to_bytes::<rancor::Error>(proposal).expect("archiving to memory cannot fail");
+    (payload.len() <= MAX_PAYLOAD).then_some(payload)
+}
+
+/// Decodes and validates a member's record payload.
+pub fn decode_proposal(payload: &[u8]) -> Result<Proposal, FormatError> {
+    decode(payload)
+}
+
+/// Validates and decodes rkyv bytes of `T` (copied to an aligned buffer).
+pub(crate) fn decode<T>(payload: &[u8]) -> Result<T, FormatError>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rancor::Error>>,
+{
     let mut aligned = AlignedVec::<16>::with_capacity(payload.len());
     aligned.extend_from_slice(payload);
-    rkyv::from_bytes::<LogEntry, rancor::Error>(&aligned)
+    rkyv::from_bytes::<T, rancor::Error>(&aligned)
         .map_err(|e| FormatError::BadPayload(e.to_string()))
 }
 
@@ -206,9 +269,19 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, FormatError> {
     let header = SegmentHeader::decode(bytes)?;
     let mut records = Vec::new();
     let mut at = HEADER_LEN;
-    let mut expected = header.first_zxid;
+    let mut prev = header.first_zxid - 1;
     while let Some(rec) = record_at(bytes, at) {
-        if rec.zxid != expected {
+        let continues = if records.is_empty() {
+            rec.zxid == header.first_zxid
+        } else {
+            follows(header.format, prev, rec.zxid)
+        };
+        if !continues {
+            let expected = if records.is_empty() {
+                header.first_zxid
+            } else {
+                prev + 1
+            };
             let ending = Ending::Gap {
                 at,
                 expected,
@@ -222,17 +295,24 @@ pub fn scan(bytes: &[u8]) -> Result<Scan, FormatError> {
             });
         }
         records.push(rec);
-        expected += 1;
+        prev = rec.zxid;
         at = rec.payload_at + rec.payload_len;
     }
     let rest = &bytes[at..];
     let ending = if rest.iter().all(|b| *b == 0) {
         Ending::Clean
     } else {
-        let last = expected - 1;
+        let last = prev;
+        // In a member's log the records after damage may be of a later epoch.
+        let plausible = |zxid: Zxid| {
+            zxid > last
+                && (zxid <= last + ZXID_WINDOW
+                    || (header.format == MEMBER_FORMAT_VERSION
+                        && zxid as u32 as i64 <= ZXID_WINDOW))
+        };
         let later = (at + 1..bytes.len().saturating_sub(RECORD_HEADER_LEN)).find(|&p| {
             let zxid = i64::from_le_bytes(bytes[p + 8..p + 16].try_into().expect("8 bytes"));
-            zxid > last && zxid <= last + ZXID_WINDOW && record_at(bytes, p).is_some()
+            plausible(zxid) && record_at(bytes, p).is_some()
         });
         match later {
             Some(valid_after) => Ending::Corrupt { at, valid_after },
@@ -255,6 +335,7 @@ mod tests {
 
     fn segment(first: Zxid, txns: &[Txn]) -> Vec<u8> {
         let mut bytes = SegmentHeader {
+            format: FORMAT_VERSION,
             db_id: 7,
             first_zxid: first,
         }
@@ -307,6 +388,7 @@ mod tests {
         assert_eq!(
             scan.header,
             SegmentHeader {
+                format: FORMAT_VERSION,
                 db_id: 7,
                 first_zxid: 5
             }
@@ -398,6 +480,71 @@ mod tests {
             assert_eq!(s.ending, ending, "{why}");
             assert_eq!(s.records.len(), kept, "{why}");
         }
+    }
+
+    /// A member's segment with records at `zxids`.
+    fn member_segment(zxids: &[Zxid]) -> Vec<u8> {
+        let mut bytes = SegmentHeader {
+            format: MEMBER_FORMAT_VERSION,
+            db_id: 7,
+            first_zxid: zxids[0],
+        }
+        .encode()
+        .to_vec();
+        for &zxid in zxids {
+            let proposal = Proposal {
+                session: 0x0100_0000_0000_0001,
+                cxid: zxid as i32,
+                entry: LogEntry {
+                    time_ms: 5,
+                    txn: Txn::Delete { path: "/x".into() },
+                },
+            };
+            append_record(&mut bytes, zxid, &encode_proposal(&proposal).unwrap());
+        }
+        bytes
+    }
+
+    #[test]
+    fn a_members_log_jumps_only_to_the_start_of_a_later_epoch() {
+        let e = |epoch: i64, counter: i64| (epoch << 32) | counter;
+        let s = scan(&member_segment(&[e(1, 7), e(1, 8), e(3, 1), e(3, 2)])).unwrap();
+        assert_eq!(s.ending, Ending::Clean);
+        assert_eq!(s.records.len(), 4);
+        let payload = &member_segment(&[e(1, 7)])[HEADER_LEN + RECORD_HEADER_LEN..];
+        let decoded = decode_proposal(payload.split_at(s.records[0].payload_len).0).unwrap();
+        assert_eq!(
+            (decoded.session, decoded.cxid),
+            (0x0100_0000_0000_0001, e(1, 7) as i32)
+        );
+        for bad in [[e(1, 7), e(1, 9)], [e(1, 7), e(3, 2)], [e(3, 1), e(1, 8)]] {
+            let s = scan(&member_segment(&bad)).unwrap();
+            assert!(
+                matches!(s.ending, Ending::Gap { found, .. } if found == bad[1]),
+                "{bad:x?}: {:?}",
+                s.ending
+            );
+        }
+        // A standalone log never jumps.
+        let mut standalone = member_segment(&[e(1, 8), e(3, 1)]);
+        standalone[8] = FORMAT_VERSION as u8;
+        assert!(matches!(
+            scan(&standalone).unwrap().ending,
+            Ending::Gap { .. }
+        ));
+        // Damage followed by a record of a later epoch is damage, not a torn tail.
+        let mut damaged = member_segment(&[e(1, 7), e(1, 8), e(4, 1)]);
+        let second = HEADER_LEN + RECORD_HEADER_LEN + first_payload_len(&damaged);
+        damaged[second + 20] ^= 0xff;
+        assert!(matches!(
+            scan(&damaged).unwrap().ending,
+            Ending::Corrupt { .. }
+        ));
+    }
+
+    /// The payload length of a segment's first record.
+    fn first_payload_len(bytes: &[u8]) -> usize {
+        u32::from_le_bytes(bytes[HEADER_LEN..HEADER_LEN + 4].try_into().unwrap()) as usize
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl CreateMode {
 }
 
 /// A create of any kind (create, create2, createContainer, createTTL).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct CreateOp {
     pub path: String,
     pub data: Data,
@@ -69,8 +69,19 @@ pub struct CreateOp {
     pub ttl_ms: i64,
 }
 
-/// A request that goes through the commit pipeline.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A request that goes through the commit pipeline. Archived (rkyv) when a
+/// member forwards it to its leader ([`crate::forward`]).
+#[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+// A multi holds operations: the recursive field needs its bounds spelled out.
+#[rkyv(serialize_bounds(
+    __S: rkyv::ser::Writer + rkyv::ser::Allocator + rkyv::ser::Sharing,
+    __S::Error: rkyv::rancor::Source,
+))]
+#[rkyv(deserialize_bounds(__D: rkyv::de::Pooling, __D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(
+    __C: rkyv::validation::ArchiveContext + rkyv::validation::SharedContext,
+    __C::Error: rkyv::rancor::Source,
+)))]
 pub enum WriteOp {
     Create(CreateOp),
     Delete {
@@ -91,7 +102,7 @@ pub enum WriteOp {
         path: String,
         version: i32,
     },
-    Multi(Vec<WriteOp>),
+    Multi(#[rkyv(omit_bounds)] Vec<WriteOp>),
     /// Server-initiated removal of an empty container or an expired TTL node.
     DeleteContainer {
         path: String,

@@ -120,6 +120,7 @@ fn replaying_the_log_rebuilds_the_same_tree() {
         }
 
         let mut segment = log::SegmentHeader {
+            format: log::FORMAT_VERSION,
             db_id: 1,
             first_zxid: 1,
         }

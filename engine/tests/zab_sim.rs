@@ -256,10 +256,14 @@ impl Sim {
         }
         self.changed(sid)?;
         if actions.snapshot_wanted {
+            // A driver that applies on another thread hands over a state a
+            // few records behind what its peer handed out.
+            let lag = self.rng.below(4);
             let m = self.member(sid);
+            let kept = &m.state[..m.state.len().saturating_sub(lag)];
             let snapshot = Snapshot {
-                zxid: m.applied,
-                data: encode_state(&m.state),
+                zxid: kept.last().map_or(0, |r| r.0),
+                data: encode_state(kept),
             };
             self.step(sid, |p, _| p.snapshot(snapshot))?;
         }

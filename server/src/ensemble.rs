@@ -14,7 +14,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 /// One `server.N` line.
@@ -67,26 +66,6 @@ pub enum Mode {
         id: u64,
         members: usize,
     },
-}
-
-/// A valid ensemble configuration that herd cannot serve yet.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NotReplicated {
-    pub id: u64,
-    pub members: usize,
-}
-
-impl fmt::Display for NotReplicated {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "this configuration makes server {} a member of an ensemble of {} servers, and \
-             herd does not run as a replicated ensemble yet; it refuses rather than serve \
-             alone what clients would take for the ensemble. Without its server.N lines \
-             (or with a single one) it runs standalone",
-            self.id, self.members
-        )
-    }
 }
 
 /// Parses the value of `server.<id>`; `Err` says what is wrong with it.

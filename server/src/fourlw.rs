@@ -37,6 +37,14 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
     if !config.four_letter_words.contains(word) {
         return format!("{word} is not executed because it is not in the whitelist.\n");
     }
+    // As ZooKeeper: words about the serving state wait for a member to serve.
+    let about_serving = matches!(
+        word,
+        "srvr" | "stat" | "mntr" | "cons" | "crst" | "srst" | "dump" | "wchs" | "wchc" | "wchp"
+    );
+    if about_serving && shared.mode().is_none() {
+        return "This ZooKeeper instance is not currently serving requests\n".to_owned();
+    }
     let watches = match word {
         "wchs" | "wchp" | "wchc" | "mntr" => shared.watches().await,
         _ => Vec::new(),
@@ -75,7 +83,7 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             conns.values().map(|c| c.queued.load(Relaxed)).sum::<u64>()
         );
         let _ = writeln!(s, "Zxid: 0x{:x}", tree.last_zxid());
-        let _ = writeln!(s, "Mode: standalone");
+        let _ = writeln!(s, "Mode: {}", shared.mode().unwrap_or_default());
         let _ = writeln!(s, "Node count: {}", tree.node_count());
     };
     let cons = |s: &mut String| {
@@ -181,7 +189,7 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
                 .sum();
             let rows: [(&str, String); 15] = [
                 ("zk_version", version()),
-                ("zk_server_state", "standalone".into()),
+                ("zk_server_state", shared.mode().unwrap_or_default().into()),
                 ("zk_ephemerals_count", ephemerals.to_string()),
                 ("zk_num_alive_connections", conns.len().to_string()),
                 ("zk_avg_latency", format!("{avg:.4}")),

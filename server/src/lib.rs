@@ -8,6 +8,11 @@
 //!                                 └─ Committed{zxid, events} + reply ─► shards
 //! ```
 //!
+//! An ensemble member adds its Zab driver ([`member`]) behind the pipeline:
+//! leading, the pipeline's records become proposals and commit once a quorum
+//! logged them; following, it forwards writes to the leader and applies
+//! what commits.
+//!
 //! - [`herd_proto`] (a crate of its own, `server/proto/`): frames, jute records
 //!   and opcodes (pure), shared with herd-bench and herd-cli;
 //! - [`message`]: what shards, the pipeline and the log writer send each other;
@@ -21,6 +26,7 @@
 //! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
 //!   [`epoch`]: a member's acceptedEpoch and currentEpoch files;
 //!   [`quorum`]: members' messages over TCP (election and quorum ports);
+//!   [`member`]: an ensemble member's Zab driver (peer, transport, storage);
 //!   [`fourlw`] and [`stats`]: operations.
 //!
 //! Modules depend on each other without cycles; each uses only those on
@@ -30,7 +36,8 @@
 //!  message   ensemble  epoch  quorum
 //!  watch  stats  outbox  inbox  config
 //!  read  fourlw  storage  shard
-//!  conn  pipeline
+//!  conn  member
+//!  pipeline
 //!  executor
 //!  lib (Server)
 //! ```
@@ -44,6 +51,7 @@ pub mod epoch;
 pub mod executor;
 pub mod fourlw;
 pub mod inbox;
+pub mod member;
 pub mod memory;
 pub mod message;
 pub mod outbox;
@@ -66,6 +74,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 pub use config::Config;
 use executor::Executor;
+use member::{Member, ToMember};
 use message::ToPipeline;
 use outbox::Outbox;
 use pipeline::Pipeline;
@@ -78,6 +87,8 @@ pub struct Server {
     to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
     pipeline: Option<JoinHandle<()>>,
     log_writer: Option<JoinHandle<()>>,
+    /// An ensemble member's Zab driver and what stops it.
+    member: Option<(mpsc::Sender<ToMember>, JoinHandle<()>)>,
     shards: Vec<glommio::ExecutorJoinHandle<()>>,
     /// The autopurge thread and what stops it (dropping the sender).
     purger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
@@ -87,48 +98,74 @@ impl Server {
     /// Starts the pipeline and the shards, bound to the configured client port
     /// (port 0 picks a free one: see [`Server::client_addr`]). A configuration
     /// of an ensemble is refused (`InvalidInput`): herd runs standalone only.
-    pub fn start(config: Config) -> io::Result<Server> {
+    pub fn start(mut config: Config) -> io::Result<Server> {
         let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-        match config.ensemble.mode(&config.data_dir, "the configuration") {
-            Ok(ensemble::Mode::Standalone) => {}
-            Ok(ensemble::Mode::Member { id, members }) => {
-                return Err(invalid(ensemble::NotReplicated { id, members }.to_string()))
+        let mode = config
+            .ensemble
+            .mode(&config.data_dir, "the configuration")
+            .map_err(invalid)?;
+        let (to_pipeline, pipeline_inbox) = mpsc::channel();
+        let (tree, resume, sink, member, log_writer) = match mode {
+            ensemble::Mode::Standalone => {
+                let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
+                for warning in &recovered.warnings {
+                    eprintln!("herd: warning: {warning}");
+                }
+                let (log_tx, log_rx) = mpsc::channel();
+                let durable_tx = to_pipeline.clone();
+                let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
+                let writer = move |shared| {
+                    let report =
+                        move |outcome| durable_tx.send(vec![ToPipeline::Durable(outcome)]).is_ok();
+                    move || storage::write_loop(log, log_rx, report, shared, delay)
+                };
+                let sink = pipeline::Sink::Log(log_tx);
+                (recovered.tree, recovered.resume, sink, None, Some(writer))
             }
-            Err(e) => return Err(invalid(e)),
-        }
+            ensemble::Mode::Member { id, .. } => {
+                config.server_id = id as u8;
+                if let Some(port) = config.ensemble.servers[&id].client.as_ref().map(|c| c.1) {
+                    config.client_port = port;
+                }
+                let (tree, resume, to_member, member) =
+                    start_member(&config, id, to_pipeline.clone())?;
+                (
+                    tree,
+                    resume,
+                    pipeline::Sink::Zab(to_member.clone()),
+                    Some((to_member, member)),
+                    None,
+                )
+            }
+        };
         let config = Arc::new(config);
-        let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
-        for warning in &recovered.warnings {
-            eprintln!("herd: warning: {warning}");
-        }
-        let tree = Arc::new(recovered.tree);
+        let tree = Arc::new(tree);
         memory::release_freed();
         let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
             .unzip();
         let shared = Arc::new(Shared::new(query_senders));
-        let (to_pipeline, pipeline_inbox) = mpsc::channel();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| inbox::inbox())
             .collect::<io::Result<Vec<_>>>()?
             .into_iter()
             .unzip();
-        let (log_tx, log_rx) = mpsc::channel();
-        let durable_tx = to_pipeline.clone();
-        let log_writer = std::thread::Builder::new().name("herd-log".into()).spawn({
-            let shared = shared.clone();
-            let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
-            let report = move |outcome| durable_tx.send(vec![ToPipeline::Durable(outcome)]).is_ok();
-            move || storage::write_loop(log, log_rx, report, shared, delay)
-        })?;
-        shared.set_startup(recovered.resume.startup);
+        let log_writer = match log_writer {
+            Some(writer) => Some(
+                std::thread::Builder::new()
+                    .name("herd-log".into())
+                    .spawn(writer(shared.clone()))?,
+            ),
+            None => None,
+        };
+        shared.set_startup(resume.startup);
         let pipeline = Pipeline::new(
             config.clone(),
             tree.clone(),
             shared.clone(),
             senders,
-            recovered.resume,
-            log_tx,
+            resume,
+            sink,
         );
         let pipeline = std::thread::Builder::new()
             .name("herd-pipeline".into())
@@ -191,7 +228,8 @@ impl Server {
             client_addr: addr,
             to_pipeline,
             pipeline: Some(pipeline),
-            log_writer: Some(log_writer),
+            log_writer,
+            member,
             shards,
             purger,
         })
@@ -209,11 +247,15 @@ impl Server {
 
     fn shutdown(&mut self) {
         let _ = self.to_pipeline.send(vec![ToPipeline::Stop]);
+        if let Some((to_member, _)) = &self.member {
+            let _ = to_member.send(ToMember::Stop);
+        }
         self.join();
     }
 
     fn join(&mut self) {
-        for t in [self.pipeline.take(), self.log_writer.take()]
+        let member = self.member.take().map(|(_, t)| t);
+        for t in [self.pipeline.take(), self.log_writer.take(), member]
             .into_iter()
             .flatten()
         {
@@ -238,4 +280,109 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The secret every member derives session passwords from, so that a session
+/// moves between members with its password. Fixed, as ZooKeeper's is: the
+/// password only keeps clients from taking over sessions by mistake.
+const ENSEMBLE_SECRET: [u8; 16] = *b"herd ensemble v1";
+
+/// The longest DIFF a leader sends before it sends a SNAP instead, in records.
+const DIFF_LIMIT: usize = 10_000;
+
+/// Opens a member's storage, binds its election and quorum ports, and starts
+/// its Zab driver: the tree to serve from, how the pipeline resumes, and
+/// the driver's inbox and thread.
+fn start_member(
+    config: &Config,
+    me: u64,
+    to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
+) -> io::Result<(
+    engine::tree::DataTree,
+    storage::Resume,
+    mpsc::Sender<ToMember>,
+    JoinHandle<()>,
+)> {
+    use engine::zab::broadcast::{Limits, Settings};
+    use engine::zab::peer::{Peer, Stored};
+    use std::net::ToSocketAddrs;
+
+    let e = &config.ensemble;
+    let (log, recovered) = storage::open_member(config).map_err(io::Error::other)?;
+    for warning in &recovered.warnings {
+        eprintln!("herd: warning: {warning}");
+    }
+    let last = recovered.records.last().map_or(recovered.base, |r| r.0);
+    let epochs = epoch::EpochFiles::new(&config.data_dir)
+        .load(last)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let resolve = |host: &str, port: u16| {
+        (host, port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::other(format!("{host}: no address")))
+    };
+    let mut members = Vec::new();
+    for line in e.servers.values() {
+        let at = quorum::Addresses {
+            election: resolve(&line.host, line.election_port)?,
+            quorum: resolve(&line.host, line.quorum_port)?,
+        };
+        members.push((line.id, at));
+    }
+    let mine = members
+        .iter()
+        .find(|m| m.0 == me)
+        .expect("mode checked myid")
+        .1;
+    let bind = if e.quorum_listen_on_all_ips {
+        let any = |a: SocketAddr| SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), a.port());
+        quorum::Addresses {
+            election: any(mine.election),
+            quorum: any(mine.quorum),
+        }
+    } else {
+        mine
+    };
+    let listening = quorum::Listening::bind(me, bind)?;
+    let others: Vec<_> = members.into_iter().filter(|m| m.0 != me).collect();
+    let (to_member, inbox) = mpsc::channel();
+    let net = to_member.clone();
+    let transport = listening.start(
+        &others,
+        std::time::Duration::from_millis(e.cnx_timeout_ms),
+        move |event| net.send(ToMember::Net(event)).is_ok(),
+    );
+    let ensemble = engine::zab::quorum::Ensemble::new(
+        e.servers.values().filter(|s| !s.observer).map(|s| s.id),
+        e.servers.values().filter(|s| s.observer).map(|s| s.id),
+    )
+    .map_err(|e| io::Error::other(e.to_string()))?;
+    let tick = u64::from(config.tick_time_ms);
+    let settings = Settings {
+        limits: Limits {
+            tick_ms: tick,
+            init_ms: tick * u64::from(e.init_limit_ticks),
+            sync_ms: tick * u64::from(e.sync_limit_ticks),
+        },
+        diff_limit: DIFF_LIMIT,
+    };
+    let stored = Stored {
+        epochs,
+        base: recovered.base,
+        log: recovered.records,
+    };
+    let began = std::time::Instant::now();
+    let peer = Peer::start(me, &ensemble, settings, stored, 0);
+    let data_dir = config.data_dir.clone();
+    let member = Member::new(peer, transport, log, data_dir, to_pipeline, began);
+    let thread = std::thread::Builder::new()
+        .name("herd-zab".into())
+        .spawn(move || member.run(inbox))?;
+    let resume = storage::Resume {
+        secret: ENSEMBLE_SECRET,
+        down_since_ms: engine::types::now_ms(),
+        startup: stats::Startup::default(),
+    };
+    Ok((recovered.tree, resume, to_member, thread))
 }

@@ -1,12 +1,13 @@
-//! The messages shards, the commit pipeline and the log writer exchange. Only
-//! types: this module uses nothing else of the server's, so every module can
-//! name them.
+//! The messages shards, the commit pipeline, the log writer and an ensemble
+//! member's Zab driver exchange. Only types: this module uses nothing else of
+//! the server's, so every module can name them.
 
 use std::sync::Arc;
 
 use engine::acl::Id;
 use engine::op::{OpResult, WriteOp};
 use engine::txn::WatchEvent;
+use engine::zab::broadcast::{Payload, Record, Snapshot};
 use engine::{SessionId, Zxid};
 use herd_proto::ConnectRequest;
 
@@ -42,7 +43,41 @@ pub enum ToPipeline {
     /// From the log writer (`storage::Durability`): everything up to this
     /// zxid is durable, or the log failed.
     Durable(Result<Zxid, String>),
+    /// From an ensemble member's Zab driver.
+    Zab(FromZab),
     Stop,
+}
+
+/// Whether and how an ensemble member serves clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serving {
+    /// Looking for a leader, or synchronising: no client is served.
+    No,
+    /// Leading with a quorum; its next proposal takes zxid `next`.
+    Leading { next: Zxid },
+    /// Following (or observing) a leader it is synchronised with.
+    Following,
+}
+
+/// What an ensemble member's Zab driver tells the pipeline, in the order it
+/// happened.
+#[derive(Debug)]
+pub enum FromZab {
+    /// The member now serves so. `term` counts these changes: proposals made
+    /// for an earlier term are dropped.
+    Role { serving: Serving, term: u64 },
+    /// Records committed, in zxid order: each once, across roles.
+    Commit(Vec<Record>),
+    /// A leader's snapshot replaces the state (SNAP), before later commits.
+    Install(Snapshot),
+    /// Requests learners forwarded to this leader (`engine::forward`).
+    Requests(Vec<Payload>),
+    /// Sessions learners' clients were active in.
+    Touched(Vec<SessionId>),
+    /// The leader needs a snapshot of the state to SNAP a learner with.
+    SnapshotWanted,
+    /// The member's storage failed: it no longer takes part.
+    Failed(String),
 }
 
 /// What the pipeline sends to a shard, in order.

@@ -34,7 +34,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use engine::acl::Id;
-use engine::log::{self, LogEntry};
+use engine::forward::{self, Forwarded, Request};
+use engine::log::{self, LogEntry, Proposal};
 use engine::op::{OpResult, WriteOp};
 use engine::prep::{self, Context};
 use engine::session::{self, SessionTracker};
@@ -42,13 +43,15 @@ use engine::stat::NodeKind;
 use engine::tree::DataTree;
 use engine::txn::{apply, AclCache, Change, Pending, Txn, View, WatchEvent};
 use engine::types::now_ms;
+use engine::zab::broadcast::{Payload, Record, Snapshot};
 use engine::{ErrorCode, SessionId, Zxid};
 use herd_proto::ConnectRequest;
 
 use crate::config::Config;
 use crate::inbox::InboxSender;
-use crate::message::{ConnId, ToPipeline, ToShard};
-use crate::stats::Shared;
+use crate::member::ToMember;
+use crate::message::{ConnId, FromZab, Serving, ToPipeline, ToShard};
+use crate::stats::{self, Shared};
 use crate::storage::{self, LogBatch, Resume};
 
 /// Most messages taken from the inbox into one batch.
@@ -90,7 +93,8 @@ pub struct Pipeline {
     next_container_check: Instant,
     next_expiry_check: Instant,
     super_ids: Arc<[Id]>,
-    log: Sender<LogBatch>,
+    /// The log writer (standalone only).
+    log: Option<Sender<LogBatch>>,
     /// Records of transactions prepared since the last batch went to the log.
     log_buf: Vec<u8>,
     log_first: Option<Zxid>,
@@ -106,6 +110,31 @@ pub struct Pipeline {
     /// it, except when it stops (see `Drop`), so that no snapshot is left
     /// half-written under a data directory a new server may already use.
     snapshot: Option<JoinHandle<()>>,
+    /// Set when this server is an ensemble member.
+    member: Option<Replicated>,
+}
+
+/// An ensemble member's side of the pipeline. Leading, it prepares writes as
+/// a standalone server does, but hands their records to Zab, which reports
+/// them committed (in place of the log writer's durable). Following, it
+/// forwards its clients' requests to the leader and applies what Zab
+/// commits, answering its clients from the records that name them. Not
+/// serving, it closes every client connection and refuses new ones (clients
+/// move to another member with their sessions).
+struct Replicated {
+    to: Sender<ToMember>,
+    serving: Serving,
+    term: u64,
+    /// Requests forwarded to the leader, by (session, cxid): who waits.
+    forwarded: HashMap<(SessionId, i32), Waiting>,
+    /// Records prepared since the last batch went to Zab.
+    proposals: Vec<(Zxid, Payload)>,
+}
+
+/// A client waiting for its forwarded request to commit.
+enum Waiting {
+    Reply(Origin),
+    Connect { shard: usize, conn: ConnId },
 }
 
 impl Drop for Pipeline {
@@ -116,6 +145,14 @@ impl Drop for Pipeline {
             let _ = t.join();
         }
     }
+}
+
+/// Where prepared records go to become durable.
+pub enum Sink {
+    /// A standalone server's log writer.
+    Log(Sender<LogBatch>),
+    /// An ensemble member's Zab driver.
+    Zab(Sender<ToMember>),
 }
 
 /// A point in the second half of `snap_count`, as ZooKeeper picks it.
@@ -131,8 +168,12 @@ impl Pipeline {
         shared: Arc<Shared>,
         shards: Vec<InboxSender>,
         resume: Resume,
-        log: Sender<LogBatch>,
+        sink: Sink,
     ) -> Pipeline {
+        let (log, member) = match sink {
+            Sink::Log(log) => (Some(log), None),
+            Sink::Zab(to) => (None, Some(to)),
+        };
         let n = shards.len();
         let check = Duration::from_millis(config.container_check_interval_ms);
         let config_snap_count = config.snap_count;
@@ -183,7 +224,23 @@ impl Pipeline {
                 snapshot_point(config_snap_count)
             },
             snapshot: None,
+            member: member.map(|to| Replicated {
+                to,
+                serving: Serving::No,
+                term: 0,
+                forwarded: HashMap::new(),
+                proposals: Vec::new(),
+            }),
         }
+    }
+
+    fn serving(&self) -> Option<Serving> {
+        self.member.as_ref().map(|m| m.serving)
+    }
+
+    /// Whether this pipeline prepares writes: standalone, or leading.
+    fn prepares(&self) -> bool {
+        matches!(self.serving(), None | Some(Serving::Leading { .. }))
     }
 
     /// Runs until `Stop` arrives or every sender is gone.
@@ -251,52 +308,39 @@ impl Pipeline {
                 op,
             } => {
                 let origin = Origin { shard, conn, xid };
-                if self.failed.is_some() {
-                    let refused = OpResult::Error(ErrorCode::SystemError);
-                    entries.push(Entry::reply(self.zxid, origin, refused));
-                    return;
+                match self.serving() {
+                    Some(Serving::Following) => {
+                        let request = Request::Write(op);
+                        self.forward(session, auth.to_vec(), request, Waiting::Reply(origin));
+                    }
+                    Some(Serving::No) => self.close(origin.shard, origin.conn),
+                    _ => self.write(Some(origin), session, xid, &auth, op, entries),
                 }
-                if !self.tracker.touch(session, now) {
-                    let result = OpResult::Error(ErrorCode::SessionExpired);
-                    entries.push(Entry::reply(self.zxid, origin, result));
-                    return;
-                }
-                if op == WriteOp::CloseSession {
-                    self.tracker.set_closing(session);
-                }
-                let closes = (op == WriteOp::CloseSession).then_some(session);
-                let Some((mut entry, result)) = self.execute(&op, session, &auth) else {
-                    // Its record would not fit the log: refused as ZooKeeper
-                    // refuses a request over jute.maxbuffer, by closing the
-                    // connection (once the session's earlier replies are out).
-                    eprintln!(
-                        "herd: closing the connection of session 0x{session:x}: its request \
-                         would need a log record over {} bytes",
-                        log::MAX_PAYLOAD
-                    );
-                    let close = ToShard::Close { conn: origin.conn };
-                    entries.push(Entry {
-                        message: Some((origin.shard, close)),
-                        ..Entry::empty(self.zxid)
-                    });
-                    return;
-                };
-                entry.reply = Some((origin, result));
-                entry.closes_session = closes;
-                entries.push(entry);
             }
             ToPipeline::Sync { shard, conn, xid } => {
-                entries.push(Entry::reply(
-                    self.zxid,
-                    Origin { shard, conn, xid },
-                    OpResult::Check,
-                ));
-            }
-            ToPipeline::Touch(sessions) => {
-                for s in sessions {
-                    self.tracker.touch(s, now);
+                let origin = Origin { shard, conn, xid };
+                match self.serving() {
+                    Some(Serving::Following) => {
+                        // The leader answers with a record of its own, committed
+                        // after everything it committed before.
+                        let session = self.owner_of(conn);
+                        self.forward(session, Vec::new(), Request::Sync, Waiting::Reply(origin));
+                    }
+                    Some(Serving::No) => self.close(shard, conn),
+                    _ => entries.push(Entry::reply(self.zxid, origin, OpResult::Check)),
                 }
             }
+            ToPipeline::Touch(sessions) => match &self.member {
+                Some(m) if m.serving == Serving::Following => {
+                    let _ = m.to.send(ToMember::Touch(sessions));
+                }
+                _ => {
+                    for s in sessions {
+                        self.tracker.touch(s, now);
+                    }
+                }
+            },
+            ToPipeline::Zab(from) => self.zab(from, entries),
             ToPipeline::Disconnected { session, conn } => {
                 if self.owners.get(&session).is_some_and(|(_, c)| *c == conn) {
                     self.owners.remove(&session);
@@ -308,6 +352,317 @@ impl Pipeline {
         }
     }
 
+    /// Prepares a client's write: from this server's client (`origin`, who
+    /// gets the reply) or forwarded by a learner (`None`: the learner answers
+    /// when the record commits, so every outcome is a record).
+    fn write(
+        &mut self,
+        origin: Option<Origin>,
+        session: SessionId,
+        cxid: i32,
+        auth: &[Id],
+        op: WriteOp,
+        entries: &mut Vec<Entry>,
+    ) {
+        let refused = if self.failed.is_some() {
+            Some(ErrorCode::SystemError)
+        } else if !self.tracker.touch(session, now_ms()) {
+            Some(ErrorCode::SessionExpired)
+        } else {
+            None
+        };
+        if let Some(code) = refused {
+            let result = OpResult::Error(code);
+            match origin {
+                Some(origin) => entries.push(Entry::reply(self.zxid, origin, result)),
+                None => {
+                    let txn = Txn::Error(code.code());
+                    entries.push(self.record_only(session, cxid, txn));
+                }
+            }
+            return;
+        }
+        if op == WriteOp::CloseSession {
+            self.tracker.set_closing(session);
+        }
+        let closes = (op == WriteOp::CloseSession).then_some(session);
+        let Some((mut entry, result)) = self.execute(&op, session, cxid, auth) else {
+            // Its record would not fit the log: refused as ZooKeeper
+            // refuses a request over jute.maxbuffer, by closing the
+            // connection (once the session's earlier replies are out).
+            eprintln!(
+                "herd: closing the connection of session 0x{session:x}: its request \
+                 would need a log record over {} bytes",
+                log::MAX_PAYLOAD
+            );
+            match origin {
+                Some(origin) => {
+                    let close = ToShard::Close { conn: origin.conn };
+                    entries.push(Entry {
+                        message: Some((origin.shard, close)),
+                        ..Entry::empty(self.zxid)
+                    });
+                }
+                None => {
+                    let txn = Txn::Error(ErrorCode::MarshallingError.code());
+                    entries.push(self.record_only(session, cxid, txn));
+                }
+            }
+            return;
+        };
+        entry.reply = origin.map(|o| (o, result));
+        entry.closes_session = closes;
+        entries.push(entry);
+    }
+
+    /// A transaction that changes nothing, only answering a forwarded request.
+    fn record_only(&mut self, session: SessionId, cxid: i32, txn: Txn) -> Entry {
+        self.zxid += 1;
+        let entry = LogEntry {
+            time_ms: now_ms(),
+            txn,
+        };
+        let payload = encode(self.member.is_some(), session, cxid, entry)
+            .expect("a record without data is small");
+        self.record(&payload);
+        Entry {
+            is_txn: true,
+            ..Entry::empty(self.zxid)
+        }
+    }
+
+    /// What Zab reports (an ensemble member only).
+    fn zab(&mut self, from: FromZab, entries: &mut Vec<Entry>) {
+        match from {
+            FromZab::Role { serving, term } => self.role(serving, term),
+            FromZab::Commit(records) => {
+                if self.prepares() {
+                    // Leading: every record committed is one this pipeline
+                    // prepared in this term (see `member`).
+                    if let Some((zxid, _)) = records.last() {
+                        self.durable_zxid = self.durable_zxid.max(*zxid);
+                    }
+                } else {
+                    for record in records {
+                        self.apply_committed(record);
+                    }
+                    self.flush();
+                }
+            }
+            FromZab::Install(snapshot) => self.install(snapshot),
+            FromZab::Requests(requests) => {
+                for bytes in requests {
+                    match forward::decode(&bytes) {
+                        Ok(f) if self.prepares() => self.forwarded(f, entries),
+                        Ok(_) => {} // led no more: the learner looks again too
+                        Err(e) => eprintln!("herd: a learner forwarded a bad request: {e}"),
+                    }
+                }
+            }
+            FromZab::Touched(sessions) => {
+                let now = now_ms();
+                for s in sessions {
+                    self.tracker.touch(s, now);
+                }
+            }
+            FromZab::SnapshotWanted => {
+                let zxid = self.tree.last_zxid();
+                let data = engine::snapshot::encode(&self.tree, zxid);
+                if let Some(m) = &self.member {
+                    let snapshot = Snapshot {
+                        zxid,
+                        data: Payload::from(data),
+                    };
+                    let _ = m.to.send(ToMember::Snapshot(snapshot));
+                }
+            }
+            FromZab::Failed(why) => self.fail(why),
+        }
+    }
+
+    /// A request a learner forwarded, prepared as the leader's own clients'
+    /// are; its record answers it.
+    fn forwarded(&mut self, f: Forwarded, entries: &mut Vec<Entry>) {
+        let Forwarded {
+            session,
+            cxid,
+            auth,
+            request,
+        } = f;
+        match request {
+            Request::Write(op) => self.write(None, session, cxid, &auth, op, entries),
+            Request::CreateSession { timeout_ms } => {
+                let entry = if self.failed.is_some() {
+                    self.record_only(session, cxid, Txn::Error(ErrorCode::SystemError.code()))
+                } else {
+                    self.create_session(session, cxid, timeout_ms)
+                };
+                entries.push(entry);
+            }
+            Request::Sync => {
+                let check = WriteOp::Check {
+                    path: "/".to_owned(),
+                    version: -1,
+                };
+                self.write(None, session, cxid, &auth, check, entries);
+            }
+        }
+    }
+
+    /// The member's role changed. Whatever this pipeline prepared and has not
+    /// seen committed is forgotten (what of it commits comes back as
+    /// records), and its clients are disconnected: they reconnect, to this
+    /// member or another, with their sessions.
+    fn role(&mut self, serving: Serving, term: u64) {
+        let Some(m) = &mut self.member else {
+            return;
+        };
+        m.serving = serving;
+        m.term = term;
+        let mode = match serving {
+            Serving::No => stats::MODE_NOT_SERVING,
+            Serving::Leading { .. } => stats::MODE_LEADER,
+            Serving::Following if self.config.ensemble.observer => stats::MODE_OBSERVER,
+            Serving::Following => stats::MODE_FOLLOWER,
+        };
+        self.shared
+            .mode
+            .store(mode, std::sync::atomic::Ordering::Relaxed);
+        m.proposals.clear();
+        let waiting: Vec<Waiting> = m.forwarded.drain().map(|(_, w)| w).collect();
+        for w in waiting {
+            let (shard, conn) = match w {
+                Waiting::Reply(o) => (o.shard, o.conn),
+                Waiting::Connect { shard, conn } => (shard, conn),
+            };
+            self.out[shard].push(ToShard::Close { conn });
+        }
+        for (_, entries) in std::mem::take(&mut self.awaiting) {
+            for entry in entries {
+                if let Some((origin, _)) = entry.reply {
+                    self.out[origin.shard].push(ToShard::Close { conn: origin.conn });
+                }
+                if let Some((shard, ToShard::Connected { conn, .. })) = entry.message {
+                    self.out[shard].push(ToShard::Close { conn });
+                }
+            }
+        }
+        for (_, (shard, conn)) in self.owners.drain() {
+            self.out[shard].push(ToShard::Close { conn });
+        }
+        self.pending = Pending::default();
+        self.zxid = self.tree.last_zxid();
+        self.durable_zxid = self.zxid;
+        if let Serving::Leading { next } = serving {
+            self.zxid = next - 1;
+            self.durable_zxid = self.zxid;
+            let now = now_ms();
+            self.tracker = SessionTracker::new(self.config.server_id, now);
+            for (session, timeout_ms) in self.tree.sessions() {
+                self.tracker.add(session, timeout_ms, now);
+            }
+        }
+        self.flush();
+    }
+
+    /// Applies a record Zab committed that this pipeline did not prepare
+    /// (following): to the tree, its watches to every shard, and its answer
+    /// to the client waiting here for it, if one is.
+    fn apply_committed(&mut self, (zxid, payload): Record) {
+        let proposal = match log::decode_proposal(&payload) {
+            Ok(p) => p,
+            Err(e) => return self.fail(format!("a committed record at 0x{zxid:x}: {e}")),
+        };
+        let Proposal {
+            session,
+            cxid,
+            entry,
+        } = proposal;
+        let mut view = View::new(
+            &self.tree,
+            &mut self.pending,
+            &mut self.acls,
+            zxid,
+            entry.time_ms,
+        );
+        let mut events = Vec::new();
+        let result = apply(&entry.txn, &mut view, &mut events);
+        let changes = view.into_changes();
+        self.tree.commit(zxid, &changes);
+        self.pending.retire(zxid, &changes);
+        self.zxid = zxid;
+        self.durable_zxid = zxid;
+        let events: Option<Arc<[WatchEvent]>> = (!events.is_empty()).then(|| events.into());
+        for out in &mut self.out {
+            out.push(ToShard::Committed {
+                zxid,
+                events: events.clone(),
+            });
+        }
+        let waiting = self
+            .member
+            .as_mut()
+            .and_then(|m| m.forwarded.remove(&(session, cxid)));
+        if let Txn::CloseSession { session: closed } = entry.txn {
+            if let Some((shard, conn)) = self.owners.remove(&closed) {
+                let answered = matches!(&waiting, Some(Waiting::Reply(o)) if o.conn == conn);
+                if !answered {
+                    self.out[shard].push(ToShard::Close { conn });
+                }
+            }
+        }
+        match (waiting, &entry.txn) {
+            (Some(Waiting::Reply(origin)), _) => {
+                self.out[origin.shard].push(ToShard::Reply {
+                    conn: origin.conn,
+                    xid: origin.xid,
+                    zxid,
+                    result,
+                });
+            }
+            (Some(Waiting::Connect { shard, conn }), Txn::CreateSession { timeout_ms, .. }) => {
+                self.owners.insert(session, (shard, conn));
+                let password = session::password(&self.secret, session);
+                self.out[shard].push(ToShard::Connected {
+                    conn,
+                    session,
+                    timeout_ms: *timeout_ms,
+                    password,
+                });
+            }
+            (Some(Waiting::Connect { shard, conn }), _) => {
+                self.out[shard].push(ToShard::Connected {
+                    conn,
+                    session: 0,
+                    timeout_ms: 0,
+                    password: [0; 16],
+                });
+            }
+            (None, _) => {}
+        }
+    }
+
+    /// Replaces the state with a leader's snapshot (SNAP). No client is
+    /// served meanwhile (the member is synchronising).
+    fn install(&mut self, snapshot: Snapshot) {
+        match engine::snapshot::load(&snapshot.data) {
+            Ok((zxid, tree)) => {
+                self.tree.replace_with(tree);
+                self.zxid = zxid;
+                self.durable_zxid = zxid;
+                self.pending = Pending::default();
+                for out in &mut self.out {
+                    out.push(ToShard::Committed { zxid, events: None });
+                }
+                self.flush();
+            }
+            Err(e) => self.fail(format!(
+                "the leader's snapshot at 0x{:x}: {e}",
+                snapshot.zxid
+            )),
+        }
+    }
+
     /// Validates and applies one write to the pending view, taking a zxid and
     /// encoding its log record; returns the entry to commit and the write's
     /// result. `None`, with nothing changed, if the record would be larger than
@@ -316,8 +671,10 @@ impl Pipeline {
         &mut self,
         op: &WriteOp,
         session: SessionId,
+        cxid: i32,
         auth: &[Id],
     ) -> Option<(Entry, OpResult)> {
+        let is_member = self.member.is_some();
         self.zxid += 1;
         let time_ms = now_ms();
         let ctx = Context {
@@ -338,7 +695,7 @@ impl Pipeline {
             time_ms,
             txn: prepared.txn,
         };
-        let Some(payload) = log::encode_payload(&entry) else {
+        let Some(payload) = encode(is_member, session, cxid, entry) else {
             view.rollback(mark);
             self.zxid -= 1;
             return None;
@@ -368,6 +725,11 @@ impl Pipeline {
             timeout_ms: 0,
             password: [0; 16],
         };
+        let following = match self.serving() {
+            Some(Serving::No) => return self.close(shard, conn),
+            Some(Serving::Following) => true,
+            _ => false,
+        };
         if request.session_id == 0 {
             if self.failed.is_some() {
                 entries.push(Entry {
@@ -378,44 +740,48 @@ impl Pipeline {
             }
             let session = self.tracker.next_session_id();
             let timeout_ms = self.config.negotiate_timeout(request.timeout_ms);
-            self.zxid += 1;
-            let mut view = View::new(
-                &self.tree,
-                &mut self.pending,
-                &mut self.acls,
-                self.zxid,
-                now,
-            );
-            let txn = Txn::CreateSession {
-                session,
-                timeout_ms,
-            };
-            apply(&txn, &mut view, &mut Vec::new());
-            let changes = view.into_changes();
-            let payload = log::encode_payload(&LogEntry { time_ms: now, txn })
-                .expect("a createSession record is small");
-            self.record(&payload);
-            self.tracker.add(session, timeout_ms, now);
+            if following {
+                // The leader creates it; the client hears once that commits.
+                let request = Request::CreateSession { timeout_ms };
+                self.forward(
+                    session,
+                    Vec::new(),
+                    request,
+                    Waiting::Connect { shard, conn },
+                );
+                return;
+            }
+            let mut entry = self.create_session(session, 0, timeout_ms);
             self.owners.insert(session, (shard, conn));
             let password = session::password(&self.secret, session);
-            let connected = ToShard::Connected {
-                conn,
-                session,
-                timeout_ms,
-                password,
-            };
-            entries.push(Entry {
-                changes,
-                is_txn: true,
-                message: Some((shard, connected)),
-                ..Entry::empty(self.zxid)
-            });
+            entry.message = Some((
+                shard,
+                ToShard::Connected {
+                    conn,
+                    session,
+                    timeout_ms,
+                    password,
+                },
+            ));
+            entries.push(entry);
             return;
         }
         let session = request.session_id;
-        let valid = request.password == session::password(&self.secret, session)
-            && self.tracker.touch(session, now);
-        let connected = match (valid, self.tracker.timeout_ms(session)) {
+        let password_ok = request.password == session::password(&self.secret, session);
+        // A learner knows the sessions its tree holds, and tells the leader
+        // this one is alive; the leader tracks them.
+        let timeout = if following {
+            let timeout = self.tree.session_timeout(session);
+            if let (true, Some(_), Some(m)) = (password_ok, timeout, &self.member) {
+                let _ = m.to.send(ToMember::Touch(vec![session]));
+            }
+            timeout
+        } else if password_ok && self.tracker.touch(session, now) {
+            self.tracker.timeout_ms(session)
+        } else {
+            None
+        };
+        let connected = match (password_ok, timeout) {
             (true, Some(timeout_ms)) => {
                 if let Some((old_shard, old_conn)) = self.owners.insert(session, (shard, conn)) {
                     if old_conn != conn {
@@ -438,16 +804,89 @@ impl Pipeline {
         });
     }
 
+    /// Prepares a createSession (a leader's or a standalone server's).
+    fn create_session(&mut self, session: SessionId, cxid: i32, timeout_ms: i32) -> Entry {
+        let now = now_ms();
+        self.zxid += 1;
+        let mut view = View::new(
+            &self.tree,
+            &mut self.pending,
+            &mut self.acls,
+            self.zxid,
+            now,
+        );
+        let txn = Txn::CreateSession {
+            session,
+            timeout_ms,
+        };
+        apply(&txn, &mut view, &mut Vec::new());
+        let changes = view.into_changes();
+        let payload = encode(
+            self.member.is_some(),
+            session,
+            cxid,
+            LogEntry { time_ms: now, txn },
+        )
+        .expect("a createSession record is small");
+        self.record(&payload);
+        self.tracker.add(session, timeout_ms, now);
+        Entry {
+            changes,
+            is_txn: true,
+            ..Entry::empty(self.zxid)
+        }
+    }
+
+    /// Sends a client's request to the leader; `waiting` is answered when
+    /// the record that answers it commits.
+    fn forward(
+        &mut self,
+        session: SessionId,
+        auth: Vec<engine::acl::Id>,
+        request: Request,
+        waiting: Waiting,
+    ) {
+        let m = self.member.as_mut().expect("only a member forwards");
+        let cxid = match &waiting {
+            Waiting::Reply(origin) => origin.xid,
+            Waiting::Connect { .. } => 0,
+        };
+        let forwarded = Forwarded {
+            session,
+            cxid,
+            auth,
+            request,
+        };
+        let payload = Payload::from(forward::encode(&forwarded).as_slice());
+        if m.to.send(ToMember::Forward(payload)).is_ok() {
+            m.forwarded.insert((session, cxid), waiting);
+        }
+    }
+
+    /// The session a connection holds (0 if none).
+    fn owner_of(&self, conn: ConnId) -> SessionId {
+        self.owners
+            .iter()
+            .find_map(|(s, (_, c))| (*c == conn).then_some(*s))
+            .unwrap_or(0)
+    }
+
+    /// Closes a connection now (a member that does not serve).
+    fn close(&mut self, shard: usize, conn: ConnId) {
+        self.out[shard].push(ToShard::Close { conn });
+        self.flush();
+    }
+
     /// Closes sessions past their deadline; checked every tick, not every batch.
     fn expire_sessions(&mut self, entries: &mut Vec<Entry>) {
         let now = Instant::now();
-        if now < self.next_expiry_check || self.failed.is_some() {
+        if now < self.next_expiry_check || self.failed.is_some() || !self.prepares() {
             return;
         }
         self.next_expiry_check = now + self.config.session_check_interval();
         for session in self.tracker.expired(now_ms()) {
             let (mut entry, _) = self
-                .execute(&WriteOp::CloseSession, session, &[])
+                .execute(&WriteOp::CloseSession, session, 0, &[])
                 .expect("a closeSession record is small");
             entry.closes_session = Some(session);
             entries.push(entry);
@@ -458,7 +897,7 @@ impl Pipeline {
     /// past their TTL (ZooKeeper's `ContainerManager`).
     fn check_containers(&mut self, entries: &mut Vec<Entry>) {
         let now = Instant::now();
-        if now < self.next_container_check || self.failed.is_some() {
+        if now < self.next_container_check || self.failed.is_some() || !self.prepares() {
             return;
         }
         self.next_container_check =
@@ -488,7 +927,7 @@ impl Pipeline {
         let ids = self.super_ids.clone();
         for path in candidates {
             let (entry, _) = self
-                .execute(&WriteOp::DeleteContainer { path }, 0, &ids)
+                .execute(&WriteOp::DeleteContainer { path }, 0, 0, &ids)
                 .expect("a delete's record is small");
             entries.push(entry);
         }
@@ -496,21 +935,35 @@ impl Pipeline {
 
     /// Appends the record of the transaction at `self.zxid` to the batch.
     fn record(&mut self, payload: &[u8]) {
+        if let Some(m) = &mut self.member {
+            m.proposals.push((self.zxid, Payload::from(payload)));
+            return;
+        }
         self.log_first.get_or_insert(self.zxid);
         log::append_record(&mut self.log_buf, self.zxid, payload);
     }
 
-    /// Hands the batch's records to the log writer; the batch commits once the
-    /// writer reports them durable. Meanwhile the next batch is prepared.
+    /// Hands the batch's records to the log writer (or, leading, to Zab); the
+    /// batch commits once the writer reports them durable (Zab, committed).
+    /// Meanwhile the next batch is prepared.
     fn make_durable(&mut self, entries: Vec<Entry>) {
-        if let Some(first_zxid) = self.log_first.take() {
+        if let Some(m) = &mut self.member {
+            if !m.proposals.is_empty() {
+                let records = std::mem::take(&mut m.proposals);
+                let term = m.term;
+                if m.to.send(ToMember::Propose { term, records }).is_err() {
+                    self.fail("the ensemble member stopped".to_owned());
+                }
+            }
+        } else if let Some(first_zxid) = self.log_first.take() {
             let bytes = std::mem::take(&mut self.log_buf);
             let batch = LogBatch {
                 bytes,
                 first_zxid,
                 last_zxid: self.zxid,
             };
-            if self.log.send(batch).is_err() {
+            let sent = self.log.as_ref().is_some_and(|log| log.send(batch).is_ok());
+            if !sent {
                 self.fail("the log writer stopped".to_owned());
             }
         }
@@ -534,7 +987,9 @@ impl Pipeline {
     /// and none is being written. The pipeline does not wait for it.
     fn maybe_snapshot(&mut self) {
         let busy = self.snapshot.as_ref().is_some_and(|t| !t.is_finished());
-        if self.since_snapshot < self.snapshot_at || busy {
+        // A member does not snapshot on its own yet: a fuzzy snapshot would
+        // need its log replayed over it before Zab hands the records out.
+        if self.since_snapshot < self.snapshot_at || busy || self.member.is_some() {
             return;
         }
         if let Some(done) = self.snapshot.take() {
@@ -644,6 +1099,25 @@ impl Pipeline {
                 shard.send(std::mem::take(out));
             }
         }
+    }
+}
+
+/// A record's payload: a standalone log's entry, or a member's proposal
+/// naming the request. `None` if it is larger than the log holds.
+fn encode(
+    member: bool,
+    session: SessionId,
+    cxid: i32,
+    entry: LogEntry,
+) -> Option<impl std::ops::Deref<Target = [u8]>> {
+    if member {
+        log::encode_proposal(&Proposal {
+            session,
+            cxid,
+            entry,
+        })
+    } else {
+        log::encode_payload(&entry)
     }
 }
 

@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -122,12 +122,13 @@ impl Listening {
     }
 
     /// Starts accepting and dialing: `members` are the others, with their
-    /// addresses; events go to `events`.
+    /// addresses; events go to `events`, which answers false once no one
+    /// listens.
     pub fn start(
         self,
         members: &[(Sid, Addresses)],
         connect_timeout: Duration,
-        events: Sender<Event>,
+        events: impl Fn(Event) -> bool + Send + Sync + 'static,
     ) -> Transport {
         let shared = Arc::new(Shared {
             me: self.me,
@@ -135,7 +136,7 @@ impl Listening {
             links: Mutex::new(HashMap::new()),
             next_link: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
-            events,
+            events: Box::new(events),
         });
         let mut threads = Vec::new();
         for (listener, port) in [(self.election, Port::Election), (self.quorum, Port::Quorum)] {
@@ -235,7 +236,7 @@ struct Shared {
     links: Mutex<HashMap<(Sid, Port), Link>>,
     next_link: AtomicU64,
     stopping: AtomicBool,
-    events: Sender<Event>,
+    events: Box<dyn Fn(Event) -> bool + Send + Sync>,
 }
 
 impl Shared {
@@ -274,7 +275,7 @@ impl Shared {
         }
         let _ = writer.join();
         if port == Port::Quorum && !self.stopping() {
-            let _ = self.events.send(Event::Disconnected(sid));
+            (self.events)(Event::Disconnected(sid));
         }
     }
 
@@ -286,7 +287,7 @@ impl Shared {
         loop {
             let decoded = frames.read_from(&mut stream, |body| decoder.push(body))?;
             if let Some(msg) = decoded.map_err(io::Error::other)? {
-                if self.events.send(Event::Message(sid, msg)).is_err() {
+                if !(self.events)(Event::Message(sid, msg)) {
                     return Ok(());
                 }
             }
@@ -419,7 +420,9 @@ mod tests {
             election: any,
             quorum: any,
         };
-        let transport = listening.start(&[(2, two)], Duration::from_millis(200), tx);
+        let transport = listening.start(&[(2, two)], Duration::from_millis(200), move |e| {
+            tx.send(e).is_ok()
+        });
         (transport, at, rx)
     }
 

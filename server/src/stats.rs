@@ -117,7 +117,16 @@ pub struct Shared {
     pub shards: Vec<Arc<Counters>>,
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// How the server serves: one of the `MODE_` codes.
+    pub mode: std::sync::atomic::AtomicU8,
 }
+
+/// [`Shared::mode`] codes.
+pub const MODE_STANDALONE: u8 = 0;
+pub const MODE_NOT_SERVING: u8 = 1;
+pub const MODE_LEADER: u8 = 2;
+pub const MODE_FOLLOWER: u8 = 3;
+pub const MODE_OBSERVER: u8 = 4;
 
 impl Shared {
     pub fn new(watch_queries: Vec<async_channel::Sender<WatchQuery>>) -> Shared {
@@ -130,6 +139,19 @@ impl Shared {
             shards: (0..shards).map(|_| Arc::new(Counters::default())).collect(),
             conns: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
+            mode: std::sync::atomic::AtomicU8::new(MODE_STANDALONE),
+        }
+    }
+
+    /// The mode `srvr`, `stat` and `mntr` report (`standalone`, `leader`,
+    /// `follower`, `observer`); `None` while an ensemble member does not serve.
+    pub fn mode(&self) -> Option<&'static str> {
+        match self.mode.load(std::sync::atomic::Ordering::Relaxed) {
+            MODE_STANDALONE => Some("standalone"),
+            MODE_LEADER => Some("leader"),
+            MODE_FOLLOWER => Some("follower"),
+            MODE_OBSERVER => Some("observer"),
+            _ => None,
         }
     }
 

@@ -30,6 +30,7 @@ use engine::log::{self, Ending, SegmentHeader, HEADER_LEN};
 use engine::tree::DataTree;
 use engine::txn::{replay_noting, AclCache, Reparented};
 use engine::types::{now_ms, TimeMs};
+use engine::zab::broadcast::{Payload, Record};
 use engine::Zxid;
 use io_uring::{opcode, squeue, types, IoUring};
 
@@ -42,6 +43,9 @@ pub enum StorageError {
     Io(PathBuf, io::Error),
     Locked(PathBuf),
     Damaged(String),
+    /// The data directory belongs to a server of the other mode (standalone
+    /// or ensemble member).
+    OtherMode(String),
 }
 
 impl std::fmt::Display for StorageError {
@@ -56,6 +60,7 @@ impl std::fmt::Display for StorageError {
             StorageError::Damaged(why) => {
                 write!(f, "transaction log damaged: {why}; refusing to start")
             }
+            StorageError::OtherMode(why) => write!(f, "{why}; refusing to start"),
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct LogBatch {
 /// The appendable end of the log.
 pub struct TxnLog {
     dir: PathBuf,
+    /// The format of the segments it writes (`engine::log`).
+    format: u32,
     db_id: u64,
     file: Option<File>,
     offset: u64,
@@ -148,11 +155,18 @@ fn persistent_random<const N: usize>(dir: &Path, name: &str) -> Result<[u8; N], 
     }
 }
 
-/// Locks the data directories, replays the log into a fresh tree, and returns the
-/// log positioned for appending.
-pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
-    let dir = config.data_log_dir.clone();
-    for d in [&config.data_dir, &dir] {
+/// The data directories, locked, and what start-up reads before the log.
+struct Locked {
+    lock: File,
+    last_beat_ms: TimeMs,
+    db_id: u64,
+    secret: [u8; 16],
+}
+
+/// Creates and locks the data directories (a second process is refused).
+fn lock(config: &Config) -> Result<Locked, StorageError> {
+    let dir = &config.data_log_dir;
+    for d in [&config.data_dir, dir] {
         std::fs::create_dir_all(d).map_err(io_at(d))?;
     }
     let lock_path = dir.join("herd.lock");
@@ -172,6 +186,24 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         .map_or(0, |d| d.as_millis() as TimeMs);
     let db_id = u64::from_le_bytes(persistent_random::<8>(&config.data_dir, "herd.dbid")?);
     let secret = persistent_random::<16>(&config.data_dir, "herd.secret")?;
+    Ok(Locked {
+        lock,
+        last_beat_ms,
+        db_id,
+        secret,
+    })
+}
+
+/// Locks the data directories, replays the log into a fresh tree, and returns the
+/// log positioned for appending.
+pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
+    let dir = config.data_log_dir.clone();
+    let Locked {
+        lock,
+        last_beat_ms,
+        db_id,
+        secret,
+    } = lock(config)?;
 
     let mut segments = numbered(&dir, "log.")?;
     segments.reverse();
@@ -221,6 +253,11 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
                 "{name} belongs to another data directory"
             )));
         }
+        if scan.header.format != log::FORMAT_VERSION {
+            return Err(StorageError::OtherMode(format!(
+                "{name} is the log of an ensemble member; this configuration runs standalone"
+            )));
+        }
         if scan.header.first_zxid > tree.last_zxid() + 1 {
             return Err(StorageError::Damaged(format!(
                 "{name} starts at zxid 0x{:x}, expected 0x{:x}",
@@ -228,35 +265,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
                 tree.last_zxid() + 1
             )));
         }
-        match scan.ending {
-            Ending::Clean => {}
-            Ending::TornTail { at } if newest => {
-                warnings.push(format!(
-                    "{name}: torn record at offset {at} dropped (a write cut short by a crash)"
-                ));
-                let dirty = bytes.iter().rposition(|b| *b != 0).map_or(at, |p| p + 1);
-                zero_range(path, at as u64, dirty - at).map_err(io_at(path))?;
-            }
-            Ending::TornTail { at } => {
-                return Err(StorageError::Damaged(format!(
-                    "{name}: bad record at offset {at} in an older segment"
-                )));
-            }
-            Ending::Corrupt { at, valid_after } => {
-                return Err(StorageError::Damaged(format!(
-                    "{name}: bad record at offset {at} but valid records follow at offset {valid_after}"
-                )));
-            }
-            Ending::Gap {
-                at,
-                expected,
-                found,
-            } => {
-                return Err(StorageError::Damaged(format!(
-                    "{name}: record at offset {at} has zxid 0x{found:x}, expected 0x{expected:x}"
-                )));
-            }
-        }
+        accept_ending(path, &bytes, &scan, newest, &mut warnings)?;
         // Records the snapshot already holds are skipped.
         for rec in scan.records.iter().filter(|r| r.zxid > tree.last_zxid()) {
             let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
@@ -305,6 +314,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         None => None,
     };
     let mut log = TxnLog {
+        format: log::FORMAT_VERSION,
         db_id,
         file,
         offset,
@@ -328,6 +338,159 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
             warnings,
         },
     ))
+}
+
+/// What an ensemble member's start-up found on disk: its newest snapshot (the
+/// tree) and the log records after it, not yet applied: the member applies
+/// them as Zab commits them.
+pub struct MemberRecovered {
+    pub tree: DataTree,
+    /// The zxid the snapshot holds everything up to.
+    pub base: Zxid,
+    pub records: Vec<Record>,
+    pub secret: [u8; 16],
+    pub warnings: Vec<String>,
+}
+
+/// Locks the data directories and reads an ensemble member's snapshot and
+/// log (format 2); the log is returned positioned for appending. A log of a
+/// standalone server holding records after the snapshot is refused.
+pub fn open_member(config: &Config) -> Result<(TxnLog, MemberRecovered), StorageError> {
+    let dir = config.data_log_dir.clone();
+    let Locked {
+        lock,
+        db_id,
+        secret,
+        ..
+    } = lock(config)?;
+    let mut warnings = Vec::new();
+    let unfinished = config.data_dir.join(SNAPSHOT_TMP);
+    if std::fs::remove_file(&unfinished).is_ok() {
+        warnings.push(format!(
+            "{}: removed a snapshot left unfinished by the previous run",
+            unfinished.display()
+        ));
+    }
+    let (tree, base) = load_snapshot(&config.data_dir, &mut warnings)?;
+    let mut segments = numbered(&dir, "log.")?;
+    segments.reverse();
+    let mut records: Vec<Record> = Vec::new();
+    let mut append_at = None;
+    let count = segments.len();
+    for (i, (_, path)) in segments.iter().enumerate() {
+        if segments
+            .get(i + 1)
+            .is_some_and(|(next_first, _)| *next_first <= base + 1)
+        {
+            continue;
+        }
+        let newest = i + 1 == count;
+        let (bytes, scan) = read_segment(path)?;
+        let name = path.display();
+        if scan.header.db_id != db_id {
+            return Err(StorageError::Damaged(format!(
+                "{name} belongs to another data directory"
+            )));
+        }
+        let after_base = scan.records.iter().filter(|r| r.zxid > base);
+        if scan.header.format != log::MEMBER_FORMAT_VERSION {
+            if after_base.count() > 0 {
+                return Err(StorageError::OtherMode(format!(
+                    "{name} is a standalone server's log with transactions after the newest \
+                     snapshot; start this data directory standalone once, let it write a \
+                     snapshot (it does on start-up) and stop it, then start it as a member"
+                )));
+            }
+            continue;
+        }
+        let last = records.last().map_or(base, |r| r.0);
+        if scan.header.first_zxid > last + 1
+            && !log::follows(scan.header.format, last, scan.header.first_zxid)
+        {
+            return Err(StorageError::Damaged(format!(
+                "{name} starts at zxid 0x{:x}, after 0x{last:x}",
+                scan.header.first_zxid
+            )));
+        }
+        accept_ending(path, &bytes, &scan, newest, &mut warnings)?;
+        for rec in after_base {
+            let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
+            log::decode_proposal(payload).map_err(|e| {
+                StorageError::Damaged(format!("{name}: record at zxid 0x{:x}: {e}", rec.zxid))
+            })?;
+            records.push((rec.zxid, Payload::from(payload)));
+        }
+        if newest {
+            append_at = Some((path.clone(), scan.valid_end as u64));
+        }
+    }
+    let file = match &append_at {
+        Some((path, _)) => Some(
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(io_at(path))?,
+        ),
+        None => None,
+    };
+    let mut log = TxnLog {
+        format: log::MEMBER_FORMAT_VERSION,
+        db_id,
+        offset: append_at.map_or(0, |(_, off)| off),
+        file,
+        prealloc_bytes: config.pre_alloc_bytes,
+        force_sync: config.force_sync,
+        ring: IoUring::new(8).map_err(io_at(&dir))?,
+        dir,
+        lock,
+        last_beat: Instant::now(),
+    };
+    log.beat();
+    Ok((
+        log,
+        MemberRecovered {
+            tree,
+            base,
+            records,
+            secret,
+            warnings,
+        },
+    ))
+}
+
+/// Whether a segment's ending lets start-up go on: a torn tail of the newest
+/// segment is zeroed (with a warning); any other damage refuses.
+fn accept_ending(
+    path: &Path,
+    bytes: &[u8],
+    scan: &log::Scan,
+    newest: bool,
+    warnings: &mut Vec<String>,
+) -> Result<(), StorageError> {
+    let name = path.display();
+    match scan.ending {
+        Ending::Clean => Ok(()),
+        Ending::TornTail { at } if newest => {
+            warnings.push(format!(
+                "{name}: torn record at offset {at} dropped (a write cut short by a crash)"
+            ));
+            let dirty = bytes.iter().rposition(|b| *b != 0).map_or(at, |p| p + 1);
+            zero_range(path, at as u64, dirty - at).map_err(io_at(path))
+        }
+        Ending::TornTail { at } => Err(StorageError::Damaged(format!(
+            "{name}: bad record at offset {at} in an older segment"
+        ))),
+        Ending::Corrupt { at, valid_after } => Err(StorageError::Damaged(format!(
+            "{name}: bad record at offset {at} but valid records follow at offset {valid_after}"
+        ))),
+        Ending::Gap {
+            at,
+            expected,
+            found,
+        } => Err(StorageError::Damaged(format!(
+            "{name}: record at offset {at} has zxid 0x{found:x}, expected 0x{expected:x}"
+        ))),
+    }
 }
 
 /// A segment's bytes and where its records are. Read, not mapped: a
@@ -462,6 +625,62 @@ impl TxnLog {
         self.last_beat = Instant::now();
     }
 
+    /// Drops every record after `to` (a member's TRUNC): newer segments are
+    /// removed, and the one holding `to` is zeroed after it; appending
+    /// resumes there. Durable when it returns.
+    pub fn truncate_after(&mut self, to: Zxid) -> io::Result<()> {
+        let segments = numbered(&self.dir, "log.").map_err(io::Error::other)?;
+        self.file = None;
+        self.offset = 0;
+        for (first, path) in segments {
+            if first > to {
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let (bytes, scan) = read_segment(&path).map_err(io::Error::other)?;
+            if scan.header.format != self.format {
+                break;
+            }
+            let end = scan
+                .records
+                .iter()
+                .find(|r| r.zxid > to)
+                .map_or(scan.valid_end, |r| r.payload_at - log::RECORD_HEADER_LEN);
+            let dirty = bytes.iter().rposition(|b| *b != 0).map_or(end, |p| p + 1);
+            if dirty > end {
+                zero_range(&path, end as u64, dirty - end)?;
+            }
+            self.file = Some(OpenOptions::new().write(true).open(&path)?);
+            self.offset = end as u64;
+            break;
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+
+    /// Replaces the log with a snapshot (a member's SNAP): `image` (the
+    /// snapshot format of `engine::snapshot`) is written to `data_dir` as
+    /// the snapshot at `zxid`, then every log segment and every newer
+    /// snapshot is removed. Durable when it returns.
+    pub fn install(&mut self, data_dir: &Path, zxid: Zxid, image: &[u8]) -> io::Result<()> {
+        let tmp = data_dir.join(SNAPSHOT_TMP);
+        let mut f = File::create(&tmp)?;
+        f.write_all(image)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, data_dir.join(snapshot_name(zxid)))?;
+        File::open(data_dir)?.sync_all()?;
+        let newer = numbered(data_dir, "snapshot.").map_err(io::Error::other)?;
+        for (_, path) in newer.iter().filter(|(z, _)| *z > zxid) {
+            std::fs::remove_file(path)?;
+        }
+        for (_, path) in numbered(&self.dir, "log.").map_err(io::Error::other)? {
+            std::fs::remove_file(path)?;
+        }
+        self.file = None;
+        self.offset = 0;
+        File::open(data_dir)?.sync_all()?;
+        File::open(&self.dir)?.sync_all()
+    }
+
     /// Writes a batch and makes it durable (unless `forceSync=no`).
     pub fn append(&mut self, batch: &LogBatch) -> io::Result<()> {
         let full = self.offset + batch.bytes.len() as u64 > self.prealloc_bytes
@@ -543,6 +762,7 @@ impl TxnLog {
         }
         file.write_all(
             &SegmentHeader {
+                format: self.format,
                 db_id: self.db_id,
                 first_zxid,
             }

@@ -58,7 +58,9 @@ impl Member {
     ) -> Member {
         let others: Vec<(Sid, Addresses)> = all.iter().filter(|m| m.0 != sid).copied().collect();
         let (events_tx, events) = mpsc::channel();
-        let transport = listening.start(&others, Duration::from_millis(500), events_tx);
+        let transport = listening.start(&others, Duration::from_millis(500), move |e| {
+            events_tx.send(e).is_ok()
+        });
         let stop = Arc::new(AtomicBool::new(false));
         let ensemble = Ensemble::new(all.iter().map(|m| m.0), []).expect("ensemble");
         let thread = std::thread::spawn({

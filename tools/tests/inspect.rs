@@ -32,6 +32,7 @@ fn entry(i: usize, txn: &Txn) -> LogEntry {
 /// offset at which each record starts.
 fn segment_at(db: u64, first: Zxid, txns: &[Txn]) -> (Vec<u8>, Vec<usize>) {
     let mut bytes = SegmentHeader {
+        format: engine::log::FORMAT_VERSION,
         db_id: db,
         first_zxid: first,
     }

@@ -171,6 +171,33 @@ impl DataTree {
         self.sessions.len()
     }
 
+    /// The negotiated timeout of `session`, if it is open.
+    pub fn session_timeout(&self, session: SessionId) -> Option<i32> {
+        self.sessions.get(&session).map(|e| *e.value())
+    }
+
+    /// Makes this tree hold exactly what `other` holds (an ensemble member
+    /// installing its leader's snapshot). Writer only, and only while no
+    /// client reads it: a reader meanwhile could see parts of both.
+    pub fn replace_with(&self, other: DataTree) {
+        self.nodes.clear();
+        self.ephemerals.clear();
+        self.containers.clear();
+        self.ttls.clear();
+        self.sessions.clear();
+        self.node_count.store(0, Ordering::Relaxed);
+        self.data_bytes.store(0, Ordering::Relaxed);
+        let mut path = String::new();
+        for entry in other.nodes.iter() {
+            path_of_key(entry.key().as_str(), &mut path);
+            self.insert_new(&path, entry.value().load().clone());
+        }
+        for entry in other.sessions.iter() {
+            self.sessions.insert(*entry.key(), *entry.value());
+        }
+        self.restore_zxid(other.last_zxid());
+    }
+
     pub(crate) fn open_session(&self, session: SessionId, timeout_ms: i32) {
         self.sessions.insert(session, timeout_ms);
     }
@@ -373,6 +400,30 @@ mod tests {
         assert_eq!(tree.get("/zookeeper").unwrap().stat().cversion, -2);
         assert_eq!(tree.get("/zookeeper/config").unwrap().stat().aversion, -1);
         assert_eq!(tree.node_count(), 4);
+    }
+
+    #[test]
+    fn replace_with_leaves_exactly_the_other_trees_nodes_sessions_and_zxid() {
+        let tree = DataTree::new();
+        let n = tree.get("/").unwrap().node();
+        tree.put("/old", &n);
+        tree.open_session(5, 4000);
+        tree.restore_zxid(90);
+        let other = DataTree::new();
+        let eph = Node {
+            ephemeral_owner: 7,
+            ..n.clone()
+        };
+        other.put("/new", &eph);
+        other.open_session(7, 6000);
+        other.restore_zxid(40);
+        tree.replace_with(other);
+        assert_eq!(tree.children("/"), vec!["new", "zookeeper"]);
+        assert!(tree.get("/old").is_none());
+        assert_eq!(tree.sessions(), vec![(7, 6000)]);
+        assert_eq!(tree.session_timeout(5), None);
+        assert_eq!(tree.ephemerals(7), vec!["/new".to_owned()]);
+        assert_eq!((tree.last_zxid(), tree.node_count()), (40, 5));
     }
 
     #[test]

@@ -373,16 +373,26 @@ impl Peer {
         Some((zxid, self.broadcast_output(out)))
     }
 
-    /// The state at [`Peer::applied`], for the learners that wait for a SNAP.
+    /// The state at a zxid up to [`Peer::applied`], for the learners that
+    /// wait for a SNAP. A driver that applies on another thread may be a
+    /// little behind; a snapshot older than the records the leader still
+    /// holds is refused by asking for one again.
     pub fn snapshot(&mut self, snapshot: Snapshot) -> Actions {
-        assert_eq!(
-            snapshot.zxid, self.applied,
+        assert!(
+            snapshot.zxid <= self.applied,
             "a snapshot of the state as applied"
         );
-        let waiting = std::mem::take(&mut self.awaiting_snapshot);
         let Role::Leading(_, _, Some(b)) = &mut self.role else {
+            self.awaiting_snapshot.clear();
             return Actions::default();
         };
+        if snapshot.zxid < b.history().base() {
+            return Actions {
+                snapshot_wanted: !self.awaiting_snapshot.is_empty(),
+                ..Actions::default()
+            };
+        }
+        let waiting = std::mem::take(&mut self.awaiting_snapshot);
         let syncs: Vec<broadcast::Output> = waiting
             .into_iter()
             .map(|(sid, last)| b.add_learner(sid, last, Some(snapshot.clone())))

@@ -258,7 +258,7 @@ pub fn check(
         replaying &= report.severity() < Severity::Damaged;
         for rec in &scan.records {
             let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
-            match log::decode_payload(payload) {
+            match log::decode_entry(scan.header.format, payload) {
                 Ok(_) if rec.zxid <= base => {}
                 Ok(entry) if replaying => {
                     on_record(rec.zxid, &entry);

@@ -40,7 +40,7 @@ pub fn dump(bytes: &[u8]) -> Result<Dump, FormatError> {
     let mut undecodable = 0;
     for rec in &scan.records {
         let payload = &bytes[rec.payload_at..rec.payload_at + rec.payload_len];
-        match log::decode_payload(payload) {
+        match log::decode_entry(scan.header.format, payload) {
             Ok(entry) => lines.push(record_line(rec.zxid, &entry)),
             Err(e) => {
                 undecodable += 1;

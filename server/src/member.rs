@@ -1,0 +1,340 @@
+//! An ensemble member's Zab driver (the I/O half of ZooKeeper's
+//! `QuorumPeer`): one thread that runs [`engine::zab::peer::Peer`] over the
+//! quorum [`Transport`] and the member's storage, and tells the commit
+//! pipeline what it learns.
+//!
+//! ```text
+//!  transport ── Event ─────┐
+//!  pipeline ─── ToMember ──┴─► member thread: Peer ─► send now ─► transport
+//!                                 │ writes: log append, truncate, install; epochs
+//!                                 │   one fdatasync per round ─► Peer::durable(token)
+//!                                 └─► ToPipeline::Zab: commits, installs, role,
+//!                                     learners' requests and touches
+//! ```
+//!
+//! Invariants:
+//! - storage operations are applied in the order the peer issued them, and
+//!   each write is reported durable, in that order, only after the
+//!   fdatasync covering it; pending log appends are synced before an epoch
+//!   file, a truncation or a snapshot is written;
+//! - a round takes every message waiting before it writes, so the appends
+//!   of many proposals share one fdatasync (group commit);
+//! - commits reach the pipeline in zxid order, and before the role change
+//!   of the same round; a leader is reported as serving only once its whole
+//!   history is committed and handed out, so the pipeline prepares writes
+//!   against a tree that holds it;
+//! - proposals prepared for an earlier term (before a role change the
+//!   pipeline had not yet heard of) are dropped, never given new zxids.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use engine::log;
+use engine::zab::broadcast::{Payload, Snapshot, Store};
+use engine::zab::election::PeerState;
+use engine::zab::peer::{Actions, Peer, Write};
+use engine::zab::{epoch_of, Millis};
+use engine::{SessionId, Zxid};
+
+use crate::epoch::EpochFiles;
+use crate::message::{FromZab, Serving, ToPipeline};
+use crate::quorum::{Event, Transport};
+use crate::storage::{LogBatch, TxnLog};
+
+/// What the member thread is told.
+pub enum ToMember {
+    Net(Event),
+    /// Records the pipeline prepared as leader in `term`, with the zxids
+    /// it gave them.
+    Propose {
+        term: u64,
+        records: Vec<(Zxid, Payload)>,
+    },
+    /// A client's request, for the leader (`engine::forward`).
+    Forward(Payload),
+    /// Sessions this member's clients were active in.
+    Touch(Vec<SessionId>),
+    /// The state, for the SNAP the peer asked for.
+    Snapshot(Snapshot),
+    Stop,
+}
+
+/// Most messages taken into one round.
+const MAX_ROUND: usize = 4096;
+
+pub struct Member {
+    peer: Peer,
+    transport: Transport,
+    log: TxnLog,
+    epochs: EpochFiles,
+    data_dir: PathBuf,
+    to_pipeline: Sender<Vec<ToPipeline>>,
+    began: Instant,
+    /// Issued by the peer, not yet durable.
+    writes: Vec<Write>,
+    /// For the pipeline, sent at the end of the round.
+    out: Vec<ToPipeline>,
+    serving: Serving,
+    /// The epoch it last reported leading in.
+    led_epoch: Option<u32>,
+    term: u64,
+}
+
+impl Member {
+    /// `first` are the actions of the peer's start.
+    pub fn new(
+        (peer, first): (Peer, Actions),
+        transport: Transport,
+        log: TxnLog,
+        data_dir: PathBuf,
+        to_pipeline: Sender<Vec<ToPipeline>>,
+        began: Instant,
+    ) -> Member {
+        let mut member = Member {
+            peer,
+            transport,
+            log,
+            epochs: EpochFiles::new(&data_dir),
+            data_dir,
+            to_pipeline,
+            began,
+            writes: Vec::new(),
+            out: Vec::new(),
+            serving: Serving::No,
+            led_epoch: None,
+            term: 0,
+        };
+        member.carry_out(first);
+        member
+    }
+
+    fn now(&self) -> Millis {
+        self.began.elapsed().as_millis() as Millis
+    }
+
+    /// Runs until `Stop` arrives, every sender is gone, or storage fails.
+    pub fn run(mut self, inbox: Receiver<ToMember>) {
+        loop {
+            let wait = self.peer.deadline().saturating_sub(self.now()).clamp(1, 50);
+            let mut stop = match inbox.recv_timeout(Duration::from_millis(wait)) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Disconnected) => true,
+            };
+            for _ in 0..MAX_ROUND {
+                if stop {
+                    break;
+                }
+                match inbox.try_recv() {
+                    Ok(msg) => stop = self.handle(msg),
+                    Err(_) => break,
+                }
+            }
+            if self.peer.deadline() <= self.now() {
+                let actions = self.peer.tick(self.now());
+                self.carry_out(actions);
+            }
+            if let Err(why) = self.write_round() {
+                eprintln!("herd: {why}; this member no longer takes part in the ensemble");
+                self.out.push(ToPipeline::Zab(FromZab::Failed(why)));
+                self.report(Serving::No);
+                stop = true;
+            } else {
+                let serving = self.serving_now();
+                self.report(serving);
+            }
+            if !self.out.is_empty()
+                && self
+                    .to_pipeline
+                    .send(std::mem::take(&mut self.out))
+                    .is_err()
+            {
+                stop = true;
+            }
+            if stop {
+                self.transport.stop();
+                return;
+            }
+        }
+    }
+
+    /// Takes one message; true for `Stop`.
+    fn handle(&mut self, msg: ToMember) -> bool {
+        let now = self.now();
+        let actions = match msg {
+            ToMember::Net(Event::Message(from, m)) => self.peer.receive(from, m, now),
+            ToMember::Net(Event::Disconnected(from)) => self.peer.disconnected(from, now),
+            ToMember::Propose { term, records } => {
+                if term != self.term {
+                    return false;
+                }
+                for (zxid, payload) in records {
+                    let Some((given, actions)) = self.peer.propose(payload) else {
+                        // No longer serving: the role change is on its way.
+                        break;
+                    };
+                    assert_eq!(given, zxid, "the pipeline and Zab agree on zxids");
+                    self.carry_out(actions);
+                }
+                Actions::default()
+            }
+            ToMember::Forward(request) => self.peer.forward(request).unwrap_or_default(),
+            ToMember::Touch(sessions) => {
+                self.peer.touch(sessions);
+                Actions::default()
+            }
+            ToMember::Snapshot(snapshot) => self.peer.snapshot(snapshot),
+            ToMember::Stop => return true,
+        };
+        self.carry_out(actions);
+        false
+    }
+
+    /// Sends what goes now; queues writes; passes the rest to the pipeline.
+    fn carry_out(&mut self, actions: Actions) {
+        for (to, msg) in &actions.send {
+            self.transport.send(*to, msg);
+        }
+        self.writes.extend(actions.writes);
+        if let Some(snapshot) = actions.install {
+            self.out.push(ToPipeline::Zab(FromZab::Install(snapshot)));
+        }
+        if !actions.commit.is_empty() {
+            self.out
+                .push(ToPipeline::Zab(FromZab::Commit(actions.commit)));
+        }
+        if !actions.requests.is_empty() {
+            let requests = actions.requests.into_iter().map(|(_, r)| r).collect();
+            self.out.push(ToPipeline::Zab(FromZab::Requests(requests)));
+        }
+        if !actions.touched.is_empty() {
+            self.out
+                .push(ToPipeline::Zab(FromZab::Touched(actions.touched)));
+        }
+        if actions.snapshot_wanted {
+            self.out.push(ToPipeline::Zab(FromZab::SnapshotWanted));
+        }
+        if let Some(why) = actions.left {
+            eprintln!(
+                "herd: member {:?} looks for a leader again: {why:?}",
+                self.peer.status().state
+            );
+        }
+    }
+
+    /// Applies the queued writes with one fdatasync for their appends, then
+    /// reports them durable; repeats while that issues more.
+    fn write_round(&mut self) -> Result<(), String> {
+        while !self.writes.is_empty() {
+            let writes = std::mem::take(&mut self.writes);
+            let mut batch: Option<LogBatch> = None;
+            for op in writes.iter().flat_map(|w| &w.ops) {
+                match op {
+                    Store::Append(records) => {
+                        let b = batch.get_or_insert_with(|| LogBatch {
+                            bytes: Vec::new(),
+                            first_zxid: records.first().map_or(0, |r| r.0),
+                            last_zxid: 0,
+                        });
+                        for (zxid, payload) in records {
+                            log::append_record(&mut b.bytes, *zxid, payload);
+                            b.last_zxid = *zxid;
+                        }
+                    }
+                    other => {
+                        self.append(batch.take())?;
+                        self.store(other)?;
+                    }
+                }
+            }
+            self.append(batch.take())?;
+            for w in writes {
+                let actions = self.peer.durable(w.token);
+                self.carry_out(actions);
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, batch: Option<LogBatch>) -> Result<(), String> {
+        match batch {
+            Some(b) if !b.bytes.is_empty() => self
+                .log
+                .append(&b)
+                .map_err(|e| format!("writing the transaction log: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn store(&mut self, op: &Store) -> Result<(), String> {
+        match op {
+            Store::Append(_) => unreachable!("appends are batched"),
+            Store::Truncate(to) => self
+                .log
+                .truncate_after(*to)
+                .map_err(|e| format!("truncating the transaction log after 0x{to:x}: {e}")),
+            Store::Install(s) => self
+                .log
+                .install(&self.data_dir, s.zxid, &s.data)
+                .map_err(|e| format!("installing the leader's snapshot at 0x{:x}: {e}", s.zxid)),
+            Store::AcceptEpoch(e) => self.epochs.store_accepted(*e).map_err(|e| e.to_string()),
+            Store::CurrentEpoch(e) => self.epochs.store_current(*e).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// How the member serves now (see the module's invariants).
+    fn serving_now(&self) -> Serving {
+        let status = self.peer.status();
+        if !status.serving {
+            return Serving::No;
+        }
+        match status.state {
+            PeerState::Leading => {
+                if let Serving::Leading { .. } = self.serving {
+                    if status.epoch == self.led_epoch {
+                        return self.serving; // its proposals are in flight
+                    }
+                }
+                let last = self.peer.last_zxid();
+                if self.peer.applied() != last {
+                    return Serving::No;
+                }
+                let epoch = status.epoch.expect("a serving leader has an epoch");
+                let next = if epoch_of(last) == epoch {
+                    last + 1
+                } else {
+                    (i64::from(epoch) << 32) | 1
+                };
+                Serving::Leading { next }
+            }
+            PeerState::Following | PeerState::Observing => Serving::Following,
+            PeerState::Looking => Serving::No,
+        }
+    }
+
+    fn report(&mut self, serving: Serving) {
+        let status = self.peer.status();
+        let same = match (self.serving, serving) {
+            (Serving::Leading { .. }, Serving::Leading { .. }) => status.epoch == self.led_epoch,
+            (a, b) => a == b,
+        };
+        if same {
+            return;
+        }
+        self.serving = serving;
+        self.led_epoch = match serving {
+            Serving::Leading { .. } => status.epoch,
+            _ => None,
+        };
+        self.term += 1;
+        eprintln!(
+            "herd: member serves as {serving:?} (state {:?}, leader {:?}, epoch {:?})",
+            status.state, status.leader, status.epoch
+        );
+        self.out.push(ToPipeline::Zab(FromZab::Role {
+            serving,
+            term: self.term,
+        }));
+    }
+}

@@ -1,0 +1,416 @@
+//! A three-member herd ensemble as ZooKeeper users run one: three `herd`
+//! processes, each from its own zoo.cfg with the same server.1-3 lines (on
+//! 127.0.0.1, .2 and .3, with ports picked free) and a `myid`, driven by the
+//! independent `zookeeper-client` crate.
+//!
+//! - writes through any member commit on every member in one order, and a
+//!   watch set on one member fires for a write made through another;
+//! - the leader killed with SIGKILL while a client writes through a
+//!   follower: a new leader is elected, writes resume, no acknowledged
+//!   write is lost, and a session that was connected to the killed leader
+//!   moves to another member with its ephemeral node;
+//! - the killed member restarts on its data directory and catches up;
+//! - with two of three members down nothing is acknowledged, and service
+//!   returns with the second member.
+//!
+//! Every wait is bounded; every process started is killed at the end.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::time::timeout;
+use zookeeper_client::{Acls, Client, CreateMode, Error, EventType};
+
+mod common;
+
+const MEMBERS: u64 = 3;
+/// Bound on every wait for the ensemble to settle or a write to go through.
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Member {
+    id: u64,
+    dir: PathBuf,
+    child: Option<Child>,
+    addr: String,
+}
+
+impl Member {
+    fn ip(id: u64) -> String {
+        format!("127.0.0.{id}")
+    }
+
+    /// Starts (or restarts) member `id` on its data directory.
+    fn start(id: u64, dir: PathBuf, servers: &str) -> Member {
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/myid"), format!("{id}\n")).unwrap();
+        let cfg = dir.join("zoo.cfg");
+        let text = format!(
+            "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=30000\ndataDir={}\nclientPort=0\n\
+             clientPortAddress={}\npreAllocSize=256\n4lw.commands.whitelist=*\n{servers}",
+            dir.join("data").display(),
+            Member::ip(id)
+        );
+        std::fs::write(&cfg, text).unwrap();
+        let stderr = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("herd.err"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+            .arg("--config")
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .expect("spawn herd");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .strip_prefix("herd serving ZooKeeper clients on ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("member {id}: unexpected first line {line:?}"))
+            .to_owned();
+        Member {
+            id,
+            dir,
+            child: Some(child),
+            addr,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// The `Mode:` that `srvr` reports; `None` while it does not serve (or
+    /// is down).
+    fn mode(&self) -> Option<String> {
+        self.child.as_ref()?;
+        let mut s = TcpStream::connect(&self.addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"srvr").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(str::to_owned)
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Ensemble {
+    members: Vec<Member>,
+    servers: String,
+    _dir: common::TempDir,
+}
+
+impl Ensemble {
+    fn start() -> Ensemble {
+        let dir = common::TempDir::new();
+        let free = |ip: &str| {
+            TcpListener::bind((ip, 0))
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let servers: String = (1..=MEMBERS)
+            .map(|id| {
+                let ip = Member::ip(id);
+                format!("server.{id}={ip}:{}:{}\n", free(&ip), free(&ip))
+            })
+            .collect();
+        let members = (1..=MEMBERS)
+            .map(|id| Member::start(id, dir.0.join(format!("m{id}")), &servers))
+            .collect();
+        Ensemble {
+            members,
+            servers,
+            _dir: dir,
+        }
+    }
+
+    fn member(&mut self, id: u64) -> &mut Member {
+        &mut self.members[id as usize - 1]
+    }
+
+    fn restart(&mut self, id: u64) {
+        let dir = self.member(id).dir.clone();
+        let servers = self.servers.clone();
+        *self.member(id) = Member::start(id, dir, &servers);
+    }
+
+    /// Waits until one running member leads and every other running member
+    /// follows; the leader's id.
+    fn settled(&self) -> u64 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let modes: Vec<(u64, Option<String>)> = self
+                .members
+                .iter()
+                .filter(|m| m.child.is_some())
+                .map(|m| (m.id, m.mode()))
+                .collect();
+            let leaders: Vec<u64> = modes
+                .iter()
+                .filter(|(_, m)| m.as_deref() == Some("leader"))
+                .map(|(id, _)| *id)
+                .collect();
+            let followers = modes
+                .iter()
+                .filter(|(_, m)| m.as_deref() == Some("follower"))
+                .count();
+            if leaders.len() == 1 && followers + 1 == modes.len() {
+                return leaders[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not settled within {WAIT:?}: {modes:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What every member wrote to stderr, for failure messages.
+    fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| {
+                let err = std::fs::read_to_string(m.dir.join("herd.err")).unwrap_or_default();
+                format!("--- member {}:\n{err}", m.id)
+            })
+            .collect()
+    }
+
+    fn connect_string(&self, ids: &[u64]) -> String {
+        let addrs: Vec<&str> = ids
+            .iter()
+            .map(|&id| self.members[id as usize - 1].addr.as_str())
+            .collect();
+        addrs.join(",")
+    }
+}
+
+async fn connect(to: &str) -> Client {
+    timeout(
+        WAIT,
+        Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(to),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect")
+}
+
+/// Creates `path`, retrying through connection losses (the member lost its
+/// leader) until the ensemble answers; an earlier attempt that committed
+/// shows as NodeExists, which is also success.
+async fn create_retrying(client: &Client, path: &str) {
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match client.create(path, path.as_bytes(), &open).await {
+            Ok(_) | Err(Error::NodeExists) => return,
+            Err(e @ (Error::ConnectionLoss | Error::Timeout)) => {
+                assert!(Instant::now() < deadline, "{path}: {e:?} for {WAIT:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("{path}: {e:?}"),
+        }
+    }
+}
+
+/// The children of `path` as `client` sees them after a sync, sorted.
+async fn children_synced(client: &Client, path: &str) -> Vec<String> {
+    client.sync(path).await.unwrap();
+    let mut c = client.list_children(path).await.unwrap();
+    c.sort();
+    c
+}
+
+#[tokio::test]
+async fn an_ensemble_replicates_fails_over_and_catches_up() {
+    let mut ensemble = Ensemble::start();
+    let leader = ensemble.settled();
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let seq = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
+
+    // Writes through every member, in one order everywhere.
+    let mut clients = Vec::new();
+    for id in 1..=MEMBERS {
+        clients.push(connect(&ensemble.connect_string(&[id])).await);
+    }
+    clients[0].create("/e", b"", &open).await.unwrap();
+    for round in 0..5 {
+        for (i, c) in clients.iter().enumerate() {
+            let (_, n) = c
+                .create("/e/s-", format!("{i}/{round}").as_bytes(), &seq)
+                .await
+                .unwrap();
+            assert_eq!(
+                n.into_i64(),
+                (round * 3 + i) as i64,
+                "sequence numbers in commit order"
+            );
+            let stat = c.set_data("/e", &[i as u8], None).await.unwrap();
+            assert_eq!(stat.version, (round * 3 + i + 1) as i32);
+        }
+    }
+    let expected: Vec<String> = (0..15).map(|n| format!("s-{n:010}")).collect();
+    for c in &clients {
+        assert_eq!(children_synced(c, "/e").await, expected);
+        let (data, stat) = c.get_data("/e").await.unwrap();
+        assert_eq!((data, stat.version), (vec![2], 15));
+    }
+    for n in 0..15 {
+        let (data, _) = clients[1].get_data(&format!("/e/s-{n:010}")).await.unwrap();
+        assert_eq!(data, format!("{}/{}", n % 3, n / 3).into_bytes());
+    }
+
+    // A watch set through one member fires for a write through another.
+    let watcher_at = (leader % MEMBERS) as usize; // a follower's client
+    let (stat, watcher) = clients[watcher_at]
+        .check_and_watch_stat("/e/w")
+        .await
+        .unwrap();
+    assert!(stat.is_none());
+    clients[(watcher_at + 1) % 3]
+        .create("/e/w", b"", &open)
+        .await
+        .unwrap();
+    let event = timeout(WAIT, watcher.changed()).await.expect("watch fires");
+    assert_eq!(
+        (event.event_type, event.path.as_str()),
+        (EventType::NodeCreated, "/e/w")
+    );
+
+    // A session on the leader with an ephemeral node, free to move.
+    let all: Vec<u64> = std::iter::once(leader)
+        .chain((1..=MEMBERS).filter(|&id| id != leader))
+        .collect();
+    let mover = connect(&ensemble.connect_string(&all[..1])).await;
+    let mover_session = mover.session_id();
+    mover
+        .create(
+            "/e/eph",
+            b"",
+            &CreateMode::Ephemeral.with_acls(Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    drop(clients);
+
+    // The leader killed under a follower's writes.
+    let follower = all[1];
+    let writer_client = Arc::new(connect(&ensemble.connect_string(&[follower])).await);
+    writer_client.create("/w", b"", &open).await.unwrap();
+    let acked = Arc::new(Mutex::new(Vec::<(String, Instant)>::new()));
+    let writer = tokio::spawn({
+        let (client, acked) = (writer_client.clone(), acked.clone());
+        async move {
+            for n in 0..400 {
+                let path = format!("/w/n{n:04}");
+                create_retrying(&client, &path).await;
+                acked.lock().unwrap().push((path, Instant::now()));
+            }
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    while acked.lock().unwrap().len() < 100 {
+        assert!(Instant::now() < deadline, "writes before the kill");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before_kill = acked.lock().unwrap().len();
+    ensemble.member(leader).kill();
+    let killed_at = Instant::now();
+    timeout(WAIT * 2, writer)
+        .await
+        .expect("writes resume")
+        .unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let resumed = acked
+        .iter()
+        .find(|(_, at)| *at > killed_at)
+        .map(|(_, at)| *at - killed_at);
+    eprintln!(
+        "{before_kill} writes acknowledged before the kill; the first after it {resumed:?} later"
+    );
+    let new_leader = ensemble.settled();
+    assert_ne!(new_leader, leader);
+
+    // Nothing acknowledged is lost, on either survivor.
+    for id in all[1..].iter() {
+        let c = connect(&ensemble.connect_string(&[*id])).await;
+        let have = children_synced(&c, "/w").await;
+        let want: Vec<String> = acked
+            .iter()
+            .map(|(p, _)| p["/w/".len()..].to_owned())
+            .collect();
+        assert_eq!(
+            have, want,
+            "member {id} holds every acknowledged write, in order"
+        );
+    }
+
+    // The session moved with its ephemeral node: it is usable again (its
+    // client reconnects to a survivor), the node still exists.
+    let mover_moved = Client::connector()
+        .with_session(mover.session().clone())
+        .connect(&ensemble.connect_string(&all[1..]))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the session resumes on a survivor: {e:?}\n{}",
+                ensemble.logs()
+            )
+        });
+    assert_eq!(mover_moved.session_id(), mover_session);
+    let owner = mover_moved
+        .check_stat("/e/eph")
+        .await
+        .unwrap()
+        .expect("ephemeral kept");
+    assert_eq!(owner.ephemeral_owner, mover_session.0);
+    drop(mover);
+
+    // The killed member restarts and catches up.
+    ensemble.restart(leader);
+    ensemble.settled();
+    let back = connect(&ensemble.connect_string(&[leader])).await;
+    assert_eq!(children_synced(&back, "/w").await.len(), acked.len());
+    assert_eq!(children_synced(&back, "/e").await.len(), 17);
+
+    // Two of three down: the last one acknowledges nothing...
+    let last = ensemble.settled();
+    let others: Vec<u64> = (1..=MEMBERS).filter(|&id| id != last).collect();
+    let alone = connect(&ensemble.connect_string(&[last])).await;
+    for id in &others {
+        ensemble.member(*id).kill();
+    }
+    let attempt = timeout(Duration::from_secs(3), alone.create("/lonely", b"", &open)).await;
+    assert!(
+        !matches!(attempt, Ok(Ok(_))),
+        "a lone member acknowledged a write: {attempt:?}"
+    );
+    // ...until the second returns.
+    ensemble.restart(others[0]);
+    ensemble.settled();
+    let c = connect(&ensemble.connect_string(&[others[0], last])).await;
+    create_retrying(&c, "/lonely").await;
+    assert!(c.check_stat("/lonely").await.unwrap().is_some());
+}
