@@ -403,6 +403,18 @@ pub struct Reparented {
 }
 
 impl Reparented {
+    /// Notes the parents of the nodes the changes of the transaction at
+    /// `zxid` create or delete.
+    pub fn note_changes(&mut self, zxid: Zxid, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Put(path, node) if node.czxid == zxid => self.note(path),
+                Change::Remove(path) => self.note(path),
+                _ => {}
+            }
+        }
+    }
+
     fn note(&mut self, path: &str) {
         let parent = crate::path::parent(path);
         if parent != self.last {
@@ -428,12 +440,6 @@ pub fn replay_noting(
     let mut view = View::new(tree, &mut pending, acls, zxid, time);
     apply(txn, &mut view, &mut Vec::new());
     let changes = view.into_changes();
-    for change in &changes {
-        match change {
-            Change::Put(path, node) if node.czxid == zxid => reparented.note(path),
-            Change::Remove(path) => reparented.note(path),
-            _ => {}
-        }
-    }
+    reparented.note_changes(zxid, &changes);
     tree.commit(zxid, &changes);
 }

@@ -127,13 +127,13 @@ impl Server {
                 if let Some(port) = config.ensemble.servers[&id].client.as_ref().map(|c| c.1) {
                     config.client_port = port;
                 }
-                let (tree, resume, to_member, member) =
-                    start_member(&config, id, to_pipeline.clone())?;
+                let started = start_member(&config, id, to_pipeline.clone())?;
+                let to_member = started.to_member;
                 (
-                    tree,
-                    resume,
-                    pipeline::Sink::Zab(to_member.clone()),
-                    Some((to_member, member)),
+                    started.tree,
+                    started.resume,
+                    pipeline::Sink::Zab(to_member.clone(), started.logged_to),
+                    Some((to_member, started.thread)),
                     None,
                 )
             }
@@ -290,19 +290,24 @@ const ENSEMBLE_SECRET: [u8; 16] = *b"herd ensemble v1";
 /// The longest DIFF a leader sends before it sends a SNAP instead, in records.
 const DIFF_LIMIT: usize = 10_000;
 
+/// A member's Zab driver, started.
+struct MemberStarted {
+    /// The tree to serve from (its snapshot; Zab hands out the log).
+    tree: engine::tree::DataTree,
+    resume: storage::Resume,
+    to_member: mpsc::Sender<ToMember>,
+    /// The last zxid its log held at start-up.
+    logged_to: engine::Zxid,
+    thread: JoinHandle<()>,
+}
+
 /// Opens a member's storage, binds its election and quorum ports, and starts
-/// its Zab driver: the tree to serve from, how the pipeline resumes, and
-/// the driver's inbox and thread.
+/// its Zab driver.
 fn start_member(
     config: &Config,
     me: u64,
     to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
-) -> io::Result<(
-    engine::tree::DataTree,
-    storage::Resume,
-    mpsc::Sender<ToMember>,
-    JoinHandle<()>,
-)> {
+) -> io::Result<MemberStarted> {
     use engine::zab::broadcast::{Limits, Settings};
     use engine::zab::peer::{Peer, Stored};
     use std::net::ToSocketAddrs;
@@ -384,5 +389,11 @@ fn start_member(
         down_since_ms: engine::types::now_ms(),
         startup: stats::Startup::default(),
     };
-    Ok((recovered.tree, resume, to_member, thread))
+    Ok(MemberStarted {
+        tree: recovered.tree,
+        resume,
+        to_member,
+        logged_to: last,
+        thread,
+    })
 }

@@ -41,7 +41,7 @@ use engine::prep::{self, Context};
 use engine::session::{self, SessionTracker};
 use engine::stat::NodeKind;
 use engine::tree::DataTree;
-use engine::txn::{apply, AclCache, Change, Pending, Txn, View, WatchEvent};
+use engine::txn::{apply, AclCache, Change, Pending, Reparented, Txn, View, WatchEvent};
 use engine::types::now_ms;
 use engine::zab::broadcast::{Payload, Record, Snapshot};
 use engine::{ErrorCode, SessionId, Zxid};
@@ -129,6 +129,11 @@ struct Replicated {
     forwarded: HashMap<(SessionId, i32), Waiting>,
     /// Records prepared since the last batch went to Zab.
     proposals: Vec<(Zxid, Payload)>,
+    /// The member started from a fuzzy snapshot: the records up to here (its
+    /// log at start-up) are applied over it, noting the parents whose child
+    /// counts that may leave off; they are recounted before it serves.
+    fuzzy_until: Zxid,
+    reparented: Reparented,
 }
 
 /// A client waiting for its forwarded request to commit.
@@ -151,8 +156,9 @@ impl Drop for Pipeline {
 pub enum Sink {
     /// A standalone server's log writer.
     Log(Sender<LogBatch>),
-    /// An ensemble member's Zab driver.
-    Zab(Sender<ToMember>),
+    /// An ensemble member's Zab driver, and the last record of its log at
+    /// start-up (applied over its fuzzy snapshot as Zab commits it).
+    Zab(Sender<ToMember>, Zxid),
 }
 
 /// A point in the second half of `snap_count`, as ZooKeeper picks it.
@@ -172,7 +178,7 @@ impl Pipeline {
     ) -> Pipeline {
         let (log, member) = match sink {
             Sink::Log(log) => (Some(log), None),
-            Sink::Zab(to) => (None, Some(to)),
+            Sink::Zab(to, fuzzy_until) => (None, Some((to, fuzzy_until))),
         };
         let n = shards.len();
         let check = Duration::from_millis(config.container_check_interval_ms);
@@ -224,12 +230,14 @@ impl Pipeline {
                 snapshot_point(config_snap_count)
             },
             snapshot: None,
-            member: member.map(|to| Replicated {
+            member: member.map(|(to, fuzzy_until)| Replicated {
                 to,
                 serving: Serving::No,
                 term: 0,
                 forwarded: HashMap::new(),
                 proposals: Vec::new(),
+                fuzzy_until,
+                reparented: Reparented::default(),
             }),
         }
     }
@@ -447,6 +455,7 @@ impl Pipeline {
                         self.apply_committed(record);
                     }
                     self.flush();
+                    self.maybe_snapshot();
                 }
             }
             FromZab::Install(snapshot) => self.install(snapshot),
@@ -550,6 +559,10 @@ impl Pipeline {
         for (_, (shard, conn)) in self.owners.drain() {
             self.out[shard].push(ToShard::Close { conn });
         }
+        if let Some(m) = self.member.as_mut().filter(|_| serving != Serving::No) {
+            let noted = std::mem::take(&mut m.reparented);
+            self.tree.recount_children_of(&noted.parents);
+        }
         self.pending = Pending::default();
         self.zxid = self.tree.last_zxid();
         self.durable_zxid = self.zxid;
@@ -588,10 +601,14 @@ impl Pipeline {
         let mut events = Vec::new();
         let result = apply(&entry.txn, &mut view, &mut events);
         let changes = view.into_changes();
+        if let Some(m) = self.member.as_mut().filter(|m| zxid <= m.fuzzy_until) {
+            m.reparented.note_changes(zxid, &changes);
+        }
         self.tree.commit(zxid, &changes);
         self.pending.retire(zxid, &changes);
         self.zxid = zxid;
         self.durable_zxid = zxid;
+        self.since_snapshot += 1;
         let events: Option<Arc<[WatchEvent]>> = (!events.is_empty()).then(|| events.into());
         for out in &mut self.out {
             out.push(ToShard::Committed {
@@ -647,6 +664,10 @@ impl Pipeline {
     fn install(&mut self, snapshot: Snapshot) {
         match engine::snapshot::load(&snapshot.data) {
             Ok((zxid, tree)) => {
+                // A snapshot being written walks the tree: it finishes first.
+                if let Some(t) = self.snapshot.take() {
+                    let _ = t.join();
+                }
                 self.tree.replace_with(tree);
                 self.zxid = zxid;
                 self.durable_zxid = zxid;
@@ -987,9 +1008,7 @@ impl Pipeline {
     /// and none is being written. The pipeline does not wait for it.
     fn maybe_snapshot(&mut self) {
         let busy = self.snapshot.as_ref().is_some_and(|t| !t.is_finished());
-        // A member does not snapshot on its own yet: a fuzzy snapshot would
-        // need its log replayed over it before Zab hands the records out.
-        if self.since_snapshot < self.snapshot_at || busy || self.member.is_some() {
+        if self.since_snapshot < self.snapshot_at || busy {
             return;
         }
         if let Some(done) = self.snapshot.take() {

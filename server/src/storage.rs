@@ -364,12 +364,14 @@ pub fn open_member(config: &Config) -> Result<(TxnLog, MemberRecovered), Storage
         ..
     } = lock(config)?;
     let mut warnings = Vec::new();
-    let unfinished = config.data_dir.join(SNAPSHOT_TMP);
-    if std::fs::remove_file(&unfinished).is_ok() {
-        warnings.push(format!(
-            "{}: removed a snapshot left unfinished by the previous run",
-            unfinished.display()
-        ));
+    for name in [SNAPSHOT_TMP, INSTALL_TMP] {
+        let unfinished = config.data_dir.join(name);
+        if std::fs::remove_file(&unfinished).is_ok() {
+            warnings.push(format!(
+                "{}: removed a snapshot left unfinished by the previous run",
+                unfinished.display()
+            ));
+        }
     }
     let (tree, base) = load_snapshot(&config.data_dir, &mut warnings)?;
     let mut segments = numbered(&dir, "log.")?;
@@ -505,6 +507,9 @@ fn read_segment(path: &Path) -> Result<(Vec<u8>, log::Scan), StorageError> {
 
 /// Where a snapshot is written before it is renamed into place.
 const SNAPSHOT_TMP: &str = "snapshot.tmp";
+/// Where a member writes the snapshot of a SNAP (beside one of its own that
+/// may be being written).
+const INSTALL_TMP: &str = "snapshot.install.tmp";
 
 fn snapshot_name(zxid: Zxid) -> String {
     format!("snapshot.{zxid:016x}")
@@ -662,7 +667,7 @@ impl TxnLog {
     /// the snapshot at `zxid`, then every log segment and every newer
     /// snapshot is removed. Durable when it returns.
     pub fn install(&mut self, data_dir: &Path, zxid: Zxid, image: &[u8]) -> io::Result<()> {
-        let tmp = data_dir.join(SNAPSHOT_TMP);
+        let tmp = data_dir.join(INSTALL_TMP);
         let mut f = File::create(&tmp)?;
         f.write_all(image)?;
         f.sync_all()?;

@@ -9,7 +9,8 @@
 //!   follower: a new leader is elected, writes resume, no acknowledged
 //!   write is lost, and a session that was connected to the killed leader
 //!   moves to another member with its ephemeral node;
-//! - the killed member restarts on its data directory and catches up;
+//! - the killed member restarts on its data directory (from a snapshot of
+//!   its own: snapCount is small) and catches up;
 //! - with two of three members down nothing is acknowledged, and service
 //!   returns with the second member.
 //!
@@ -49,7 +50,7 @@ impl Member {
         std::fs::write(dir.join("data/myid"), format!("{id}\n")).unwrap();
         let cfg = dir.join("zoo.cfg");
         let text = format!(
-            "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=30000\ndataDir={}\nclientPort=0\n\
+            "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=30000\nsnapCount=40\ndataDir={}\nclientPort=0\n\
              clientPortAddress={}\npreAllocSize=256\n4lw.commands.whitelist=*\n{servers}",
             dir.join("data").display(),
             Member::ip(id)
@@ -394,6 +395,22 @@ async fn an_ensemble_replicates_fails_over_and_catches_up() {
     let back = connect(&ensemble.connect_string(&[leader])).await;
     assert_eq!(children_synced(&back, "/w").await.len(), acked.len());
     assert_eq!(children_synced(&back, "/e").await.len(), 17);
+    // It started from one of its own (fuzzy) snapshots: counts are whole.
+    for (path, n) in [("/w", acked.len()), ("/e", 17)] {
+        let stat = back.check_stat(path).await.unwrap().unwrap();
+        assert_eq!(stat.num_children as usize, n, "{path}: numChildren");
+    }
+    let snapshots = std::fs::read_dir(ensemble.member(leader).dir.join("data"))
+        .unwrap()
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("snapshot.")
+        })
+        .count();
+    assert!(snapshots > 0, "members write snapshots of their own");
 
     // Two of three down: the last one acknowledges nothing...
     let last = ensemble.settled();
