@@ -302,10 +302,24 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .expect("a transport thread")
 }
 
+/// Most bytes gathered into one write.
+const WRITE_GATHER: usize = 256 * 1024;
+
 fn write_loop(mut stream: TcpStream, frames: Receiver<Arc<[u8]>>) {
     // Ends when the link is dropped (its sender with it) or the socket fails.
+    // The frames queued meanwhile go out in one write: a leader under load
+    // sends many small proposals and commits to each learner.
+    let mut gathered = Vec::new();
     while let Ok(f) = frames.recv() {
-        if stream.write_all(&f).is_err() {
+        gathered.clear();
+        gathered.extend_from_slice(&f);
+        while gathered.len() < WRITE_GATHER {
+            match frames.try_recv() {
+                Ok(f) => gathered.extend_from_slice(&f),
+                Err(_) => break,
+            }
+        }
+        if stream.write_all(&gathered).is_err() {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }

@@ -554,13 +554,9 @@ impl Leader {
         if held <= self.history.committed {
             return out;
         }
-        let newly: Vec<Record> = self
-            .history
-            .log
-            .iter()
-            .filter(|r| r.0 > self.history.committed && r.0 <= held)
-            .cloned()
-            .collect();
+        let log = &self.history.log;
+        let from = log.partition_point(|r| r.0 <= self.history.committed);
+        let newly = &log[from..log.partition_point(|r| r.0 <= held)];
         self.history.committed = held;
         // Every learner that got its Sync gets these, acknowledged NEWLEADER
         // or not: FIFO puts them after the Sync, and an observer has no

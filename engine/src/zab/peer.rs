@@ -31,7 +31,8 @@
 //!   out again, and a truncation below it is a broken protocol (asserted);
 //!   a SNAP's snapshot ([`Actions::install`]) replaces the state and moves
 //!   the applied point to its zxid;
-//! - memory holds the last `diff_limit` committed records and those not yet
+//! - memory holds the last `diff_limit` committed records (up to half as
+//!   many again, forgotten in steps) and those not yet
 //!   committed: a learner further behind is sent a snapshot of the leader's
 //!   state, which the driver makes when asked ([`Actions::snapshot_wanted`]).
 
@@ -616,9 +617,13 @@ impl Peer {
             actions.writes.push(write);
         }
         actions.commit = self.newly_committed();
+        // Forgotten half a limit at a time: compacting moves the records
+        // kept, so doing it at every step would cost a copy of them per step.
+        let limit = self.settings.diff_limit;
+        let over = |h: &History| h.records().len() > limit + limit / 2;
         match &mut self.role {
-            Role::Leading(_, _, Some(b)) => b.compact(self.settings.diff_limit),
-            Role::Learning(_, _, Some(l)) => l.compact(self.settings.diff_limit),
+            Role::Leading(_, _, Some(b)) if over(b.history()) => b.compact(limit),
+            Role::Learning(_, _, Some(l)) if over(l.history()) => l.compact(limit),
             _ => {}
         }
         actions
@@ -654,12 +659,10 @@ impl Peer {
             self.applied
         );
         let (applied, committed) = (self.applied, history.committed());
-        let newly = history
-            .records()
-            .iter()
-            .filter(|r| r.0 > applied && r.0 <= committed)
-            .cloned()
-            .collect();
+        let records = history.records();
+        let from = records.partition_point(|r| r.0 <= applied);
+        let to = records.partition_point(|r| r.0 <= committed);
+        let newly = records[from..to].to_vec();
         self.applied = committed;
         newly
     }
