@@ -105,6 +105,10 @@ impl Server {
             .mode(&config.data_dir, "the configuration")
             .map_err(invalid)?;
         let (to_pipeline, pipeline_inbox) = mpsc::channel();
+        let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
+            .map(|_| async_channel::unbounded())
+            .unzip();
+        let shared = Arc::new(Shared::new(query_senders));
         let (tree, resume, sink, member, log_writer) = match mode {
             ensemble::Mode::Standalone => {
                 let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
@@ -127,7 +131,7 @@ impl Server {
                 if let Some(port) = config.ensemble.servers[&id].client.as_ref().map(|c| c.1) {
                     config.client_port = port;
                 }
-                let started = start_member(&config, id, to_pipeline.clone())?;
+                let started = start_member(&config, id, to_pipeline.clone(), shared.clone())?;
                 let to_member = started.to_member;
                 (
                     started.tree,
@@ -141,10 +145,6 @@ impl Server {
         let config = Arc::new(config);
         let tree = Arc::new(tree);
         memory::release_freed();
-        let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
-            .map(|_| async_channel::unbounded())
-            .unzip();
-        let shared = Arc::new(Shared::new(query_senders));
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| inbox::inbox())
             .collect::<io::Result<Vec<_>>>()?
@@ -307,6 +307,7 @@ fn start_member(
     config: &Config,
     me: u64,
     to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
+    shared: Arc<Shared>,
 ) -> io::Result<MemberStarted> {
     use engine::zab::broadcast::{Limits, Settings};
     use engine::zab::peer::{Peer, Stored};
@@ -380,7 +381,8 @@ fn start_member(
     let began = std::time::Instant::now();
     let peer = Peer::start(me, &ensemble, settings, stored, 0);
     let data_dir = config.data_dir.clone();
-    let member = Member::new(peer, transport, log, data_dir, to_pipeline, began);
+    let quorum = (shared, ensemble.voters().count());
+    let member = Member::new(peer, transport, log, data_dir, to_pipeline, quorum, began);
     let thread = std::thread::Builder::new()
         .name("herd-zab".into())
         .spawn(move || member.run(inbox))?;

@@ -28,6 +28,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::log;
@@ -40,6 +41,7 @@ use engine::{SessionId, Zxid};
 use crate::epoch::EpochFiles;
 use crate::message::{FromZab, Serving, ToPipeline};
 use crate::quorum::{Event, Transport};
+use crate::stats::{QuorumStats, Shared};
 use crate::storage::{LogBatch, TxnLog};
 
 /// What the member thread is told.
@@ -76,19 +78,24 @@ pub struct Member {
     /// For the pipeline, sent at the end of the round.
     out: Vec<ToPipeline>,
     serving: Serving,
+    shared: Arc<Shared>,
+    quorum_size: usize,
     /// The epoch it last reported leading in.
     led_epoch: Option<u32>,
     term: u64,
 }
 
 impl Member {
-    /// `first` are the actions of the peer's start.
+    /// `first` are the actions of the peer's start; `quorum_size` (the
+    /// voters, as ZooKeeper counts it) is for
+    /// mntr, which reads what the member reports in `shared`.
     pub fn new(
         (peer, first): (Peer, Actions),
         transport: Transport,
         log: TxnLog,
         data_dir: PathBuf,
         to_pipeline: Sender<Vec<ToPipeline>>,
+        (shared, quorum_size): (Arc<Shared>, usize),
         began: Instant,
     ) -> Member {
         let mut member = Member {
@@ -102,6 +109,8 @@ impl Member {
             writes: Vec::new(),
             out: Vec::new(),
             serving: Serving::No,
+            shared,
+            quorum_size,
             led_epoch: None,
             term: 0,
         };
@@ -144,6 +153,7 @@ impl Member {
                 let serving = self.serving_now();
                 self.report(serving);
             }
+            self.report_quorum();
             if !self.out.is_empty()
                 && self
                     .to_pipeline
@@ -310,6 +320,39 @@ impl Member {
             }
             PeerState::Following | PeerState::Observing => Serving::Following,
             PeerState::Looking => Serving::No,
+        }
+    }
+
+    /// Updates what mntr shows of the quorum.
+    fn report_quorum(&self) {
+        let status = self.peer.status();
+        let role = match status.state {
+            PeerState::Looking => "looking",
+            PeerState::Leading => "leading",
+            PeerState::Following => "following",
+            PeerState::Observing => "observing",
+        };
+        let phase = match (status.epoch, status.serving) {
+            (_, true) => "broadcast",
+            (None, false) => "discovery",
+            (Some(_), false) => "synchronization",
+        };
+        let learners = self.peer.learners();
+        let synced = |observer: bool| learners.iter().filter(|l| l.1 == observer && l.2).count();
+        let stats = QuorumStats {
+            peer_state: if status.state == PeerState::Looking {
+                role.to_owned()
+            } else {
+                format!("{role} - {phase}")
+            },
+            quorum_size: self.quorum_size,
+            learners: learners.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+        };
+        let mut q = self.shared.quorum.lock().expect("quorum stats");
+        if q.as_ref() != Some(&stats) {
+            *q = Some(stats);
         }
     }
 

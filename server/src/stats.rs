@@ -119,6 +119,21 @@ pub struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// How the server serves: one of the `MODE_` codes.
     pub mode: std::sync::atomic::AtomicU8,
+    /// An ensemble member's view of its quorum (mntr's quorum rows).
+    pub quorum: Mutex<Option<QuorumStats>>,
+}
+
+/// What mntr reports of a member's quorum, as ZooKeeper names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuorumStats {
+    /// `looking`, or `leading|following|observing - discovery|synchronization|broadcast`.
+    pub peer_state: String,
+    /// The voting members (ZooKeeper's voting view).
+    pub quorum_size: usize,
+    /// A leader's: learners connected, and followers and observers synced.
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_observers: usize,
 }
 
 /// [`Shared::mode`] codes.
@@ -140,6 +155,7 @@ impl Shared {
             conns: Mutex::new(HashMap::new()),
             per_ip: Mutex::new(HashMap::new()),
             mode: std::sync::atomic::AtomicU8::new(MODE_STANDALONE),
+            quorum: Mutex::new(None),
         }
     }
 

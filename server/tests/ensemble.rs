@@ -92,17 +92,31 @@ impl Member {
         }
     }
 
-    /// The `Mode:` that `srvr` reports; `None` while it does not serve (or
-    /// is down).
-    fn mode(&self) -> Option<String> {
+    /// The answer to a four-letter word; `None` if it is down.
+    fn four_letter(&self, word: &str) -> Option<String> {
         self.child.as_ref()?;
         let mut s = TcpStream::connect(&self.addr).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(b"srvr").ok()?;
+        s.write_all(word.as_bytes()).ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
+        Some(text)
+    }
+
+    /// The `Mode:` that `srvr` reports; `None` while it does not serve (or
+    /// is down).
+    fn mode(&self) -> Option<String> {
+        let text = self.four_letter("srvr")?;
         text.lines()
             .find_map(|l| l.strip_prefix("Mode: "))
+            .map(str::to_owned)
+    }
+
+    /// mntr's value of `key`.
+    fn mntr(&self, key: &str) -> Option<String> {
+        let text = self.four_letter("mntr")?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
             .map(str::to_owned)
     }
 }
@@ -248,6 +262,27 @@ async fn children_synced(client: &Client, path: &str) -> Vec<String> {
 async fn an_ensemble_replicates_fails_over_and_catches_up() {
     let mut ensemble = Ensemble::start();
     let leader = ensemble.settled();
+    // mntr's quorum rows, as ZooKeeper's.
+    for id in 1..=MEMBERS {
+        let m = ensemble.member(id);
+        let state = if id == leader {
+            "leading - broadcast"
+        } else {
+            "following - broadcast"
+        };
+        assert_eq!(
+            m.mntr("zk_peer_state").as_deref(),
+            Some(state),
+            "member {id}"
+        );
+        assert_eq!(m.mntr("zk_quorum_size").as_deref(), Some("3"), "voters");
+        let synced = m.mntr("zk_synced_followers");
+        assert_eq!(
+            synced.as_deref(),
+            (id == leader).then_some("2"),
+            "member {id}"
+        );
+    }
     let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
     let seq = CreateMode::PersistentSequential.with_acls(Acls::anyone_all());
 

@@ -422,6 +422,14 @@ impl Leader {
         self.history.compact(keep);
     }
 
+    /// The learners it synchronises or leads: (id, observer, synced).
+    pub fn learners(&self) -> Vec<(Sid, bool, bool)> {
+        self.peers
+            .iter()
+            .map(|(&sid, p)| (sid, p.observer, p.synced))
+            .collect()
+    }
+
     /// A learner's connection broke: it gets nothing more.
     pub fn remove_learner(&mut self, sid: Sid) {
         self.peers.remove(&sid);

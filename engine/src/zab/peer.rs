@@ -231,6 +231,14 @@ impl Peer {
         }
     }
 
+    /// A leader's learners: (id, observer, synced with it); none otherwise.
+    pub fn learners(&self) -> Vec<(Sid, bool, bool)> {
+        match &self.role {
+            Role::Leading(_, _, Some(b)) => b.learners(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The log as written: its base and records.
     pub fn log(&self) -> (Zxid, &[Record]) {
         let history = self.history();
