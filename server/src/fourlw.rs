@@ -217,15 +217,15 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             for (k, v) in rows {
                 let _ = writeln!(s, "{k}\t{v}");
             }
-            if let Some(q) = shared.quorum.lock().expect("quorum stats").clone() {
+            if let Some(q) = *shared.quorum.lock().expect("quorum stats") {
                 let _ = writeln!(s, "zk_peer_state\t{}", q.peer_state);
                 let _ = writeln!(s, "zk_quorum_size\t{}", q.quorum_size);
                 if shared.mode() == Some("leader") {
                     let rows = [
-                        ("zk_learners", q.learners),
-                        ("zk_synced_followers", q.synced_followers),
+                        ("zk_learners", q.learners.learners),
+                        ("zk_synced_followers", q.learners.synced_followers),
                         ("zk_synced_non_voting_followers", 0),
-                        ("zk_synced_observers", q.synced_observers),
+                        ("zk_synced_observers", q.learners.synced_observers),
                         ("zk_pending_syncs", 0),
                     ];
                     for (k, v) in rows {

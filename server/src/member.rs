@@ -323,37 +323,30 @@ impl Member {
         }
     }
 
-    /// Updates what mntr shows of the quorum.
+    /// Updates what mntr shows of the quorum (no allocation: this runs
+    /// every round).
     fn report_quorum(&self) {
         let status = self.peer.status();
-        let role = match status.state {
-            PeerState::Looking => "looking",
-            PeerState::Leading => "leading",
-            PeerState::Following => "following",
-            PeerState::Observing => "observing",
+        // (state, serving, epoch settled): serving is broadcast; before it, an
+        // epoch settled is synchronisation, none yet discovery.
+        let peer_state = match (status.state, status.serving, status.epoch.is_some()) {
+            (PeerState::Looking, ..) => "looking",
+            (PeerState::Leading, true, _) => "leading - broadcast",
+            (PeerState::Leading, false, true) => "leading - synchronization",
+            (PeerState::Leading, false, false) => "leading - discovery",
+            (PeerState::Following, true, _) => "following - broadcast",
+            (PeerState::Following, false, true) => "following - synchronization",
+            (PeerState::Following, false, false) => "following - discovery",
+            (PeerState::Observing, true, _) => "observing - broadcast",
+            (PeerState::Observing, false, true) => "observing - synchronization",
+            (PeerState::Observing, false, false) => "observing - discovery",
         };
-        let phase = match (status.epoch, status.serving) {
-            (_, true) => "broadcast",
-            (None, false) => "discovery",
-            (Some(_), false) => "synchronization",
-        };
-        let learners = self.peer.learners();
-        let synced = |observer: bool| learners.iter().filter(|l| l.1 == observer && l.2).count();
         let stats = QuorumStats {
-            peer_state: if status.state == PeerState::Looking {
-                role.to_owned()
-            } else {
-                format!("{role} - {phase}")
-            },
+            peer_state,
             quorum_size: self.quorum_size,
-            learners: learners.len(),
-            synced_followers: synced(false),
-            synced_observers: synced(true),
+            learners: self.peer.learner_counts(),
         };
-        let mut q = self.shared.quorum.lock().expect("quorum stats");
-        if q.as_ref() != Some(&stats) {
-            *q = Some(stats);
-        }
+        *self.shared.quorum.lock().expect("quorum stats") = Some(stats);
     }
 
     fn report(&mut self, serving: Serving) {

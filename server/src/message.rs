@@ -80,6 +80,18 @@ pub enum FromZab {
     Failed(String),
 }
 
+impl ToShard {
+    /// A handshake refused: the session is expired or unknown.
+    pub fn refused(conn: ConnId) -> ToShard {
+        ToShard::Connected {
+            conn,
+            session: 0,
+            timeout_ms: 0,
+            password: [0; 16],
+        }
+    }
+}
+
 /// What the pipeline sends to a shard, in order.
 #[derive(Debug)]
 pub enum ToShard {

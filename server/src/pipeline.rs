@@ -648,12 +648,7 @@ impl Pipeline {
                 });
             }
             (Some(Waiting::Connect { shard, conn }), _) => {
-                self.out[shard].push(ToShard::Connected {
-                    conn,
-                    session: 0,
-                    timeout_ms: 0,
-                    password: [0; 16],
-                });
+                self.out[shard].push(ToShard::refused(conn));
             }
             (None, _) => {}
         }
@@ -740,12 +735,7 @@ impl Pipeline {
         entries: &mut Vec<Entry>,
     ) {
         let now = now_ms();
-        let refused = ToShard::Connected {
-            conn,
-            session: 0,
-            timeout_ms: 0,
-            password: [0; 16],
-        };
+        let refused = ToShard::refused(conn);
         let following = match self.serving() {
             Some(Serving::No) => return self.close(shard, conn),
             Some(Serving::Following) => true,
@@ -1056,12 +1046,7 @@ impl Pipeline {
                     self.out[origin.shard].push(refused);
                 }
                 if let Some((shard, ToShard::Connected { conn, .. })) = entry.message {
-                    let refused = ToShard::Connected {
-                        conn,
-                        session: 0,
-                        timeout_ms: 0,
-                        password: [0; 16],
-                    };
+                    let refused = ToShard::refused(conn);
                     self.out[shard].push(refused);
                 }
             }

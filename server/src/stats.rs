@@ -124,16 +124,14 @@ pub struct Shared {
 }
 
 /// What mntr reports of a member's quorum, as ZooKeeper names it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuorumStats {
     /// `looking`, or `leading|following|observing - discovery|synchronization|broadcast`.
-    pub peer_state: String,
+    pub peer_state: &'static str,
     /// The voting members (ZooKeeper's voting view).
     pub quorum_size: usize,
-    /// A leader's: learners connected, and followers and observers synced.
-    pub learners: usize,
-    pub synced_followers: usize,
-    pub synced_observers: usize,
+    /// A leader's learners.
+    pub learners: engine::zab::broadcast::LearnerCounts,
 }
 
 /// [`Shared::mode`] codes.

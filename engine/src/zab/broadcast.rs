@@ -139,6 +139,14 @@ pub struct Output {
     pub requests: Vec<(Sid, Payload)>,
 }
 
+/// A leader's learners, counted (mntr's quorum rows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LearnerCounts {
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_observers: usize,
+}
+
 /// Why a learner stops following.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lost {
@@ -422,12 +430,20 @@ impl Leader {
         self.history.compact(keep);
     }
 
-    /// The learners it synchronises or leads: (id, observer, synced).
-    pub fn learners(&self) -> Vec<(Sid, bool, bool)> {
-        self.peers
-            .iter()
-            .map(|(&sid, p)| (sid, p.observer, p.synced))
-            .collect()
+    /// How many learners it synchronises or leads, and how many followers
+    /// and observers of them acknowledged NEWLEADER.
+    pub fn learner_counts(&self) -> LearnerCounts {
+        let synced = |observer: bool| {
+            self.peers
+                .values()
+                .filter(|p| p.synced && p.observer == observer)
+                .count()
+        };
+        LearnerCounts {
+            learners: self.peers.len(),
+            synced_followers: synced(false),
+            synced_observers: synced(true),
+        }
     }
 
     /// A learner's connection broke: it gets nothing more.

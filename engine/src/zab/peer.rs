@@ -231,11 +231,11 @@ impl Peer {
         }
     }
 
-    /// A leader's learners: (id, observer, synced with it); none otherwise.
-    pub fn learners(&self) -> Vec<(Sid, bool, bool)> {
+    /// A leader's learners, counted; none otherwise.
+    pub fn learner_counts(&self) -> broadcast::LearnerCounts {
         match &self.role {
-            Role::Leading(_, _, Some(b)) => b.learners(),
-            _ => Vec::new(),
+            Role::Leading(_, _, Some(b)) => b.learner_counts(),
+            _ => broadcast::LearnerCounts::default(),
         }
     }
 
