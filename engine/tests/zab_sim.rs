@@ -13,9 +13,14 @@
 //!    partitions that change, members crashing and restarting (a restarted
 //!    member keeps its durable state and starts again at round 1, as
 //!    ZooKeeper's logical clock does). A member that left election looks
-//!    again a while later, as it does when it loses its leader.
+//!    again a while later, as it does when it loses its leader. Members
+//!    hear which others they can reach (which lets an election skip its
+//!    finalize wait) as a transport tells it: a member that crashed or is
+//!    partitioned off is unreachable, and its quorum connections break; and
+//!    now and then they are told wrong, which must never cost safety.
 //! 2. healing: the network is whole and prompt, and so are disks (what was on its way during
-//!    the faults is gone with the connections), every member runs. For half
+//!    the faults is gone with the connections, and both ends of a connection
+//!    that lost messages hear it broke), every member runs. For half
 //!    the seeds every member looks again, and the voter with the most recent
 //!    history must win; for the others members find out by themselves what
 //!    the faults left (gaps, PINGs, the limits). Within a bounded time a
@@ -42,7 +47,7 @@
 //! More seeds: `HERD_SIM_SEEDS=100000 cargo test --release -p herd-engine
 //! --test zab_sim`; one seed with its events: `HERD_SIM_SEED=N`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use herd_engine::sim::{env_or, Faults, Network, Rng};
 use herd_engine::zab::broadcast::{Limits, Payload, Record, Settings, Snapshot, Store};
@@ -106,6 +111,8 @@ struct Member {
     applied: Zxid,
     relook_at: Millis,
     disk: VecDeque<Queued>,
+    /// The members its peer was last told it cannot reach.
+    unreachable: BTreeSet<Sid>,
 }
 
 impl Member {
@@ -186,6 +193,7 @@ impl Sim {
                     applied: 0,
                     relook_at: 0,
                     disk: VecDeque::new(),
+                    unreachable: BTreeSet::new(),
                 };
                 (sid, m)
             })
@@ -401,17 +409,50 @@ impl Sim {
         let (peer, actions) = Peer::start(sid, &ensemble, SETTINGS, m.stored.clone(), now);
         m.status = Some(peer.status());
         m.peer = Some(peer);
+        m.unreachable.clear();
         self.log(|| format!("{sid} starts"));
-        self.act(sid, actions)
+        self.act(sid, actions)?;
+        self.tell_reachability()
     }
 
-    fn crash(&mut self, sid: Sid) {
+    fn crash(&mut self, sid: Sid) -> Checked {
         let m = self.member(sid);
         m.peer = None;
         m.status = None;
         m.disk.clear(); // what was not yet durable is lost
-        self.net.disconnect(Some(sid));
+        let _ = self.net.disconnect(Some(sid));
         self.log(|| format!("{sid} crashes"));
+        let sids: Vec<Sid> = self.members.keys().copied().collect();
+        for other in sids {
+            self.step(other, |p, now| p.disconnected(sid, now))?;
+        }
+        self.tell_reachability()
+    }
+
+    /// Tells every running member which others it can reach now (up, and
+    /// not partitioned off), where that changed since it was last told.
+    fn tell_reachability(&mut self) -> Checked {
+        let sids: Vec<Sid> = self.members.keys().copied().collect();
+        for &a in &sids {
+            for &b in sids.iter().filter(|&&b| b != a) {
+                let up = self.members[&b].peer.is_some() && !self.net.is_cut(a, b);
+                self.tell(a, b, up)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tell(&mut self, a: Sid, b: Sid, up: bool) -> Checked {
+        let m = self.member(a);
+        if m.peer.is_none() || m.unreachable.contains(&b) != up {
+            return Ok(());
+        }
+        if up {
+            m.unreachable.remove(&b);
+        } else {
+            m.unreachable.insert(b);
+        }
+        self.step(a, |p, now| p.reachable(b, up, now))
     }
 
     /// Checks a fresh election outcome of `sid`.
@@ -577,7 +618,7 @@ impl Sim {
         while self.now < FAULT_PHASE {
             let until = self.now + self.rng.between(100, 600);
             self.run(until, true)?;
-            match self.rng.below(4) {
+            match self.rng.below(5) {
                 0 => {
                     let mut groups = vec![Vec::new(), Vec::new()];
                     for &sid in &sids {
@@ -585,17 +626,28 @@ impl Sim {
                     }
                     self.log(|| format!("partition {groups:?}"));
                     self.net.partition(&groups);
+                    self.tell_reachability()?;
                 }
                 1 => {
                     self.log(|| "heal the partition".into());
                     self.net.heal();
+                    self.tell_reachability()?;
                 }
                 2 => {
                     let sid = *self.rng.pick(&sids);
                     if self.members[&sid].peer.is_none() {
                         self.look(sid)?;
                     } else {
-                        self.crash(sid);
+                        self.crash(sid)?;
+                    }
+                }
+                3 => {
+                    // A wrong idea of who is reachable.
+                    let (a, b) = (*self.rng.pick(&sids), *self.rng.pick(&sids));
+                    let up = self.rng.chance(50);
+                    if a != b {
+                        self.log(|| format!("{a} is told {b} is reachable: {up} (maybe wrong)"));
+                        self.tell(a, b, up)?;
                     }
                 }
                 _ => {}
@@ -648,9 +700,13 @@ impl Sim {
         self.log(|| "heal: whole network, every member up".into());
         self.net.heal();
         self.net.set_faults(Faults::NONE);
-        // The faulty connections are gone, and what was on them; disks
-        // are prompt again.
-        self.net.disconnect(None);
+        self.tell_reachability()?;
+        // The faulty connections are gone, and what was on them: both ends
+        // of one that lost messages hear it broke. Disks are prompt again.
+        for (from, to) in self.net.disconnect(None) {
+            self.step(to, |p, now| p.disconnected(from, now))?;
+            self.step(from, |p, now| p.disconnected(to, now))?;
+        }
         self.slow_disks = false;
         let prompt = self.now + FSYNC_MS.1;
         for m in self.members.values_mut() {
@@ -671,7 +727,10 @@ impl Sim {
             .max()
             .expect("voters");
         if !self.run_until(HEAL_LIMIT, |s| s.settled().is_some())? {
-            return Err(format!("nothing serves {HEAL_LIMIT} ms after healing"));
+            let statuses: Vec<_> = self.members.values().map(|m| (m.sid, m.status())).collect();
+            return Err(format!(
+                "nothing serves {HEAL_LIMIT} ms after healing: {statuses:?}"
+            ));
         }
         let (leader, _) = self.settled().expect("settled");
         if everyone_looks && leader != best.leader {
@@ -723,7 +782,7 @@ impl Sim {
             .map(|m| m.sid)
             .collect();
         let sid = *self.rng.pick(&followers);
-        self.crash(sid);
+        self.crash(sid)?;
         self.run(self.now + 100, false)?;
         self.look(sid)?;
         let serving_again = |s: &Sim| {

@@ -175,6 +175,7 @@ impl Member {
         let actions = match msg {
             ToMember::Net(Event::Message(from, m)) => self.peer.receive(from, m, now),
             ToMember::Net(Event::Disconnected(from)) => self.peer.disconnected(from, now),
+            ToMember::Net(Event::Reachable(sid, up)) => self.peer.reachable(sid, up, now),
             ToMember::Propose { term, records } => {
                 if term != self.term {
                     return false;

@@ -6,6 +6,7 @@
 //!  driver ──send(to, msg)──► encode once ─► bounded queue ─► writer thread ─► TCP
 //!  driver ◄──Event::Message── decoder ◄── reader thread ◄──────────────────── TCP
 //!         ◄──Event::Disconnected(sid)   (a quorum connection broke)
+//!         ◄──Event::Reachable(sid, up)  (an election connection came or went)
 //! ```
 //!
 //! - One connection per pair of members and port, dialed by the member with
@@ -26,6 +27,9 @@
 //! - Messages from one member arrive in the order it sent them for as long
 //!   as a connection lasts (Zab relies on it); when a quorum connection
 //!   breaks the driver hears [`Event::Disconnected`].
+//! - The driver hears [`Event::Reachable`] whenever the election connection
+//!   with a member comes up or goes down, in that order (both are told while
+//!   the connections are locked), so the last one it heard is the truth.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -90,6 +94,9 @@ pub enum Event {
     Message(Sid, Message),
     /// The quorum connection with this member broke.
     Disconnected(Sid),
+    /// The election connection with this member came up (true) or went
+    /// down (false).
+    Reachable(Sid, bool),
 }
 
 /// The listening half, bound before the members are known to one another
@@ -189,6 +196,9 @@ impl Transport {
                 // Too far behind, or gone: it reconnects and catches up.
                 let _ = link.stream.shutdown(Shutdown::Both);
                 links.remove(&(to, port));
+                if port == Port::Election {
+                    (self.shared.events)(Event::Reachable(to, false));
+                }
                 return;
             }
         }
@@ -257,9 +267,18 @@ impl Shared {
             queue,
             stream: closer,
         };
-        if let Some(old) = self.links.lock().expect("links").insert((sid, port), link) {
-            // A member that restarted: its old connection is dead.
-            let _ = old.stream.shutdown(Shutdown::Both);
+        {
+            let mut links = self.links.lock().expect("links");
+            match links.insert((sid, port), link) {
+                // A member that restarted: its old connection is dead.
+                Some(old) => {
+                    let _ = old.stream.shutdown(Shutdown::Both);
+                }
+                None if port == Port::Election => {
+                    (self.events)(Event::Reachable(sid, true));
+                }
+                None => {}
+            }
         }
         if self.stopping() {
             let _ = stream.shutdown(Shutdown::Both);
@@ -271,6 +290,9 @@ impl Shared {
             let mut links = self.links.lock().expect("links");
             if links.get(&(sid, port)).is_some_and(|l| l.id == id) {
                 links.remove(&(sid, port));
+                if port == Port::Election && !self.stopping() {
+                    (self.events)(Event::Reachable(sid, false));
+                }
             }
         }
         let _ = writer.join();

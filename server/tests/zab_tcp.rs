@@ -106,6 +106,7 @@ fn drive(
         let actions = match events.recv_timeout(Duration::from_millis(wait)) {
             Ok(Event::Message(from, msg)) => peer.receive(from, msg, now()),
             Ok(Event::Disconnected(from)) => peer.disconnected(from, now()),
+            Ok(Event::Reachable(sid, up)) => peer.reachable(sid, up, now()),
             Err(RecvTimeoutError::Timeout) => Actions::default(),
             Err(RecvTimeoutError::Disconnected) => break,
         };

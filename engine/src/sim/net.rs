@@ -108,14 +108,22 @@ impl<M: Clone> Network<M> {
 
     /// Loses every message on its way from or to `sid` (its connections
     /// broke: it crashed, or the network was reset); `None`: every message.
-    pub fn disconnect(&mut self, sid: Option<Sid>) {
+    /// Returns the pairs `(from, to)` that lost messages.
+    pub fn disconnect(&mut self, sid: Option<Sid>) -> BTreeSet<(Sid, Sid)> {
         let before = self.in_flight.len();
-        self.in_flight
-            .retain(|_, (from, to, _)| sid.is_some_and(|s| *from != s && *to != s));
+        let mut lost = BTreeSet::new();
+        self.in_flight.retain(|_, (from, to, _)| {
+            let kept = sid.is_some_and(|s| *from != s && *to != s);
+            if !kept {
+                lost.insert((*from, *to));
+            }
+            kept
+        });
         // New connections: nothing ahead of their first messages.
         self.last_at
             .retain(|&(from, to), _| sid.is_some_and(|s| from != s && to != s));
         self.dropped += (before - self.in_flight.len()) as u64;
+        lost
     }
 
     /// Splits the members into `groups` that cannot reach one another.
@@ -130,6 +138,11 @@ impl<M: Clone> Network<M> {
                 }
             }
         }
+    }
+
+    /// Whether a partition separates `a` and `b`.
+    pub fn is_cut(&self, a: Sid, b: Sid) -> bool {
+        self.cut.contains(&pair(a, b))
     }
 
     /// Every member reaches every other again.

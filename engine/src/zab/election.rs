@@ -8,13 +8,18 @@
 //! candidate's last zxid, then its id, so the member with the most recent
 //! history wins. It decides when
 //! - the LOOKING votes of a quorum of voters in its round agree with its own
-//!   and no better vote arrives within [`FINALIZE_WAIT`]; or
+//!   and no better vote arrives within [`FINALIZE_WAIT`], or at once when
+//!   no better vote can arrive: every voter it can reach agrees with it (a
+//!   voter agreeing has compared its own history with the proposal; the
+//!   transport tells which voters it cannot reach, [`Election::reachable`]);
+//!   or
 //! - a quorum of voters that already follow or lead name one leader, and that
 //!   leader itself said it leads (a member joining an established ensemble).
 //!
 //! ```text
 //!   start ─► broadcast vote ─► hear vote ─┬─ newer round: join it, vote again
 //!                 ▲                       ├─ better vote: adopt, vote again
+//!                 │                       ├─ worse vote: tell its sender ours
 //!                 │ nothing heard:        ├─ quorum agrees: finalize wait ─► decide
 //!                 └─ resend, back off     └─ quorum established + LEADING ─► decide
 //! ```
@@ -26,14 +31,17 @@
 //! - a decision through LOOKING votes has a quorum of voters whose own
 //!   histories are no newer than the leader's (each voted for it only after
 //!   comparing it with its own);
-//! - an observer counts for nothing and never becomes leader.
+//! - an observer counts for nothing and never becomes leader;
+//! - what the member knows of reachability only ever shortens the finalize
+//!   wait: a decision still needs a quorum agreeing, so a wrong idea of who
+//!   is reachable costs at most a worse leader, never safety.
 //!
 //! Election alone does not make a leader safe: two members may decide
 //! differently when messages are lost. Discovery does (a quorum accepting
 //! the new leader's epoch), and a member whose leader does not establish
 //! itself looks again, in a later round.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::quorum::Ensemble;
 use super::{Millis, Sid};
@@ -157,6 +165,8 @@ pub struct Election {
     established: BTreeMap<Sid, Notification>,
     /// Set while a quorum agrees with the proposal: when to decide.
     finalize_at: Option<Millis>,
+    /// Voters the transport cannot reach now: no vote of theirs arrives.
+    unreachable: BTreeSet<Sid>,
     /// When to broadcast again if nothing arrives, and the wait after that.
     resend_at: Millis,
     interval: Millis,
@@ -192,6 +202,7 @@ impl Election {
             votes: BTreeMap::new(),
             established: BTreeMap::new(),
             finalize_at: None,
+            unreachable: BTreeSet::new(),
             resend_at: now + FINALIZE_WAIT,
             interval: FINALIZE_WAIT,
             outcome: None,
@@ -316,15 +327,44 @@ impl Election {
             self.finalize_at = None;
             self.record_own();
             out = self.broadcast();
+        } else if n.vote < self.proposal {
+            // Its sender has not heard this member's vote (or would have
+            // adopted it): a member that looked again since its last
+            // broadcast would otherwise stay silent until it rebroadcasts.
+            out = vec![(from, self.current())];
         }
         self.votes.insert(from, n);
-        let own = self.current();
-        if self.quorum_for(&self.votes, &own) {
-            self.finalize_at.get_or_insert(now + FINALIZE_WAIT);
-        } else {
-            self.finalize_at = None;
-        }
+        self.settle(now);
         out
+    }
+
+    /// With a quorum agreeing on the proposal: decides at once if every
+    /// voter it can reach agrees, else waits [`FINALIZE_WAIT`] for a better
+    /// vote. Without: waits for more votes.
+    fn settle(&mut self, now: Millis) {
+        let own = self.current();
+        if !self.quorum_for(&self.votes, &own) {
+            self.finalize_at = None;
+        } else if self.ensemble.voters().all(|v| {
+            self.unreachable.contains(&v) || self.votes.get(&v).is_some_and(|n| n.agrees(&own))
+        }) {
+            self.decide(self.proposal, self.round);
+        } else {
+            self.finalize_at.get_or_insert(now + FINALIZE_WAIT);
+        }
+    }
+
+    /// The transport can (`up`) or cannot reach voter `sid` now. A member
+    /// that waits to decide may decide at once.
+    pub fn reachable(&mut self, sid: Sid, up: bool, now: Millis) {
+        if up {
+            self.unreachable.remove(&sid);
+        } else if self.ensemble.is_voter(sid) && sid != self.me {
+            self.unreachable.insert(sid);
+        }
+        if self.outcome.is_none() {
+            self.settle(now);
+        }
     }
 
     fn established_vote(&mut self, from: Sid, n: Notification) {
@@ -427,9 +467,12 @@ mod tests {
         let out = e.receive(3, better, 10);
         assert_eq!(e.proposal(), vote(1, 9, 3));
         assert_eq!(out, [(2, better), (3, better)]);
-        // A worse vote changes nothing and sends nothing.
-        assert!(e.receive(2, looking(vote(1, 8, 2), 1), 11).is_empty());
+        // A worse vote changes nothing; its sender has not heard ours.
+        let out = e.receive(2, looking(vote(1, 8, 2), 1), 11);
+        assert_eq!(out, [(2, better)]);
         assert_eq!(e.proposal(), vote(1, 9, 3));
+        // The same vote: nothing to say.
+        assert!(e.receive(2, better, 12).is_empty());
     }
 
     #[test]
@@ -488,6 +531,47 @@ mod tests {
             f.outcome().map(|o| (o.state, o.vote.leader)),
             Some((Following, 3))
         );
+    }
+
+    #[test]
+    fn no_finalize_wait_once_every_voter_it_can_reach_agrees() {
+        // All three agree: nothing better can come.
+        let (mut e, _) = Election::start(1, &three(), (1, 9), 1, 0);
+        e.receive(2, looking(vote(1, 10, 3), 1), 10);
+        e.receive(3, looking(vote(1, 10, 3), 1), 11);
+        assert_eq!(e.outcome().map(|o| o.state), Some(Following));
+
+        // 3 is gone (its leader died, say): 1 and 2 agreeing decide at once,
+        // whether 3 went before or after the quorum formed.
+        let (mut f, _) = Election::start(1, &three(), (1, 9), 1, 0);
+        f.reachable(3, false, 5);
+        f.receive(2, looking(vote(1, 9, 2), 1), 10);
+        assert_eq!(
+            f.outcome().map(|o| (o.state, o.vote.leader)),
+            Some((Following, 2))
+        );
+        let (mut g, _) = Election::start(1, &three(), (1, 9), 1, 0);
+        g.receive(2, looking(vote(1, 9, 2), 1), 10);
+        assert_eq!(g.outcome(), None, "3 might have a better vote");
+        g.reachable(3, false, 20);
+        assert_eq!(
+            g.outcome().map(|o| (o.state, o.vote.leader)),
+            Some((Following, 2))
+        );
+
+        // Back again, 3 is waited for; unreachable without a quorum decides
+        // nothing; nor does an observer's reachability count.
+        let (mut h, _) = Election::start(1, &three(), (1, 9), 1, 0);
+        h.reachable(3, false, 5);
+        h.reachable(3, true, 6);
+        h.reachable(9, false, 7);
+        h.receive(2, looking(vote(1, 9, 2), 1), 10);
+        assert_eq!(h.outcome(), None);
+        assert_eq!(h.deadline(), 10 + FINALIZE_WAIT);
+        let (mut k, _) = Election::start(1, &three(), (1, 9), 1, 0);
+        k.reachable(2, false, 5);
+        k.reachable(3, false, 5);
+        assert_eq!(k.outcome(), None, "one voter is no quorum");
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //!   committed: a learner further behind is sent a snapshot of the leader's
 //!   state, which the driver makes when asked ([`Actions::snapshot_wanted`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::broadcast::{self, Durable, History, Record, Settings, Snapshot, Store};
 use super::discovery::{self, Epochs};
@@ -170,6 +170,13 @@ pub struct Peer {
     /// Everything up to here was handed out in [`Actions::commit`] (or is in
     /// the snapshot the member started from).
     applied: Zxid,
+    /// Voters the transport cannot reach now ([`Peer::reachable`]).
+    unreachable: BTreeSet<Sid>,
+    /// FOLLOWERINFOs that arrived while this member was still looking, the
+    /// latest of each member: if it decides to lead, it takes them as if
+    /// they arrived then (its followers may decide first; without this they
+    /// would wait a [`discovery::LEARNER_RETRY_MS`] to say it again).
+    early: BTreeMap<Sid, discovery::Message>,
 }
 
 impl Peer {
@@ -197,6 +204,8 @@ impl Peer {
             next_token: 1,
             awaiting_snapshot: Vec::new(),
             applied: stored.base,
+            unreachable: BTreeSet::new(),
+            early: BTreeMap::new(),
         };
         let actions = peer.after_election(out, now);
         (peer, actions)
@@ -297,6 +306,13 @@ impl Peer {
                     send: send.map(|(to, n)| (to, Message::Vote(n))).collect(),
                     ..Actions::default()
                 }
+            }
+            (
+                Role::Looking(_),
+                Message::Discovery(dm @ discovery::Message::FollowerInfo { .. }),
+            ) => {
+                self.early.insert(from, dm);
+                Actions::default()
             }
             (Role::Looking(_), _) => Actions::default(), // not listening yet
             (Role::Leading(..), Message::Discovery(dm)) => self.leader_discovery(from, dm, now),
@@ -437,12 +453,31 @@ impl Peer {
     /// The connection to `sid` broke: a leader stops sending to it; a
     /// learner of it looks for a leader again.
     pub fn disconnected(&mut self, sid: Sid, now: Millis) -> Actions {
+        self.early.remove(&sid);
         match &mut self.role {
             Role::Leading(_, _, Some(b)) => {
                 b.remove_learner(sid);
                 Actions::default()
             }
             Role::Learning(o, ..) if o.vote.leader == sid => self.abandon(Left::Disconnected, now),
+            _ => Actions::default(),
+        }
+    }
+
+    /// The transport can (`up`) or cannot reach `sid` now (its election
+    /// connection is up or not). A member looking for a leader decides
+    /// without the finalize wait once every voter it can reach agrees.
+    pub fn reachable(&mut self, sid: Sid, up: bool, now: Millis) -> Actions {
+        if up {
+            self.unreachable.remove(&sid);
+        } else {
+            self.unreachable.insert(sid);
+        }
+        match &mut self.role {
+            Role::Looking(e) => {
+                e.reachable(sid, up, now);
+                self.after_election(Vec::new(), now)
+            }
             _ => Actions::default(),
         }
     }
@@ -464,7 +499,11 @@ impl Peer {
         self.awaiting_snapshot.clear();
         self.round = self.status().round + 1;
         let history = (self.epochs.current, self.last_zxid());
-        let (e, out) = Election::start(self.me, &self.ensemble, history, self.round, now);
+        let (mut e, out) = Election::start(self.me, &self.ensemble, history, self.round, now);
+        for &sid in &self.unreachable {
+            e.reachable(sid, false, now);
+        }
+        self.early.clear();
         self.role = Role::Looking(e);
         self.incarnation += 1;
         self.after_election(out, now)
@@ -501,10 +540,14 @@ impl Peer {
         self.incarnation += 1;
         let (init_ms, last) = (self.settings.limits.init_ms, self.last_zxid());
         let leader = outcome.vote.leader;
+        let early = std::mem::take(&mut self.early);
         if leader == self.me {
             let d =
                 discovery::Leader::start(self.me, &self.ensemble, self.epochs, last, now, init_ms);
             self.role = Role::Leading(outcome, d, None);
+            for (from, info) in early {
+                actions.merge(self.leader_discovery(from, info, now));
+            }
         } else {
             let (d, out) = discovery::Learner::start(leader, self.epochs, last, now, init_ms);
             self.role = Role::Learning(outcome, d, None);
@@ -721,6 +764,11 @@ mod tests {
         disks: BTreeMap<Sid, VecDeque<Write>>,
         commits: BTreeMap<Sid, Vec<Zxid>>,
         now: Millis,
+        /// Crashed members: what goes to them is lost; they do nothing.
+        down: BTreeSet<Sid>,
+        /// Deliver discovery messages ahead of the rest (as when the quorum
+        /// connection is quicker than the election one).
+        discovery_first: bool,
     }
 
     impl Ensemble3 {
@@ -732,6 +780,8 @@ mod tests {
                 disks: BTreeMap::new(),
                 commits: BTreeMap::new(),
                 now: 0,
+                down: BTreeSet::new(),
+                discovery_first: false,
             };
             for (sid, log) in (1..=3).zip(logs) {
                 let stored = Stored {
@@ -761,7 +811,17 @@ mod tests {
         /// nothing is left to do; then lets time pass by `ms`.
         fn run(&mut self, flush: bool, ms: Millis) {
             loop {
-                if let Some((from, to, msg)) = self.net.pop_front() {
+                let next =
+                    match self.net.iter().position(|(.., m)| {
+                        self.discovery_first && matches!(m, Message::Discovery(_))
+                    }) {
+                        Some(at) => self.net.remove(at),
+                        None => self.net.pop_front(),
+                    };
+                if let Some((from, to, msg)) = next {
+                    if self.down.contains(&to) {
+                        continue;
+                    }
                     let actions = self
                         .peers
                         .get_mut(&to)
@@ -788,7 +848,8 @@ mod tests {
             let until = self.now + ms;
             while self.now < until {
                 self.now += 10;
-                for sid in 1..=3 {
+                let up: Vec<Sid> = (1..=3).filter(|s| !self.down.contains(s)).collect();
+                for sid in up {
                     let actions = self.peers.get_mut(&sid).unwrap().tick(self.now);
                     self.act(sid, actions);
                 }
@@ -799,6 +860,40 @@ mod tests {
         fn status(&self, sid: Sid) -> Status {
             self.peers[&sid].status()
         }
+
+        /// `sid` crashes: the others' connections with it break, and their
+        /// transports can no longer reach it.
+        fn crash(&mut self, sid: Sid) {
+            self.down.insert(sid);
+            for other in (1..=3).filter(|&o| o != sid) {
+                let peer = self.peers.get_mut(&other).unwrap();
+                let mut actions = peer.disconnected(sid, self.now);
+                actions.merge(peer.reachable(sid, false, self.now));
+                self.act(other, actions);
+            }
+        }
+    }
+
+    #[test]
+    fn survivors_of_a_dead_leader_serve_again_without_waiting_out_a_timer() {
+        let mut e = Ensemble3::new([vec![rec(1)], vec![rec(1), rec(2)], vec![rec(1)]]);
+        e.run(true, 600);
+        assert_eq!(e.status(2).state, PeerState::Leading);
+        // The follower decides first and its FOLLOWERINFO reaches 3 while 3
+        // still looks: 3 takes it once it decides, and no time need pass
+        // (no finalize wait: the only voter that could disagree is gone).
+        e.discovery_first = true;
+        let at = e.now;
+        e.crash(2);
+        e.run(true, 0);
+        assert_eq!(e.now, at);
+        let (s1, s3) = (e.status(1), e.status(3));
+        assert_eq!((s3.state, s3.serving), (PeerState::Leading, true));
+        assert_eq!(
+            (s1.state, s1.leader, s1.serving),
+            (PeerState::Following, Some(3), true)
+        );
+        assert_eq!(s3.epoch, Some(3));
     }
 
     #[test]
