@@ -220,6 +220,9 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             if let Some(q) = *shared.quorum.lock().expect("quorum stats") {
                 let _ = writeln!(s, "zk_peer_state\t{}", q.peer_state);
                 let _ = writeln!(s, "zk_quorum_size\t{}", q.quorum_size);
+                // ZooKeeper counts TRUNCs as DIFFs.
+                let _ = writeln!(s, "zk_diff_count\t{}", q.syncs.diff + q.syncs.trunc);
+                let _ = writeln!(s, "zk_snap_count\t{}", q.syncs.snap);
                 if shared.mode() == Some("leader") {
                     let rows = [
                         ("zk_learners", q.learners.learners),

@@ -281,14 +281,21 @@ impl Member {
     fn store(&mut self, op: &Store) -> Result<(), String> {
         match op {
             Store::Append(_) => unreachable!("appends are batched"),
-            Store::Truncate(to) => self
-                .log
-                .truncate_after(*to)
-                .map_err(|e| format!("truncating the transaction log after 0x{to:x}: {e}")),
-            Store::Install(s) => self
-                .log
-                .install(&self.data_dir, s.zxid, &s.data)
-                .map_err(|e| format!("installing the leader's snapshot at 0x{:x}: {e}", s.zxid)),
+            Store::Truncate(to) => {
+                eprintln!("herd: TRUNC: the log drops what follows 0x{to:x}, as its leader's");
+                self.log
+                    .truncate_after(*to)
+                    .map_err(|e| format!("truncating the transaction log after 0x{to:x}: {e}"))
+            }
+            Store::Install(s) => {
+                eprintln!(
+                    "herd: SNAP: installing the leader's snapshot at 0x{:x}",
+                    s.zxid
+                );
+                self.log
+                    .install(&self.data_dir, s.zxid, &s.data)
+                    .map_err(|e| format!("installing the leader's snapshot at 0x{:x}: {e}", s.zxid))
+            }
             Store::AcceptEpoch(e) => self.epochs.store_accepted(*e).map_err(|e| e.to_string()),
             Store::CurrentEpoch(e) => self.epochs.store_current(*e).map_err(|e| e.to_string()),
         }
@@ -346,6 +353,7 @@ impl Member {
             peer_state,
             quorum_size: self.quorum_size,
             learners: self.peer.learner_counts(),
+            syncs: self.peer.sync_counts(),
         };
         *self.shared.quorum.lock().expect("quorum stats") = Some(stats);
     }

@@ -132,6 +132,8 @@ pub struct QuorumStats {
     pub quorum_size: usize,
     /// A leader's learners.
     pub learners: engine::zab::broadcast::LearnerCounts,
+    /// The learners it synchronised as leader, by kind.
+    pub syncs: engine::zab::sync::SyncCounts,
 }
 
 /// [`Shared::mode`] codes.

@@ -16,239 +16,17 @@
 //!
 //! Every wait is bounded; every process started is killed at the end.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::time::timeout;
-use zookeeper_client::{Acls, Client, CreateMode, Error, EventType};
+use zookeeper_client::{Acls, Client, CreateMode, EventType};
 
 mod common;
 
+use common::ensemble::{connect, create_retrying, Ensemble, WAIT};
+
 const MEMBERS: u64 = 3;
-/// Bound on every wait for the ensemble to settle or a write to go through.
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Member {
-    id: u64,
-    dir: PathBuf,
-    child: Option<Child>,
-    addr: String,
-}
-
-impl Member {
-    fn ip(id: u64) -> String {
-        format!("127.0.0.{id}")
-    }
-
-    /// Starts (or restarts) member `id` on its data directory.
-    fn start(id: u64, dir: PathBuf, servers: &str) -> Member {
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("data/myid"), format!("{id}\n")).unwrap();
-        let cfg = dir.join("zoo.cfg");
-        let text = format!(
-            "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=30000\nsnapCount=40\ndataDir={}\nclientPort=0\n\
-             clientPortAddress={}\npreAllocSize=256\n4lw.commands.whitelist=*\n{servers}",
-            dir.join("data").display(),
-            Member::ip(id)
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let stderr = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(dir.join("herd.err"))
-            .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .expect("spawn herd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("herd serving ZooKeeper clients on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("member {id}: unexpected first line {line:?}"))
-            .to_owned();
-        Member {
-            id,
-            dir,
-            child: Some(child),
-            addr,
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    /// The answer to a four-letter word; `None` if it is down.
-    fn four_letter(&self, word: &str) -> Option<String> {
-        self.child.as_ref()?;
-        let mut s = TcpStream::connect(&self.addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        s.write_all(word.as_bytes()).ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        Some(text)
-    }
-
-    /// The `Mode:` that `srvr` reports; `None` while it does not serve (or
-    /// is down).
-    fn mode(&self) -> Option<String> {
-        let text = self.four_letter("srvr")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("Mode: "))
-            .map(str::to_owned)
-    }
-
-    /// mntr's value of `key`.
-    fn mntr(&self, key: &str) -> Option<String> {
-        let text = self.four_letter("mntr")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('\t'))
-            .map(str::to_owned)
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-struct Ensemble {
-    members: Vec<Member>,
-    servers: String,
-    _dir: common::TempDir,
-}
-
-impl Ensemble {
-    fn start() -> Ensemble {
-        let dir = common::TempDir::new();
-        let free = |ip: &str| {
-            TcpListener::bind((ip, 0))
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
-        let servers: String = (1..=MEMBERS)
-            .map(|id| {
-                let ip = Member::ip(id);
-                format!("server.{id}={ip}:{}:{}\n", free(&ip), free(&ip))
-            })
-            .collect();
-        let members = (1..=MEMBERS)
-            .map(|id| Member::start(id, dir.0.join(format!("m{id}")), &servers))
-            .collect();
-        Ensemble {
-            members,
-            servers,
-            _dir: dir,
-        }
-    }
-
-    fn member(&mut self, id: u64) -> &mut Member {
-        &mut self.members[id as usize - 1]
-    }
-
-    fn restart(&mut self, id: u64) {
-        let dir = self.member(id).dir.clone();
-        let servers = self.servers.clone();
-        *self.member(id) = Member::start(id, dir, &servers);
-    }
-
-    /// Waits until one running member leads and every other running member
-    /// follows; the leader's id.
-    fn settled(&self) -> u64 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let modes: Vec<(u64, Option<String>)> = self
-                .members
-                .iter()
-                .filter(|m| m.child.is_some())
-                .map(|m| (m.id, m.mode()))
-                .collect();
-            let leaders: Vec<u64> = modes
-                .iter()
-                .filter(|(_, m)| m.as_deref() == Some("leader"))
-                .map(|(id, _)| *id)
-                .collect();
-            let followers = modes
-                .iter()
-                .filter(|(_, m)| m.as_deref() == Some("follower"))
-                .count();
-            if leaders.len() == 1 && followers + 1 == modes.len() {
-                return leaders[0];
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not settled within {WAIT:?}: {modes:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// What every member wrote to stderr, for failure messages.
-    fn logs(&self) -> String {
-        self.members
-            .iter()
-            .map(|m| {
-                let err = std::fs::read_to_string(m.dir.join("herd.err")).unwrap_or_default();
-                format!("--- member {}:\n{err}", m.id)
-            })
-            .collect()
-    }
-
-    fn connect_string(&self, ids: &[u64]) -> String {
-        let addrs: Vec<&str> = ids
-            .iter()
-            .map(|&id| self.members[id as usize - 1].addr.as_str())
-            .collect();
-        addrs.join(",")
-    }
-}
-
-async fn connect(to: &str) -> Client {
-    timeout(
-        WAIT,
-        Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(to),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connect")
-}
-
-/// Creates `path`, retrying through connection losses (the member lost its
-/// leader) until the ensemble answers; an earlier attempt that committed
-/// shows as NodeExists, which is also success.
-async fn create_retrying(client: &Client, path: &str) {
-    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    let deadline = Instant::now() + WAIT;
-    loop {
-        match client.create(path, path.as_bytes(), &open).await {
-            Ok(_) | Err(Error::NodeExists) => return,
-            Err(e @ (Error::ConnectionLoss | Error::Timeout)) => {
-                assert!(Instant::now() < deadline, "{path}: {e:?} for {WAIT:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("{path}: {e:?}"),
-        }
-    }
-}
 
 /// The children of `path` as `client` sees them after a sync, sorted.
 async fn children_synced(client: &Client, path: &str) -> Vec<String> {
@@ -260,7 +38,7 @@ async fn children_synced(client: &Client, path: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn an_ensemble_replicates_fails_over_and_catches_up() {
-    let mut ensemble = Ensemble::start();
+    let mut ensemble = Ensemble::start(MEMBERS, 0, "");
     let leader = ensemble.settled();
     // mntr's quorum rows, as ZooKeeper's.
     for id in 1..=MEMBERS {

@@ -42,7 +42,7 @@ use super::broadcast::{self, Durable, History, Record, Settings, Snapshot, Store
 use super::discovery::{self, Epochs};
 use super::election::{self, Election, Notification, Outcome, PeerState};
 use super::quorum::Ensemble;
-use super::sync::Sync;
+use super::sync::{Sync, SyncCounts};
 use super::{Millis, Sid};
 use crate::{SessionId, Zxid};
 
@@ -177,6 +177,8 @@ pub struct Peer {
     /// they arrived then (its followers may decide first; without this they
     /// would wait a [`discovery::LEARNER_RETRY_MS`] to say it again).
     early: BTreeMap<Sid, discovery::Message>,
+    /// The learners this member synchronised as leader, since it started.
+    syncs: SyncCounts,
 }
 
 impl Peer {
@@ -206,6 +208,7 @@ impl Peer {
             applied: stored.base,
             unreachable: BTreeSet::new(),
             early: BTreeMap::new(),
+            syncs: SyncCounts::default(),
         };
         let actions = peer.after_election(out, now);
         (peer, actions)
@@ -246,6 +249,11 @@ impl Peer {
             Role::Leading(_, _, Some(b)) => b.learner_counts(),
             _ => broadcast::LearnerCounts::default(),
         }
+    }
+
+    /// The learners it synchronised as leader, by kind, since it started.
+    pub fn sync_counts(&self) -> SyncCounts {
+        self.syncs
     }
 
     /// The log as written: its base and records.
@@ -418,6 +426,7 @@ impl Peer {
             };
         }
         let waiting = std::mem::take(&mut self.awaiting_snapshot);
+        self.syncs.snap += waiting.len() as u64;
         let syncs: Vec<broadcast::Output> = waiting
             .into_iter()
             .map(|(sid, last)| b.add_learner(sid, last, Some(snapshot.clone())))
@@ -588,10 +597,12 @@ impl Peer {
         let mut syncs = Vec::new();
         let mut snapshot_wanted = false;
         for (sid, last) in d.take_joined() {
-            if b.plan_for(last) == Sync::Snap {
+            let plan = b.plan_for(last);
+            if plan == Sync::Snap {
                 self.awaiting_snapshot.push((sid, last));
                 snapshot_wanted = true;
             } else {
+                self.syncs.count(plan);
                 syncs.push(b.add_learner(sid, last, None));
             }
         }
@@ -894,6 +905,12 @@ mod tests {
             (PeerState::Following, Some(3), true)
         );
         assert_eq!(s3.epoch, Some(3));
+        let diff = SyncCounts {
+            diff: 1,
+            ..SyncCounts::default()
+        };
+        assert_eq!(e.peers[&3].sync_counts(), diff, "1 by DIFF");
+        assert_eq!(e.peers[&2].sync_counts().diff, 2, "as the first leader");
     }
 
     #[test]

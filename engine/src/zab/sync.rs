@@ -22,6 +22,25 @@
 
 use crate::Zxid;
 
+/// How many learners a leader synchronised each way (mntr's `zk_diff_count`
+/// counts DIFFs and TRUNCs, as ZooKeeper's does; `zk_snap_count` SNAPs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncCounts {
+    pub diff: u64,
+    pub trunc: u64,
+    pub snap: u64,
+}
+
+impl SyncCounts {
+    pub fn count(&mut self, plan: Sync) {
+        match plan {
+            Sync::Diff { .. } => self.diff += 1,
+            Sync::Trunc { .. } => self.trunc += 1,
+            Sync::Snap => self.snap += 1,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sync {
     /// Send the records after `after` (the learner's last zxid).

@@ -7,6 +7,7 @@
 //! super digest below, and expect the container/TTL tests to need its 60 s sweep).
 #![allow(dead_code)]
 
+pub mod ensemble;
 pub mod proxy;
 pub mod raw;
 pub mod session;

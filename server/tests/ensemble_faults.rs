@@ -1,0 +1,266 @@
+//! Faults a herd ensemble survives as ZooKeeper's does, each on fresh
+//! `herd` processes (server/tests/common/ensemble.rs) driven by the
+//! independent `zookeeper-client` crate:
+//!
+//! - the leader paused (SIGSTOP) past syncLimit: the others elect a new
+//!   leader and go on; resumed, the old leader acknowledges nothing on its own
+//!   and rejoins as a follower;
+//! - TRUNC: a leader that lost its followers logs a write it can never
+//!   commit and dies; the others go on without it, and when it restarts its
+//!   log drops that write;
+//! - SNAP: a follower down while more than the DIFF limit of writes commit is
+//!   sent a snapshot, and serves the whole tree;
+//! - an observer serves reads and watches, forwards writes, and never counts
+//!   towards a quorum.
+//!
+//! The tests run one at a time (each starts 3 or 4 processes on 2 cores).
+//! Every wait is bounded; every process is killed at the end.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::timeout;
+use zookeeper_client::{Acls, CreateMode, EventType};
+
+mod common;
+
+use common::ensemble::{connect, create_retrying, Ensemble, WAIT};
+
+/// herd's DIFF limit: a learner further behind than this gets a SNAP.
+const DIFF_LIMIT: usize = 10_000;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn run(test: impl Future<Output = ()>) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+fn open() -> zookeeper_client::CreateOptions<'static> {
+    CreateMode::Persistent.with_acls(Acls::anyone_all())
+}
+
+/// Whether `path` exists on member `id`, after a sync there.
+async fn exists_on(e: &Ensemble, id: u64, path: &str) -> bool {
+    let c = connect(&e.connect_string(&[id])).await;
+    c.sync("/").await.unwrap();
+    c.check_stat(path).await.unwrap().is_some()
+}
+
+#[test]
+fn a_paused_leader_is_replaced_and_rejoins_having_acknowledged_nothing() {
+    run(async {
+        let mut e = Ensemble::start(3, 0, "");
+        let leader = e.settled();
+        let others: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        let on_leader = connect(&e.connect_string(&[leader])).await;
+        let on_others = connect(&e.connect_string(&others)).await;
+        on_leader.create("/before", b"", &open()).await.unwrap();
+
+        e.member(leader).pause();
+        // Sent to the paused leader: it waits in the socket.
+        let paused_write = tokio::spawn({
+            let c = on_leader.clone();
+            async move { c.create("/paused", b"", &open()).await }
+        });
+        let new_leader = e.settled_among(&others);
+        create_retrying(&on_others, "/after").await;
+
+        e.member(leader).resume();
+        let outcome = timeout(WAIT, paused_write)
+            .await
+            .expect("the paused write is answered")
+            .unwrap();
+        assert!(
+            outcome.is_err(),
+            "the old leader acknowledged a write on its own: {outcome:?}"
+        );
+        assert_eq!(e.settled(), new_leader, "{}", e.logs());
+        assert_eq!(
+            e.member(leader).mntr("zk_peer_state").as_deref(),
+            Some("following - broadcast")
+        );
+        for id in 1..=3 {
+            for (path, kept) in [("/before", true), ("/after", true), ("/paused", false)] {
+                assert_eq!(exists_on(&e, id, path).await, kept, "{path} on member {id}");
+            }
+        }
+    });
+}
+
+#[test]
+fn a_write_the_old_leader_logged_alone_is_truncated_when_it_rejoins() {
+    run(async {
+        // A leader without followers keeps leading for syncLimit (2 s).
+        let mut e = Ensemble::start(3, 0, "syncLimit=20\n");
+        let leader = e.settled();
+        let others: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        let on_leader = connect(&e.connect_string(&[leader])).await;
+        on_leader.create("/committed", b"", &open()).await.unwrap();
+        for &id in &others {
+            e.member(id).kill();
+        }
+        // It logs this one and can never commit it.
+        let lost = tokio::spawn({
+            let c = on_leader.clone();
+            async move { c.create("/never", b"", &open()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        e.member(leader).kill();
+        let outcome = timeout(WAIT, lost).await.expect("answered").unwrap();
+        assert!(
+            outcome.is_err(),
+            "acknowledged without a quorum: {outcome:?}"
+        );
+
+        // The others go on without it...
+        for &id in &others {
+            e.restart(id);
+        }
+        e.settled_among(&others);
+        let on_others = connect(&e.connect_string(&others)).await;
+        create_retrying(&on_others, "/later").await;
+        // ...and it rejoins, dropping what it alone had.
+        e.restart(leader);
+        let new_leader = e.settled();
+        assert_ne!(new_leader, leader);
+        assert!(
+            e.member(leader).log().contains("herd: TRUNC:"),
+            "the old leader is truncated:\n{}",
+            e.logs()
+        );
+        for (path, kept) in [("/committed", true), ("/later", true), ("/never", false)] {
+            assert_eq!(exists_on(&e, leader, path).await, kept, "{path}");
+        }
+        let diffs: u64 = e
+            .member(new_leader)
+            .mntr("zk_diff_count")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            diffs >= 2,
+            "TRUNCs count as DIFFs, as in ZooKeeper: {diffs}"
+        );
+        assert_eq!(
+            e.member(new_leader).mntr("zk_snap_count").as_deref(),
+            Some("0")
+        );
+    });
+}
+
+#[test]
+fn a_follower_further_behind_than_the_diff_limit_is_sent_a_snapshot() {
+    run(async {
+        // Few snapshots of their own while the writes go on.
+        let mut e = Ensemble::start(3, 0, "snapCount=5000\n");
+        let leader = e.settled();
+        let behind = leader % 3 + 1;
+        e.member(behind).kill();
+        let c = connect(&e.connect_string(&[leader])).await;
+        c.create("/s", b"", &open()).await.unwrap();
+        let (tasks, each) = (40, DIFF_LIMIT / 40 + 5);
+        let writers: Vec<_> = (0..tasks)
+            .map(|t| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    for n in 0..each {
+                        c.create(&format!("/s/{t}-{n}"), b"v", &open())
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            timeout(WAIT * 4, w).await.expect("writes in time").unwrap();
+        }
+        let written = tasks * each;
+
+        e.restart(behind);
+        e.settled();
+        assert!(
+            e.member(behind).log().contains("herd: SNAP: installing"),
+            "{}",
+            e.logs()
+        );
+        assert_eq!(e.member(leader).mntr("zk_snap_count").as_deref(), Some("1"));
+        let back = connect(&e.connect_string(&[behind])).await;
+        back.sync("/s").await.unwrap();
+        assert_eq!(back.list_children("/s").await.unwrap().len(), written);
+        let stat = back.check_stat("/s").await.unwrap().unwrap();
+        assert_eq!(stat.num_children as usize, written);
+        let (data, _) = back
+            .get_data(&format!("/s/{}-{}", tasks - 1, each - 1))
+            .await
+            .unwrap();
+        assert_eq!(data, b"v");
+    });
+}
+
+#[test]
+fn an_observer_serves_reads_and_watches_forwards_writes_and_never_counts() {
+    run(async {
+        let mut e = Ensemble::start(3, 1, "");
+        let observer = 4;
+        let leader = e.settled();
+        assert_eq!(e.member(observer).mode().as_deref(), Some("observer"));
+        assert_eq!(
+            e.member(observer).mntr("zk_peer_state").as_deref(),
+            Some("observing - broadcast")
+        );
+        let l = e.member(leader);
+        for (key, want) in [
+            ("zk_learners", "3"),
+            ("zk_synced_followers", "2"),
+            ("zk_synced_observers", "1"),
+            ("zk_quorum_size", "3"),
+        ] {
+            assert_eq!(l.mntr(key).as_deref(), Some(want), "{key}");
+        }
+
+        let on_observer = connect(&e.connect_string(&[observer])).await;
+        let on_leader = connect(&e.connect_string(&[leader])).await;
+        // A watch on the observer fires for a write through the leader, and
+        // the observer reads it.
+        let (none, watcher) = on_observer.check_and_watch_stat("/o").await.unwrap();
+        assert!(none.is_none());
+        on_leader.create("/o", b"first", &open()).await.unwrap();
+        let event = timeout(WAIT, watcher.changed()).await.expect("watch fires");
+        assert_eq!(
+            (event.event_type, event.path.as_str()),
+            (EventType::NodeCreated, "/o")
+        );
+        assert_eq!(on_observer.get_data("/o").await.unwrap().0, b"first");
+        // A write through the observer commits everywhere.
+        let stat = on_observer.set_data("/o", b"second", None).await.unwrap();
+        assert_eq!(stat.version, 1);
+        on_leader.sync("/o").await.unwrap();
+        assert_eq!(on_leader.get_data("/o").await.unwrap().0, b"second");
+
+        // The leader and the observer alone are no quorum.
+        let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        for &id in &followers {
+            e.member(id).kill();
+        }
+        let attempt = timeout(
+            Duration::from_secs(3),
+            on_observer.create("/o/alone", b"", &open()),
+        )
+        .await;
+        assert!(
+            !matches!(attempt, Ok(Ok(_))),
+            "acknowledged with one voter: {attempt:?}"
+        );
+        e.restart(followers[0]);
+        e.settled();
+        let c = connect(&e.connect_string(&[observer])).await;
+        create_retrying(&c, "/o/back").await;
+        assert!(exists_on(&e, followers[0], "/o/back").await);
+    });
+}
