@@ -1,5 +1,6 @@
-//! What an ensemble member forwards to its leader (ZooKeeper's REQUEST
-//! packet): a client's write, a new session, or a sync, with the session and
+//! What an ensemble member forwards to its leader (ZooKeeper's REQUEST and
+//! REVALIDATE packets): a client's write, a new session, a sync, or a
+//! session's reconnect through this member, with the session and
 //! cxid it came with, so that the leader's proposal names them and the
 //! member answers its client when that proposal commits
 //! ([`crate::log::Proposal`]). Pure: archived with rkyv, validated on decode.
@@ -7,7 +8,10 @@
 //! Every forwarded request is answered by exactly one proposal: a write by
 //! its transaction (an error transaction if it failed), a new session by its
 //! createSession, a sync by a check of `/` that changes nothing, committed
-//! after everything the leader committed before it.
+//! after everything the leader committed before it. A revalidation is
+//! answered by nothing: the leader notes the session's new owner (its later
+//! requests through other members fail with SessionMoved), and the member
+//! answers its client itself.
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -26,6 +30,8 @@ pub enum Request {
         timeout_ms: i32,
     },
     Sync,
+    /// The session's client reconnected through this member.
+    Revalidate,
 }
 
 /// A forwarded request with its origin.
@@ -72,6 +78,7 @@ mod tests {
             write,
             Request::CreateSession { timeout_ms: 4000 },
             Request::Sync,
+            Request::Revalidate,
         ] {
             let f = Forwarded {
                 session: 0x0200_0000_0000_0009,

@@ -5,6 +5,11 @@
 //! `expired(now)` to collect sessions past their deadline. An expired or closing
 //! session is never touched back to life; its close goes through the pipeline as
 //! a transaction so ephemeral deletion is ordered with every other write.
+//!
+//! In an ensemble the leader also knows each session's owner: the member its
+//! client last connected through (set when the session is created there or
+//! revalidated on a reconnect). A request through any other member comes from
+//! a connection the session moved away from, and fails with SessionMoved.
 
 use std::collections::HashMap;
 
@@ -15,6 +20,8 @@ struct Tracked {
     timeout_ms: i32,
     expires_at_ms: TimeMs,
     closing: bool,
+    /// The server its client is connected through, once known.
+    owner: Option<u64>,
 }
 
 /// Live sessions and their deadlines.
@@ -50,6 +57,7 @@ impl SessionTracker {
                 timeout_ms,
                 expires_at_ms,
                 closing: false,
+                owner: None,
             },
         );
     }
@@ -71,6 +79,23 @@ impl SessionTracker {
             .get(&session)
             .filter(|t| !t.closing)
             .map(|t| t.timeout_ms)
+    }
+
+    /// The session's client is connected through `server` now.
+    pub fn set_owner(&mut self, session: SessionId, server: u64) {
+        if let Some(t) = self.sessions.get_mut(&session) {
+            t.owner = Some(server);
+        }
+    }
+
+    /// Whether a request of `session` through `server` comes from a
+    /// connection the session has moved away from (ZooKeeper's
+    /// `checkSession` owner test; an owner not yet known moves nothing).
+    pub fn moved(&self, session: SessionId, server: u64) -> bool {
+        self.sessions
+            .get(&session)
+            .and_then(|t| t.owner)
+            .is_some_and(|owner| owner != server)
     }
 
     /// Marks the session as closing: it can no longer be touched or reconnected.
@@ -142,6 +167,20 @@ mod tests {
         assert_eq!(t.expired(1_000), Vec::<SessionId>::new(), "reported once");
         t.remove(a);
         assert_eq!(t.timeout_ms(a), None);
+    }
+
+    #[test]
+    fn a_session_moves_with_its_owner() {
+        let mut t = SessionTracker::new(1, 1_000);
+        let a = t.next_session_id();
+        t.add(a, 4_000, 1_000);
+        assert!(!t.moved(a, 2), "no owner known yet: nothing moved");
+        t.set_owner(a, 2);
+        assert!(!t.moved(a, 2));
+        assert!(t.moved(a, 3), "a request through another member");
+        t.set_owner(a, 3);
+        assert!(t.moved(a, 2) && !t.moved(a, 3));
+        assert!(!t.moved(a + 1, 2), "an unknown session is not moved");
     }
 
     #[test]

@@ -216,8 +216,8 @@ impl Member {
                 .push(ToPipeline::Zab(FromZab::Commit(actions.commit)));
         }
         if !actions.requests.is_empty() {
-            let requests = actions.requests.into_iter().map(|(_, r)| r).collect();
-            self.out.push(ToPipeline::Zab(FromZab::Requests(requests)));
+            self.out
+                .push(ToPipeline::Zab(FromZab::Requests(actions.requests)));
         }
         if !actions.touched.is_empty() {
             self.out

@@ -8,6 +8,7 @@ use engine::acl::Id;
 use engine::op::{OpResult, WriteOp};
 use engine::txn::WatchEvent;
 use engine::zab::broadcast::{Payload, Record, Snapshot};
+use engine::zab::Sid;
 use engine::{SessionId, Zxid};
 use herd_proto::ConnectRequest;
 
@@ -70,8 +71,9 @@ pub enum FromZab {
     Commit(Vec<Record>),
     /// A leader's snapshot replaces the state (SNAP), before later commits.
     Install(Snapshot),
-    /// Requests learners forwarded to this leader (`engine::forward`).
-    Requests(Vec<Payload>),
+    /// Requests learners forwarded to this leader (`engine::forward`), each
+    /// with the learner it came from.
+    Requests(Vec<(Sid, Payload)>),
     /// Sessions learners' clients were active in.
     Touched(Vec<SessionId>),
     /// The leader needs a snapshot of the state to SNAP a learner with.

@@ -44,6 +44,7 @@ use engine::tree::DataTree;
 use engine::txn::{apply, AclCache, Change, Pending, Reparented, Txn, View, WatchEvent};
 use engine::types::now_ms;
 use engine::zab::broadcast::{Payload, Record, Snapshot};
+use engine::zab::Sid;
 use engine::{ErrorCode, SessionId, Zxid};
 use herd_proto::ConnectRequest;
 
@@ -322,7 +323,10 @@ impl Pipeline {
                         self.forward(session, auth.to_vec(), request, Waiting::Reply(origin));
                     }
                     Some(Serving::No) => self.close(origin.shard, origin.conn),
-                    _ => self.write(Some(origin), session, xid, &auth, op, entries),
+                    _ => {
+                        let me = self.me();
+                        self.write(Some(origin), me, session, xid, &auth, op, entries)
+                    }
                 }
             }
             ToPipeline::Sync { shard, conn, xid } => {
@@ -363,9 +367,14 @@ impl Pipeline {
     /// Prepares a client's write: from this server's client (`origin`, who
     /// gets the reply) or forwarded by a learner (`None`: the learner answers
     /// when the record commits, so every outcome is a record).
+    /// Prepares a write of `session` that came through member `through`
+    /// (this one for its own clients' requests): answered through `origin`,
+    /// or, forwarded, by its record.
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
         origin: Option<Origin>,
+        through: Sid,
         session: SessionId,
         cxid: i32,
         auth: &[Id],
@@ -376,12 +385,22 @@ impl Pipeline {
             Some(ErrorCode::SystemError)
         } else if !self.tracker.touch(session, now_ms()) {
             Some(ErrorCode::SessionExpired)
+        } else if op != WriteOp::CloseSession && self.tracker.moved(session, through) {
+            // A close is exempt, as in ZooKeeper: the expiry of a session
+            // is no owner's.
+            Some(ErrorCode::SessionMoved)
         } else {
             None
         };
         if let Some(code) = refused {
             let result = OpResult::Error(code);
             match origin {
+                // ZooKeeper answers a moved session's request by closing
+                // the connection (ZOOKEEPER-710), as a learner does when
+                // this comes back as the request's record.
+                Some(origin) if code == ErrorCode::SessionMoved => {
+                    entries.push(self.closing(origin));
+                }
                 Some(origin) => entries.push(Entry::reply(self.zxid, origin, result)),
                 None => {
                     let txn = Txn::Error(code.code());
@@ -404,13 +423,7 @@ impl Pipeline {
                 log::MAX_PAYLOAD
             );
             match origin {
-                Some(origin) => {
-                    let close = ToShard::Close { conn: origin.conn };
-                    entries.push(Entry {
-                        message: Some((origin.shard, close)),
-                        ..Entry::empty(self.zxid)
-                    });
-                }
+                Some(origin) => entries.push(self.closing(origin)),
                 None => {
                     let txn = Txn::Error(ErrorCode::MarshallingError.code());
                     entries.push(self.record_only(session, cxid, txn));
@@ -421,6 +434,16 @@ impl Pipeline {
         entry.reply = origin.map(|o| (o, result));
         entry.closes_session = closes;
         entries.push(entry);
+    }
+
+    /// Closes the connection a request came on, once the replies before it
+    /// are out.
+    fn closing(&self, origin: Origin) -> Entry {
+        let close = ToShard::Close { conn: origin.conn };
+        Entry {
+            message: Some((origin.shard, close)),
+            ..Entry::empty(self.zxid)
+        }
     }
 
     /// A transaction that changes nothing, only answering a forwarded request.
@@ -460,9 +483,9 @@ impl Pipeline {
             }
             FromZab::Install(snapshot) => self.install(snapshot),
             FromZab::Requests(requests) => {
-                for bytes in requests {
+                for (from, bytes) in requests {
                     match forward::decode(&bytes) {
-                        Ok(f) if self.prepares() => self.forwarded(f, entries),
+                        Ok(f) if self.prepares() => self.forwarded(from, f, entries),
                         Ok(_) => {} // led no more: the learner looks again too
                         Err(e) => eprintln!("herd: a learner forwarded a bad request: {e}"),
                     }
@@ -489,9 +512,10 @@ impl Pipeline {
         }
     }
 
-    /// A request a learner forwarded, prepared as the leader's own clients'
-    /// are; its record answers it.
-    fn forwarded(&mut self, f: Forwarded, entries: &mut Vec<Entry>) {
+    /// A request learner `from` forwarded, prepared as the leader's own
+    /// clients' are; its record answers it (a revalidation only moves the
+    /// session to `from`).
+    fn forwarded(&mut self, from: Sid, f: Forwarded, entries: &mut Vec<Entry>) {
         let Forwarded {
             session,
             cxid,
@@ -499,21 +523,26 @@ impl Pipeline {
             request,
         } = f;
         match request {
-            Request::Write(op) => self.write(None, session, cxid, &auth, op, entries),
+            Request::Write(op) => self.write(None, from, session, cxid, &auth, op, entries),
             Request::CreateSession { timeout_ms } => {
                 let entry = if self.failed.is_some() {
                     self.record_only(session, cxid, Txn::Error(ErrorCode::SystemError.code()))
                 } else {
-                    self.create_session(session, cxid, timeout_ms)
+                    self.create_session(session, cxid, timeout_ms, from)
                 };
                 entries.push(entry);
+            }
+            Request::Revalidate => {
+                if self.tracker.touch(session, now_ms()) {
+                    self.tracker.set_owner(session, from);
+                }
             }
             Request::Sync => {
                 let check = WriteOp::Check {
                     path: "/".to_owned(),
                     version: -1,
                 };
-                self.write(None, session, cxid, &auth, check, entries);
+                self.write(None, from, session, cxid, &auth, check, entries);
             }
         }
     }
@@ -629,6 +658,11 @@ impl Pipeline {
             }
         }
         match (waiting, &entry.txn) {
+            (Some(Waiting::Reply(origin)), Txn::Error(code))
+                if *code == ErrorCode::SessionMoved.code() =>
+            {
+                self.out[origin.shard].push(ToShard::Close { conn: origin.conn });
+            }
             (Some(Waiting::Reply(origin)), _) => {
                 self.out[origin.shard].push(ToShard::Reply {
                     conn: origin.conn,
@@ -762,7 +796,8 @@ impl Pipeline {
                 );
                 return;
             }
-            let mut entry = self.create_session(session, 0, timeout_ms);
+            let me = self.me();
+            let mut entry = self.create_session(session, 0, timeout_ms, me);
             self.owners.insert(session, (shard, conn));
             let password = session::password(&self.secret, session);
             entry.message = Some((
@@ -780,14 +815,17 @@ impl Pipeline {
         let session = request.session_id;
         let password_ok = request.password == session::password(&self.secret, session);
         // A learner knows the sessions its tree holds, and tells the leader
-        // this one is alive; the leader tracks them.
+        // the session is alive and connected through it now (ahead of any
+        // request it forwards for it); the leader tracks them.
         let timeout = if following {
             let timeout = self.tree.session_timeout(session);
-            if let (true, Some(_), Some(m)) = (password_ok, timeout, &self.member) {
-                let _ = m.to.send(ToMember::Touch(vec![session]));
+            if let (true, Some(_)) = (password_ok, timeout) {
+                self.revalidate(session);
             }
             timeout
         } else if password_ok && self.tracker.touch(session, now) {
+            let me = self.me();
+            self.tracker.set_owner(session, me);
             self.tracker.timeout_ms(session)
         } else {
             None
@@ -815,8 +853,15 @@ impl Pipeline {
         });
     }
 
-    /// Prepares a createSession (a leader's or a standalone server's).
-    fn create_session(&mut self, session: SessionId, cxid: i32, timeout_ms: i32) -> Entry {
+    /// Prepares a createSession (a leader's or a standalone server's) for a
+    /// client connected through member `owner`.
+    fn create_session(
+        &mut self,
+        session: SessionId,
+        cxid: i32,
+        timeout_ms: i32,
+        owner: Sid,
+    ) -> Entry {
         let now = now_ms();
         self.zxid += 1;
         let mut view = View::new(
@@ -841,11 +886,32 @@ impl Pipeline {
         .expect("a createSession record is small");
         self.record(&payload);
         self.tracker.add(session, timeout_ms, now);
+        self.tracker.set_owner(session, owner);
         Entry {
             changes,
             is_txn: true,
             ..Entry::empty(self.zxid)
         }
+    }
+
+    /// This server's id (its myid; standalone, its serverId).
+    fn me(&self) -> Sid {
+        Sid::from(self.config.server_id)
+    }
+
+    /// Tells the leader `session` reconnected through this member.
+    fn revalidate(&mut self, session: SessionId) {
+        let Some(m) = &self.member else {
+            return;
+        };
+        let revalidate = Forwarded {
+            session,
+            cxid: 0,
+            auth: Vec::new(),
+            request: Request::Revalidate,
+        };
+        let payload = Payload::from(forward::encode(&revalidate).as_slice());
+        let _ = m.to.send(ToMember::Forward(payload));
     }
 
     /// Sends a client's request to the leader; `waiting` is answered when

@@ -11,7 +11,11 @@
 //! - SNAP: a follower down while more than the DIFF limit of writes commit is
 //!   sent a snapshot, and serves the whole tree;
 //! - an observer serves reads and watches, forwards writes, and never counts
-//!   towards a quorum.
+//!   towards a quorum;
+//! - a session that reconnected through another member: a write on its old
+//!   connection is refused (SessionMoved, which closes that connection, as
+//!   ZooKeeper does), whichever members (leader or follower) the old and the
+//!   new connection are on.
 //!
 //! The tests run one at a time (each starts 3 or 4 processes on 2 cores).
 //! Every wait is bounded; every process is killed at the end.
@@ -21,7 +25,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::timeout;
-use zookeeper_client::{Acls, CreateMode, EventType};
+use zookeeper_client::{Acls, Client, CreateMode, Error, EventType};
 
 mod common;
 
@@ -262,5 +266,58 @@ fn an_observer_serves_reads_and_watches_forwards_writes_and_never_counts() {
         let c = connect(&e.connect_string(&[observer])).await;
         create_retrying(&c, "/o/back").await;
         assert!(exists_on(&e, followers[0], "/o/back").await);
+    });
+}
+
+#[test]
+fn a_write_on_the_connection_a_session_moved_away_from_is_refused() {
+    run(async {
+        let e = Ensemble::start(3, 0, "");
+        let leader = e.settled();
+        let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        let moves = [
+            (followers[0], followers[1]),
+            (leader, followers[0]),
+            (followers[1], leader),
+        ];
+        for (n, (old, new)) in moves.into_iter().enumerate() {
+            let first = connect(&e.connect_string(&[old])).await;
+            first.create(&format!("/m{n}"), b"", &open()).await.unwrap();
+            let moved = timeout(
+                WAIT,
+                Client::connector()
+                    .with_session(first.session().clone())
+                    .connect(&e.connect_string(&[new])),
+            )
+            .await
+            .expect("in time")
+            .expect("the session reconnects through another member");
+            assert_eq!(moved.session_id(), first.session_id());
+            // Written through the new member: its revalidation is ahead.
+            moved
+                .create(&format!("/m{n}/new"), b"", &open())
+                .await
+                .unwrap();
+            // ZooKeeper closes that connection rather than answer
+            // SESSIONMOVED (ZOOKEEPER-710): the client sees a connection loss.
+            let stale = first.create(&format!("/m{n}/old"), b"", &open()).await;
+            assert_eq!(
+                stale.map(|_| ()),
+                Err(Error::ConnectionLoss),
+                "a write through {old} after the move to {new}"
+            );
+            let fresh = connect(&e.connect_string(&[new])).await;
+            fresh.sync("/").await.unwrap();
+            assert!(fresh
+                .check_stat(&format!("/m{n}/new"))
+                .await
+                .unwrap()
+                .is_some());
+            assert!(fresh
+                .check_stat(&format!("/m{n}/old"))
+                .await
+                .unwrap()
+                .is_none());
+        }
     });
 }
