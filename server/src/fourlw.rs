@@ -167,6 +167,37 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             let _ = writeln!(s, "maxSessionTimeout={}", c.max_session_timeout_ms);
             let _ = writeln!(s, "clientPortListenBacklog=-1");
             let _ = writeln!(s, "serverId={}", c.server_id);
+            let me = c.ensemble.servers.get(&u64::from(c.server_id));
+            if let (Some(me), true) = (me, shared.quorum.lock().expect("quorum").is_some()) {
+                // A member: the quorum settings and the ensemble, as
+                // ZooKeeper's QuorumPeer dumps them (electionAlg 3 is fast
+                // leader election; peerType 0 a participant, 1 an observer).
+                let e = &c.ensemble;
+                let _ = writeln!(s, "initLimit={}", e.init_limit_ticks);
+                let _ = writeln!(s, "syncLimit={}", e.sync_limit_ticks);
+                let _ = writeln!(s, "electionAlg=3");
+                let _ = writeln!(s, "electionPort={}", me.election_port);
+                let _ = writeln!(s, "quorumPort={}", me.quorum_port);
+                let _ = writeln!(s, "peerType={}", u8::from(me.observer));
+                let _ = writeln!(s, "membership: ");
+                for (id, l) in &e.servers {
+                    let role = if l.observer {
+                        "observer"
+                    } else {
+                        "participant"
+                    };
+                    let _ = write!(
+                        s,
+                        "server.{id}={}:{}:{}:{role}",
+                        l.host, l.quorum_port, l.election_port
+                    );
+                    if let Some((addr, port)) = &l.client {
+                        let _ = write!(s, ";{}:{port}", addr.as_deref().unwrap_or("0.0.0.0"));
+                    }
+                    s.push('\n');
+                }
+                let _ = writeln!(s, "version=0");
+            }
         }
         "crst" => {
             for c in conns.values() {

@@ -228,6 +228,37 @@ fn an_observer_serves_reads_and_watches_forwards_writes_and_never_counts() {
             assert_eq!(l.mntr(key).as_deref(), Some(want), "{key}");
         }
 
+        // conf shows the ensemble as ZooKeeper's does.
+        let conf = e.member(observer).four_letter("conf").unwrap();
+        let lines: Vec<&str> = conf.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| *l == "membership: ")
+            .expect(&conf);
+        let quorum = &lines[at - 6..at];
+        assert_eq!(
+            [quorum[0], quorum[1], quorum[2], quorum[5]],
+            ["initLimit=20", "syncLimit=5", "electionAlg=3", "peerType=1"]
+        );
+        let election_port = quorum[3].strip_prefix("electionPort=").expect(&conf);
+        let quorum_port = quorum[4].strip_prefix("quorumPort=").expect(&conf);
+        for (id, line) in (1..=4).zip(&lines[at + 1..at + 5]) {
+            let role = if id == observer {
+                "observer"
+            } else {
+                "participant"
+            };
+            assert!(
+                line.starts_with(&format!("server.{id}=127.0.0.{id}:")) && line.ends_with(role),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            lines[at + 4],
+            format!("server.4=127.0.0.4:{quorum_port}:{election_port}:observer")
+        );
+        assert_eq!(lines[at + 5..], ["version=0"]);
+
         let on_observer = connect(&e.connect_string(&[observer])).await;
         let on_leader = connect(&e.connect_string(&[leader])).await;
         // A watch on the observer fires for a write through the leader, and
