@@ -15,12 +15,18 @@
 //! (`herd_proto`); this module only sends requests and routes replies. Because the server sends a transaction's notifications before the
 //! reply of the request that caused them, and the reader thread hands both on
 //! in arrival order, an event a command triggers is printed before the command
-//! returns. No reconnection: a lost connection ends the session (the shell's
-//! `connect` opens a new one).
+//! returns.
+//!
+//! A lost connection does not end the session: [`Client::reconnect`] opens it
+//! again on the next address of the server list (as ZooKeeper's client moves
+//! between an ensemble's members), with the session's id and password and the
+//! last zxid it saw (a member behind that refuses it), and sends the
+//! session's auth packets again. A server that answers with no session (it
+//! expired) ends it. The shell sets its watches again (`setWatches2`).
 
 use std::io::{self, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -29,7 +35,7 @@ use std::time::Duration;
 use engine::ErrorCode;
 use herd_proto::frame::Frames;
 use herd_proto::jute::{Malformed, Reader, Write};
-use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse};
+use herd_proto::{opcode, xid, ConnectRequest, ConnectResponse, SetWatches};
 
 /// How long the TCP connect and the handshake may take, per address.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,11 +99,27 @@ struct Frame {
     body: Vec<u8>,
 }
 
-/// One session on one connection.
+/// One session, on one connection at a time.
 pub struct Client {
+    link: Link,
+    next_xid: i32,
+    /// Every address of the server list, and the one connected to.
+    servers: Vec<SocketAddr>,
+    at: usize,
+    session_id: i64,
+    password: Vec<u8>,
+    timeout_ms: i32,
+    /// The newest zxid a reply carried.
+    last_zxid: Arc<AtomicI64>,
+    events: EventSink,
+    /// The auth packets sent, to send again on a new connection.
+    auths: Vec<(String, Vec<u8>)>,
+}
+
+/// One connection: its socket and threads.
+struct Link {
     stream: Arc<Mutex<TcpStream>>,
     replies: mpsc::Receiver<Frame>,
-    next_xid: i32,
     closing: Arc<AtomicBool>,
     /// Cleared by the reader thread when the connection ends.
     alive: Arc<AtomicBool>,
@@ -106,83 +128,92 @@ pub struct Client {
     threads: Vec<JoinHandle<()>>,
 }
 
+/// Why [`Client::reconnect`] failed.
+#[derive(Debug)]
+pub enum Reconnect {
+    /// A server answered that the session is gone.
+    Expired,
+    /// No server could be reached.
+    Unreachable(io::Error),
+}
+
 impl Client {
     /// Connects to the first address of `server` (a `host:port` list separated
     /// by commas) that accepts, opens a new session asking for `timeout_ms`, and
     /// starts the reader and pinger threads.
     pub fn connect(server: &str, timeout_ms: i32, events: EventSink) -> io::Result<Client> {
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no server address");
+        let mut servers = Vec::new();
         for host in server.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-            let addrs: Vec<SocketAddr> = match host.to_socket_addrs() {
-                Ok(a) => a.collect(),
-                Err(e) => {
-                    last = io::Error::new(e.kind(), format!("{host}: {e}"));
-                    continue;
+            match host.to_socket_addrs() {
+                Ok(a) => servers.extend(a),
+                Err(e) => last = io::Error::new(e.kind(), format!("{host}: {e}")),
+            }
+        }
+        let last_zxid = Arc::new(AtomicI64::new(0));
+        let hello = ConnectRequest::new_session(timeout_ms);
+        for (at, &addr) in servers.iter().enumerate() {
+            match Link::open(addr, &hello, events.clone(), last_zxid.clone()) {
+                Ok((link, session_id, password, timeout_ms)) => {
+                    return Ok(Client {
+                        link,
+                        next_xid: 1,
+                        servers,
+                        at,
+                        session_id,
+                        password,
+                        timeout_ms,
+                        last_zxid,
+                        events,
+                        auths: Vec::new(),
+                    })
                 }
-            };
-            for addr in addrs {
-                match Self::connect_to(addr, timeout_ms, events.clone()) {
-                    Ok(c) => return Ok(c),
-                    Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
-                }
+                Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
             }
         }
         Err(last)
     }
 
-    fn connect_to(addr: SocketAddr, timeout_ms: i32, events: EventSink) -> io::Result<Client> {
-        let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
-        let mut hello = Vec::with_capacity(48);
-        ConnectRequest::new_session(timeout_ms).encode(&mut hello);
-        stream.write_all(&hello)?;
-        let mut incoming = Frames::new(FRAME_BYTES_MAX, READ_BYTES_MAX);
-        let negotiated_timeout_ms = incoming.read_from(&mut stream, |answer| {
-            ConnectResponse::opened(answer).map(|r| r.timeout_ms)
-        })??;
-        // The server expires a session it hears nothing from for its timeout;
-        // ZooKeeper's client gives up reading after two thirds of it.
-        let idle = Duration::from_millis((negotiated_timeout_ms as u64 * 2 / 3).max(1000));
-        stream.set_read_timeout(Some(idle))?;
+    /// Opens the session again on the next address that takes it, starting
+    /// after the one it was on, and sends its auth packets again.
+    pub fn reconnect(&mut self) -> Result<SocketAddr, Reconnect> {
+        let hello = ConnectRequest {
+            last_zxid_seen: self.last_zxid.load(Ordering::SeqCst),
+            session_id: self.session_id,
+            password: self.password.clone(),
+            ..ConnectRequest::new_session(self.timeout_ms)
+        };
+        let mut last = io::Error::new(io::ErrorKind::NotConnected, "no server address");
+        for step in 1..=self.servers.len() {
+            let at = (self.at + step) % self.servers.len();
+            let addr = self.servers[at];
+            match Link::open(addr, &hello, self.events.clone(), self.last_zxid.clone()) {
+                Ok((link, ..)) => {
+                    self.link.closing.store(true, Ordering::SeqCst);
+                    self.link = link;
+                    self.at = at;
+                    for (scheme, auth) in self.auths.clone() {
+                        let _ = self.send_auth(&scheme, &auth);
+                    }
+                    return Ok(addr);
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    return Err(Reconnect::Expired)
+                }
+                Err(e) => last = io::Error::new(e.kind(), format!("{addr}: {e}")),
+            }
+        }
+        Err(Reconnect::Unreachable(last))
+    }
 
-        let closing = Arc::new(AtomicBool::new(false));
-        let alive = Arc::new(AtomicBool::new(true));
-        let (reply_tx, replies) = mpsc::channel();
-        let reader = {
-            let stream = stream.try_clone()?;
-            let (closing, alive) = (closing.clone(), alive.clone());
-            std::thread::Builder::new()
-                .name("herd-cli-reader".into())
-                .spawn(move || {
-                    read_loop(stream, incoming, reply_tx, events, closing);
-                    alive.store(false, Ordering::SeqCst);
-                })?
-        };
-        let stream = Arc::new(Mutex::new(stream));
-        let (stop_pinger, stop) = mpsc::channel::<()>();
-        let pinger = {
-            let stream = stream.clone();
-            let every = Duration::from_millis((negotiated_timeout_ms as u64 / 3).max(100));
-            std::thread::Builder::new()
-                .name("herd-cli-pinger".into())
-                .spawn(move || ping_loop(stream, stop, every))?
-        };
-        Ok(Client {
-            stream,
-            replies,
-            next_xid: 1,
-            closing,
-            alive,
-            stop_pinger: Some(stop_pinger),
-            threads: vec![reader, pinger],
-        })
+    /// The newest zxid the session has seen.
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid.load(Ordering::SeqCst)
     }
 
     /// Whether the connection is still up.
     pub fn is_alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst)
+        self.link.alive.load(Ordering::SeqCst)
     }
 
     /// Sends request `op` whose record `body` writes, and waits for its reply:
@@ -196,6 +227,12 @@ impl Client {
     /// `addauth`: the auth packet (reserved xid -4). Waits for the server's
     /// answer, so later requests run with the new identity.
     pub fn auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ErrorCode> {
+        self.send_auth(scheme, auth)?;
+        self.auths.push((scheme.to_owned(), auth.to_vec()));
+        Ok(())
+    }
+
+    fn send_auth(&mut self, scheme: &str, auth: &[u8]) -> Result<(), ErrorCode> {
         self.call_xid(xid::AUTH, opcode::AUTH, |b| {
             b.i32(0); // type
             b.string(scheme);
@@ -204,9 +241,22 @@ impl Client {
         .map(drop)
     }
 
+    /// `setWatches2` (reserved xid -8): the session's watches, on a new
+    /// connection; the server fires those whose node changed after
+    /// `relative_zxid`.
+    pub fn set_watches(&mut self, w: &SetWatches) -> Result<(), ErrorCode> {
+        self.call_xid(xid::SET_WATCHES, opcode::SET_WATCHES2, |b| {
+            b.i64(w.relative_zxid);
+            for list in [&w.data, &w.exist, &w.child, &w.persistent, &w.recursive] {
+                b.strings(list);
+            }
+        })
+        .map(drop)
+    }
+
     /// Closes the session (`closeSession`) and the connection.
     pub fn close(mut self) -> Result<(), ErrorCode> {
-        self.closing.store(true, Ordering::SeqCst);
+        self.link.closing.store(true, Ordering::SeqCst);
         let result = self.call(opcode::CLOSE_SESSION, |_| {}).map(drop);
         drop(self);
         result
@@ -221,13 +271,13 @@ impl Client {
         let mut frame = Vec::with_capacity(64);
         herd_proto::request(&mut frame, xid, op, body);
         {
-            let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stream = self.link.stream.lock().unwrap_or_else(|e| e.into_inner());
             stream
                 .write_all(&frame)
                 .map_err(|_| ErrorCode::ConnectionLoss)?;
         }
         loop {
-            match self.replies.recv_timeout(REQUEST_TIMEOUT) {
+            match self.link.replies.recv_timeout(REQUEST_TIMEOUT) {
                 // A reply to an earlier call that timed out: skip it.
                 Ok(reply) if reply.xid != xid => continue,
                 Ok(reply) if reply.err == 0 => return Ok(reply.body),
@@ -239,7 +289,68 @@ impl Client {
     }
 }
 
-impl Drop for Client {
+impl Link {
+    /// Connects to `addr` and says `hello`; the session the server opened:
+    /// (the link, its id, password and negotiated timeout).
+    fn open(
+        addr: SocketAddr,
+        hello: &ConnectRequest,
+        events: EventSink,
+        last_zxid: Arc<AtomicI64>,
+    ) -> io::Result<(Link, i64, Vec<u8>, i32)> {
+        let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+        stream.set_read_timeout(Some(CONNECT_TIMEOUT))?;
+        let mut bytes = Vec::with_capacity(48);
+        hello.encode(&mut bytes);
+        stream.write_all(&bytes)?;
+        let mut incoming = Frames::new(FRAME_BYTES_MAX, READ_BYTES_MAX);
+        let (session_id, password, negotiated_timeout_ms) =
+            incoming.read_from(&mut stream, |answer| {
+                ConnectResponse::opened(answer)
+                    .map(|r| (r.session_id, r.password.to_vec(), r.timeout_ms))
+            })??;
+        // The server expires a session it hears nothing from for its timeout;
+        // ZooKeeper's client gives up reading after two thirds of it.
+        let idle = Duration::from_millis((negotiated_timeout_ms as u64 * 2 / 3).max(1000));
+        stream.set_read_timeout(Some(idle))?;
+
+        let closing = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(AtomicBool::new(true));
+        let (reply_tx, replies) = mpsc::channel();
+        let reader = {
+            let stream = stream.try_clone()?;
+            let (closing, alive) = (closing.clone(), alive.clone());
+            std::thread::Builder::new()
+                .name("herd-cli-reader".into())
+                .spawn(move || {
+                    read_loop(stream, incoming, reply_tx, events, closing, last_zxid);
+                    alive.store(false, Ordering::SeqCst);
+                })?
+        };
+        let stream = Arc::new(Mutex::new(stream));
+        let (stop_pinger, stop) = mpsc::channel::<()>();
+        let pinger = {
+            let stream = stream.clone();
+            let every = Duration::from_millis((negotiated_timeout_ms as u64 / 3).max(100));
+            std::thread::Builder::new()
+                .name("herd-cli-pinger".into())
+                .spawn(move || ping_loop(stream, stop, every))?
+        };
+        let link = Link {
+            stream,
+            replies,
+            closing,
+            alive,
+            stop_pinger: Some(stop_pinger),
+            threads: vec![reader, pinger],
+        };
+        Ok((link, session_id, password, negotiated_timeout_ms))
+    }
+}
+
+impl Drop for Link {
     fn drop(&mut self) {
         self.closing.store(true, Ordering::SeqCst);
         self.stop_pinger.take();
@@ -260,8 +371,9 @@ fn read_loop(
     replies: mpsc::Sender<Frame>,
     events: EventSink,
     closing: Arc<AtomicBool>,
+    last_zxid: Arc<AtomicI64>,
 ) {
-    let route = |frame: &[u8]| route(frame, &replies, &events);
+    let route = |frame: &[u8]| route(frame, &replies, &events, &last_zxid);
     while let Ok(Ok(true)) = frames.read_from(&mut stream, route) {}
     if !closing.load(Ordering::SeqCst) {
         events(WatchedEvent::session(state::DISCONNECTED));
@@ -274,9 +386,13 @@ fn route(
     frame: &[u8],
     replies: &mpsc::Sender<Frame>,
     events: &EventSink,
+    last_zxid: &AtomicI64,
 ) -> Result<bool, Malformed> {
     let mut r = Reader::new(frame);
-    let (xid, _zxid, err) = (r.i32()?, r.i64()?, r.i32()?);
+    let (xid, zxid, err) = (r.i32()?, r.i64()?, r.i32()?);
+    if xid != xid::NOTIFICATION && zxid > 0 {
+        last_zxid.fetch_max(zxid, Ordering::SeqCst);
+    }
     match xid {
         xid::NOTIFICATION => {
             let (kind, state, path) = (r.i32()?, r.i32()?, r.string()?);

@@ -31,9 +31,9 @@ use std::sync::{Arc, Mutex};
 use engine::acl::Acl;
 use engine::ErrorCode;
 use herd_proto::jute::{Reader, Write};
-use herd_proto::{opcode, WatcherType};
+use herd_proto::{opcode, SetWatches, WatcherType};
 
-use client::{event, state, Client, EventSink, WatchedEvent};
+use client::{event, state, Client, EventSink, Reconnect, WatchedEvent};
 use command::{ArgError, Parsed, Spec};
 
 /// The server zkCli connects to without `-server`.
@@ -126,10 +126,14 @@ fn malformed(_: herd_proto::jute::Malformed) -> Failure {
 struct Watches {
     /// getData and exists watches (one-shot).
     data: BTreeSet<String>,
+    /// Of those, exists watches left on a missing node.
+    exist: BTreeSet<String>,
     /// getChildren watches (one-shot).
     child: BTreeSet<String>,
     /// addWatch PERSISTENT and PERSISTENT_RECURSIVE.
     persistent: BTreeSet<String>,
+    /// Of those, PERSISTENT_RECURSIVE.
+    recursive: BTreeSet<String>,
 }
 
 impl Watches {
@@ -139,15 +143,33 @@ impl Watches {
         match e.kind {
             event::NODE_CREATED | event::NODE_DATA_CHANGED => {
                 self.data.remove(path);
+                self.exist.remove(path);
             }
             event::NODE_CHILDREN_CHANGED => {
                 self.child.remove(path);
             }
             event::NODE_DELETED => {
                 self.data.remove(path);
+                self.exist.remove(path);
                 self.child.remove(path);
             }
             _ => {}
+        }
+    }
+
+    /// What a new connection is told of them (`setWatches2`).
+    fn to_set(&self, relative_zxid: i64) -> SetWatches {
+        let list = |all: &BTreeSet<String>, except: &BTreeSet<String>| {
+            all.difference(except).cloned().collect()
+        };
+        let none = BTreeSet::new();
+        SetWatches {
+            relative_zxid,
+            data: list(&self.data, &self.exist),
+            exist: list(&self.exist, &none),
+            child: list(&self.child, &none),
+            persistent: list(&self.persistent, &self.recursive),
+            recursive: list(&self.recursive, &none),
         }
     }
 }
@@ -314,6 +336,10 @@ impl Shell {
             "redo" => return self.redo(p),
             _ => {}
         }
+        if spec.needs_session && self.client.is_some() && !self.connected() {
+            // Lost: the session opens again elsewhere, or it is gone.
+            let _ = self.session();
+        }
         if spec.needs_session && !self.connected() {
             emit(&self.out, "Not connected\n");
             return Status::Failed(EXIT_FAILED);
@@ -368,10 +394,35 @@ impl Shell {
     }
 
     fn call(&mut self, op: i32, body: impl FnOnce(&mut Vec<u8>)) -> Result<Vec<u8>, ErrorCode> {
-        match self.client.as_mut() {
-            Some(c) => c.call(op, body),
-            None => Err(ErrorCode::ConnectionLoss),
+        self.session()?.call(op, body)
+    }
+
+    /// The session's client, its connection opened again on the next server
+    /// of the list if it was lost (as zkCli's client moves between an
+    /// ensemble's members), with its watches set again there.
+    fn session(&mut self) -> Result<&mut Client, ErrorCode> {
+        let client = self.client.as_mut().ok_or(ErrorCode::ConnectionLoss)?;
+        if !client.is_alive() {
+            match client.reconnect() {
+                Ok(_) => {
+                    let set = self
+                        .watches
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .to_set(client.last_zxid());
+                    self.announce(WatchedEvent::session(state::SYNC_CONNECTED));
+                    let client = self.client.as_mut().expect("reconnected");
+                    client.set_watches(&set)?;
+                }
+                Err(Reconnect::Expired) => {
+                    self.client = None;
+                    self.announce(WatchedEvent::session(state::EXPIRED));
+                    return Err(ErrorCode::SessionExpired);
+                }
+                Err(Reconnect::Unreachable(_)) => return Err(ErrorCode::ConnectionLoss),
+            }
         }
+        self.client.as_mut().ok_or(ErrorCode::ConnectionLoss)
     }
 
     fn print_stat(&self, r: &mut Reader<'_>) -> CmdResult {
@@ -610,6 +661,9 @@ impl Shell {
         if watch && matches!(reply, Ok(_) | Err(ErrorCode::NoNode)) {
             // An exists watch is left even on a missing node.
             self.watch(|w| &mut w.data, path);
+            if reply.is_err() {
+                self.watch(|w| &mut w.exist, path);
+            }
         }
         let body = reply.map_err(keeper(path))?;
         self.print_stat(&mut Reader::new(&body))
@@ -656,12 +710,9 @@ impl Shell {
     fn add_auth(&mut self, p: &Parsed) -> CmdResult {
         let scheme = p.arg(0).unwrap_or_default();
         let auth = p.arg(1).unwrap_or_default().as_bytes();
-        match self.client.as_mut() {
-            Some(c) => c
-                .auth(scheme, auth)
-                .map_err(|code| Failure::Keeper(code, None)),
-            None => Err(Failure::Keeper(ErrorCode::ConnectionLoss, None)),
-        }
+        self.session()
+            .and_then(|c| c.auth(scheme, auth))
+            .map_err(|code| Failure::Keeper(code, None))
     }
 
     fn sync(&mut self, p: &Parsed) -> CmdResult {
@@ -696,6 +747,9 @@ impl Shell {
         })
         .map_err(keeper(path))?;
         self.watch(|w| &mut w.persistent, path);
+        if recursive {
+            self.watch(|w| &mut w.recursive, path);
+        }
         Ok(())
     }
 
@@ -746,6 +800,12 @@ impl Shell {
                 if gone {
                     set.remove(path);
                 }
+            }
+            if removed[0] {
+                w.exist.remove(path);
+            }
+            if removed[2] {
+                w.recursive.remove(path);
             }
         }
         for (kind, gone) in events.into_iter().zip(removed) {
