@@ -13,110 +13,13 @@ it holds still held, and its writes going on. Every wait is bounded; every
 process started is killed at the end. Exit status 0 when all checks pass.
 """
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 
 from kazoo.client import KazooClient, KazooState
 
-WAIT_S = 30
-
-
-def free_port(ip):
-    s = socket.socket()
-    s.bind((ip, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def mode(addr):
-    host, port = addr.rsplit(":", 1)
-    try:
-        s = socket.create_connection((host, int(port)), timeout=1)
-        s.settimeout(2)
-        s.sendall(b"srvr")
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
-    except OSError:
-        return None
-    for line in out.decode(errors="replace").splitlines():
-        if line.startswith("Mode: "):
-            return line[6:].strip()
-    return None
-
-
-class Ensemble:
-    def __init__(self, herd, work):
-        self.herd, self.work = herd, work
-        ips = [f"127.0.0.{i}" for i in (1, 2, 3)]
-        self.addrs = [f"{ip}:{free_port(ip)}" for ip in ips]
-        servers = "".join(
-            f"server.{i + 1}={ip}:{free_port(ip)}:{free_port(ip)}\n" for i, ip in enumerate(ips)
-        )
-        self.procs = [None] * 3
-        for i, ip in enumerate(ips):
-            d = os.path.join(work, f"m{i + 1}")
-            os.makedirs(d)
-            with open(os.path.join(d, "myid"), "w") as f:
-                f.write(f"{i + 1}\n")
-            port = self.addrs[i].rsplit(":", 1)[1]
-            with open(os.path.join(d, "zoo.cfg"), "w") as f:
-                f.write(f"tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={d}\n"
-                        f"clientPort={port}\nclientPortAddress={ip}\n"
-                        f"4lw.commands.whitelist=*\n{servers}")
-            self.start(i)
-
-    def start(self, i):
-        d = os.path.join(self.work, f"m{i + 1}")
-        log = open(os.path.join(d, "herd.log"), "a")
-        self.procs[i] = subprocess.Popen([self.herd, "--config", os.path.join(d, "zoo.cfg")],
-                                         stdout=log, stderr=subprocess.STDOUT)
-
-    def kill(self, i):
-        self.procs[i].send_signal(signal.SIGKILL)
-        self.procs[i].wait()
-        self.procs[i] = None
-
-    def settled(self):
-        deadline = time.time() + WAIT_S
-        while time.time() < deadline:
-            modes = sorted(str(mode(a)) for a, p in zip(self.addrs, self.procs) if p)
-            if modes.count("leader") == 1 and set(modes) <= {"leader", "follower"}:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"ensemble not settled within {WAIT_S} s")
-
-    def stop(self):
-        for i, p in enumerate(self.procs):
-            if p:
-                self.kill(i)
-
-    def logs(self):
-        out = []
-        for i in range(3):
-            try:
-                out.append(f"--- member {i + 1}\n" + open(os.path.join(self.work, f"m{i + 1}", "herd.log")).read()[-3000:])
-            except OSError:
-                pass
-        return "\n".join(out)
-
-
-def wait_for(what, cond):
-    deadline = time.time() + WAIT_S
-    while not cond():
-        if time.time() > deadline:
-            raise AssertionError(f"not within {WAIT_S} s: {what}")
-        time.sleep(0.02)
+from herd_ensemble import WAIT_S, Ensemble, wait_for
 
 
 def main():

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compile and run the Curator 5 cross-client suite against HOST:PORT.
 #
-#   run_curator.sh HOST:PORT
+#   run_curator.sh HOST:PORT [CLASS]
+#
+# CLASS is CuratorSuite unless given: CuratorEnsemble takes a 3-host connect string
+# and runs under herd_ensemble.py (see CuratorEnsemble.java).
 #
 # Needs a JDK (javac, java) and the Debian packages libcurator-framework-java,
 # libcurator-recipes-java, libcurator-client-java and zookeeper (jars in
@@ -12,8 +15,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 J=${JAVA_SHARE:-/usr/share/java}
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 HOST:PORT" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    echo "usage: $0 HOST:PORT [CLASS]" >&2
     exit 2
 fi
 
@@ -36,6 +39,6 @@ done
 BUILD=$(mktemp -d "${TMPDIR:-/tmp}/curator-suite.XXXXXX")
 trap 'rm -rf "$BUILD"' EXIT
 
-javac -nowarn -encoding UTF-8 -d "$BUILD" -cp "$CP" "$HERE/CuratorSuite.java"
+javac -nowarn -encoding UTF-8 -d "$BUILD" -cp "$CP" "$HERE/CuratorSuite.java" "$HERE/CuratorEnsemble.java"
 # the suite has its own 120 s watchdog; timeout is a last resort (e.g. a JVM hang)
-timeout 150 java -Xmx256m -cp "$CP:$BUILD" CuratorSuite "$1"
+timeout 150 java -Xmx256m -cp "$CP:$BUILD" "${2:-CuratorSuite}" "$1"
