@@ -51,7 +51,7 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
     };
     // Listing directories is blocking I/O: done off the shard's thread.
     let dir_sizes = match word {
-        "dirs" => {
+        "dirs" | "conf" => {
             let dirs = [config.data_dir.clone(), config.data_log_dir.clone()];
             Some(
                 glommio::executor()
@@ -85,6 +85,10 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
         let _ = writeln!(s, "Zxid: 0x{:x}", tree.last_zxid());
         let _ = writeln!(s, "Mode: {}", shared.mode().unwrap_or_default());
         let _ = writeln!(s, "Node count: {}", tree.node_count());
+        if shared.mode() == Some("leader") {
+            let (last, min, max) = shared.proposal_sizes.get();
+            let _ = writeln!(s, "Proposal sizes last/min/max: {last}/{min}/{max}");
+        }
     };
     let cons = |s: &mut String| {
         let mut list: Vec<_> = conns.values().collect();
@@ -159,8 +163,14 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             let c = config;
             let _ = writeln!(s, "clientPort={}", shared.client_port.load(Relaxed));
             let _ = writeln!(s, "secureClientPort=-1");
+            // ZooKeeper 3.8 labels these two sizes the wrong way round
+            // (dataDirSize sums its log directory); they are equal unless
+            // dataLogDir is set apart, and herd gives each its own.
+            let [data, log] = dir_sizes.expect("sized above for conf");
             let _ = writeln!(s, "dataDir={}", c.data_dir.display());
+            let _ = writeln!(s, "dataDirSize={data}");
             let _ = writeln!(s, "dataLogDir={}", c.data_log_dir.display());
+            let _ = writeln!(s, "dataLogSize={log}");
             let _ = writeln!(s, "tickTime={}", c.tick_time_ms);
             let _ = writeln!(s, "maxClientCnxns={}", c.max_client_cnxns);
             let _ = writeln!(s, "minSessionTimeout={}", c.min_session_timeout_ms);
@@ -210,6 +220,7 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             for c in &shared.shards {
                 c.reset();
             }
+            shared.proposal_sizes.reset();
             s.push_str("Server stats reset.\n");
         }
         "mntr" => {
@@ -265,8 +276,16 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
                     for (k, v) in rows {
                         let _ = writeln!(s, "{k}\t{v}");
                     }
+                    let (last, min, max) = shared.proposal_sizes.get();
+                    let _ = writeln!(s, "zk_last_proposal_size\t{last}");
+                    let _ = writeln!(s, "zk_min_proposal_size\t{min}");
+                    let _ = writeln!(s, "zk_max_proposal_size\t{max}");
                 }
             }
+            // As in ZooKeeper, also on a standalone server (no elections there).
+            let elections = shared.elections.lock().expect("election stats");
+            summary(&mut s, "election_time", &elections, 1.0);
+            drop(elections);
             let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
             let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
             let max_fds = limits

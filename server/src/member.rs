@@ -83,6 +83,9 @@ pub struct Member {
     /// The epoch it last reported leading in.
     led_epoch: Option<u32>,
     term: u64,
+    /// When it began looking for a leader, while it looks (for mntr's
+    /// election time).
+    looking_since: Option<Millis>,
 }
 
 impl Member {
@@ -113,6 +116,7 @@ impl Member {
             quorum_size,
             led_epoch: None,
             term: 0,
+            looking_since: None,
         };
         member.carry_out(first);
         member
@@ -181,6 +185,7 @@ impl Member {
                     return false;
                 }
                 for (zxid, payload) in records {
+                    self.shared.proposal_sizes.record(payload.len());
                     let Some((given, actions)) = self.peer.propose(payload) else {
                         // No longer serving: the role change is on its way.
                         break;
@@ -332,9 +337,21 @@ impl Member {
     }
 
     /// Updates what mntr shows of the quorum (no allocation: this runs
-    /// every round).
-    fn report_quorum(&self) {
+    /// every round), and times elections as ZooKeeper does: from looking to
+    /// following or leading (observers record none).
+    fn report_quorum(&mut self) {
         let status = self.peer.status();
+        let now = self.now();
+        match (status.state, self.looking_since) {
+            (PeerState::Looking, None) => self.looking_since = Some(now),
+            (PeerState::Leading | PeerState::Following, Some(since)) => {
+                let mut elections = self.shared.elections.lock().expect("election stats");
+                let _ = elections.record(now.saturating_sub(since));
+                self.looking_since = None;
+            }
+            (PeerState::Observing, Some(_)) => self.looking_since = None,
+            _ => {}
+        }
         // (state, serving, epoch settled): serving is broadcast; before it, an
         // epoch settled is synchronisation, none yet discovery.
         let peer_state = match (status.state, status.serving, status.epoch.is_some()) {
@@ -369,7 +386,10 @@ impl Member {
         }
         self.serving = serving;
         self.led_epoch = match serving {
-            Serving::Leading { .. } => status.epoch,
+            Serving::Leading { .. } => {
+                self.shared.proposal_sizes.reset();
+                status.epoch
+            }
             _ => None,
         };
         self.term += 1;

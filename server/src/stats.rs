@@ -91,9 +91,13 @@ pub struct StorageStats {
     pub startup: Startup,
 }
 
+/// An empty histogram of 3 significant figures.
+fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new(3).expect("3 significant figures is valid")
+}
+
 impl Default for StorageStats {
     fn default() -> Self {
-        let histogram = || hdrhistogram::Histogram::new(3).expect("3 significant figures is valid");
         StorageStats {
             batch_records: histogram(),
             sync_us: histogram(),
@@ -121,6 +125,56 @@ pub struct Shared {
     pub mode: std::sync::atomic::AtomicU8,
     /// An ensemble member's view of its quorum (mntr's quorum rows).
     pub quorum: Mutex<Option<QuorumStats>>,
+    /// A member's elections: milliseconds from looking to following or
+    /// leading (ZooKeeper's `election_time`; observers record none).
+    pub elections: Mutex<hdrhistogram::Histogram<u64>>,
+    /// The proposals of this member's current leadership.
+    pub proposal_sizes: ProposalSizes,
+}
+
+/// Sizes in bytes of the proposals a leader broadcast, as ZooKeeper's
+/// `Proposal sizes last/min/max` (srvr, stat) and `zk_*_proposal_size` (mntr):
+/// -1 until the first, and again after `srst` or at a new leadership. Only the
+/// member's thread records, so the three need not change together.
+pub struct ProposalSizes {
+    last: AtomicI64,
+    min: AtomicI64,
+    max: AtomicI64,
+}
+
+impl ProposalSizes {
+    fn new() -> ProposalSizes {
+        ProposalSizes {
+            last: AtomicI64::new(-1),
+            min: AtomicI64::new(-1),
+            max: AtomicI64::new(-1),
+        }
+    }
+
+    pub fn record(&self, bytes: usize) {
+        let n = i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.last.store(n, Relaxed);
+        let min = self.min.load(Relaxed);
+        if min == -1 || n < min {
+            self.min.store(n, Relaxed);
+        }
+        self.max.fetch_max(n, Relaxed);
+    }
+
+    pub fn reset(&self) {
+        for v in [&self.last, &self.min, &self.max] {
+            v.store(-1, Relaxed);
+        }
+    }
+
+    /// (last, min, max).
+    pub fn get(&self) -> (i64, i64, i64) {
+        (
+            self.last.load(Relaxed),
+            self.min.load(Relaxed),
+            self.max.load(Relaxed),
+        )
+    }
 }
 
 /// What mntr reports of a member's quorum, as ZooKeeper names it.
@@ -156,6 +210,8 @@ impl Shared {
             per_ip: Mutex::new(HashMap::new()),
             mode: std::sync::atomic::AtomicU8::new(MODE_STANDALONE),
             quorum: Mutex::new(None),
+            elections: Mutex::new(histogram()),
+            proposal_sizes: ProposalSizes::new(),
         }
     }
 

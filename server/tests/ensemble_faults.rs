@@ -89,6 +89,14 @@ fn a_paused_leader_is_replaced_and_rejoins_having_acknowledged_nothing() {
             e.member(leader).mntr("zk_peer_state").as_deref(),
             Some("following - broadcast")
         );
+        // Both looked at start and again now (ZooKeeper's election_time).
+        for id in [leader, new_leader] {
+            let elections = e.member(id).mntr("zk_cnt_election_time").unwrap();
+            assert!(
+                elections.parse::<u64>().unwrap() >= 2,
+                "member {id}: {elections}"
+            );
+        }
         for id in 1..=3 {
             for (path, kept) in [("/before", true), ("/after", true), ("/paused", false)] {
                 assert_eq!(exists_on(&e, id, path).await, kept, "{path} on member {id}");
@@ -227,6 +235,11 @@ fn an_observer_serves_reads_and_watches_forwards_writes_and_never_counts() {
         ] {
             assert_eq!(l.mntr(key).as_deref(), Some(want), "{key}");
         }
+        // Observers hold no elections, as in ZooKeeper.
+        assert_eq!(
+            e.member(observer).mntr("zk_cnt_election_time").as_deref(),
+            Some("0")
+        );
 
         // conf shows the ensemble as ZooKeeper's does.
         let conf = e.member(observer).four_letter("conf").unwrap();

@@ -127,6 +127,30 @@ async fn every_word_answers_in_zookeepers_format() {
     );
     assert_eq!(value(&conf, "minSessionTimeout", '='), "4000");
     assert_eq!(value(&conf, "maxSessionTimeout", '='), "40000");
+    let keys: Vec<&str> = conf.lines().map(|l| l.split('=').next().unwrap()).collect();
+    assert_eq!(
+        keys,
+        [
+            "clientPort",
+            "secureClientPort",
+            "dataDir",
+            "dataDirSize",
+            "dataLogDir",
+            "dataLogSize",
+            "tickTime",
+            "maxClientCnxns",
+            "minSessionTimeout",
+            "maxSessionTimeout",
+            "clientPortListenBacklog",
+            "serverId"
+        ],
+        "a standalone ZooKeeper 3.8's conf, key for key: {conf}"
+    );
+    let log_size: u64 = value(&conf, "dataLogSize", '=').parse().unwrap();
+    assert!(
+        log_size >= 1024,
+        "the preallocated log segment counts: {conf}"
+    );
 
     assert!(ask(addr, "cons").contains(&format!("sid={session}")));
     assert_eq!(

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""A 3-member herd ensemble on 127.0.0.1, .2 and .3 for the cross-client suites.
+"""3-member ensembles, of herd or of Apache ZooKeeper, on 127.0.0.1, .2 and .3.
 
-    Ensemble(herd_bin, work_dir, extra_cfg="")
+    Ensemble(command, work_dir, extra_cfg="", tick_ms=2000)
 
-starts three herd members (ports picked free, one zoo.cfg and myid each,
-extra_cfg appended to every zoo.cfg); kill(i) sends SIGKILL, start(i) starts a
-member again on its data directory, settled() waits until one leads and the
-others follow, stop() kills every member still running. Every wait is bounded
-by WAIT_S.
+starts three members (ports picked free, one zoo.cfg and myid each, with
+extra_cfg appended to every zoo.cfg); command(cfg_path) gives the argv of a
+member: herd(bin) or ZOOKEEPER (Debian's package, run as QuorumPeerMain).
+kill(i) sends SIGKILL, start(i) starts a member again on its data directory,
+settled() waits until one leads and the running others follow and returns the
+leader's index, stop() kills every member still running. Every wait is bounded
+by WAIT_S. bench/failover and the cross-client ensemble suites use it.
 
     herd_ensemble.py HERD_BIN CMD [ARG...]
 
-starts an ensemble (with the container and TTL settings of the standalone
+starts a herd ensemble (with the container and TTL settings of the standalone
 cross-client run), waits for it to settle and runs CMD with {follower} and
 {hosts} in its arguments replaced by a follower's address and the 3-host
 connect string, and KAZOO_SUITE_MODE=follower in its environment; CMD may
@@ -28,7 +30,17 @@ import sys
 import tempfile
 import time
 
-WAIT_S = 30
+WAIT_S = 60
+ZK_CP = "/etc/zookeeper/conf:/usr/share/java/*"
+
+
+def herd(binary):
+    return lambda cfg: [binary, "--config", cfg]
+
+
+def ZOOKEEPER(cfg):
+    return ["java", "-Xms512m", "-Xmx512m", "-cp", ZK_CP,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
 
 
 def free_port(ip):
@@ -39,29 +51,34 @@ def free_port(ip):
     return port
 
 
-def mode(addr):
+def four_letter(addr, word):
+    """The whole answer to a four-letter word, or "" when the member does not answer."""
     host, port = addr.rsplit(":", 1)
     try:
-        s = socket.create_connection((host, int(port)), timeout=1)
-        s.settimeout(2)
-        s.sendall(b"srvr")
-        out = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            out += b
+        with socket.create_connection((host, int(port)), timeout=1) as s:
+            s.settimeout(2)
+            s.sendall(word.encode())
+            out = b""
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
     except OSError:
-        return None
-    for line in out.decode(errors="replace").splitlines():
+        return ""
+    return out.decode(errors="replace")
+
+
+def mode(addr):
+    for line in four_letter(addr, "srvr").splitlines():
         if line.startswith("Mode: "):
             return line[6:].strip()
     return None
 
 
 class Ensemble:
-    def __init__(self, herd, work, extra_cfg=""):
-        self.herd, self.work = herd, work
+    def __init__(self, command, work, extra_cfg="", tick_ms=2000):
+        self.command, self.work = command, work
         ips = [f"127.0.0.{i}" for i in (1, 2, 3)]
         self.addrs = [f"{ip}:{free_port(ip)}" for ip in ips]
         servers = "".join(
@@ -69,21 +86,24 @@ class Ensemble:
         )
         self.procs = [None] * 3
         for i, ip in enumerate(ips):
-            d = os.path.join(work, f"m{i + 1}")
+            d = self.dir(i)
             os.makedirs(d)
             with open(os.path.join(d, "myid"), "w") as f:
                 f.write(f"{i + 1}\n")
             port = self.addrs[i].rsplit(":", 1)[1]
             with open(os.path.join(d, "zoo.cfg"), "w") as f:
-                f.write(f"tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir={d}\n"
-                        f"clientPort={port}\nclientPortAddress={ip}\n"
-                        f"4lw.commands.whitelist=*\n{extra_cfg}{servers}")
+                f.write(f"tickTime={tick_ms}\ninitLimit=10\nsyncLimit=5\ndataDir={d}\n"
+                        f"clientPort={port}\nclientPortAddress={ip}\nforceSync=yes\n"
+                        "maxClientCnxns=0\n4lw.commands.whitelist=*\nadmin.enableServer=false\n"
+                        f"{extra_cfg}{servers}")
             self.start(i)
 
+    def dir(self, i):
+        return os.path.join(self.work, f"m{i + 1}")
+
     def start(self, i):
-        d = os.path.join(self.work, f"m{i + 1}")
-        log = open(os.path.join(d, "herd.log"), "a")
-        self.procs[i] = subprocess.Popen([self.herd, "--config", os.path.join(d, "zoo.cfg")],
+        log = open(os.path.join(self.dir(i), "server.log"), "a")
+        self.procs[i] = subprocess.Popen(self.command(os.path.join(self.dir(i), "zoo.cfg")),
                                          stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self, i):
@@ -94,11 +114,12 @@ class Ensemble:
     def settled(self):
         deadline = time.time() + WAIT_S
         while time.time() < deadline:
-            modes = sorted(str(mode(a)) for a, p in zip(self.addrs, self.procs) if p)
-            if modes.count("leader") == 1 and set(modes) <= {"leader", "follower"}:
-                return
+            modes = [mode(a) if p else None for a, p in zip(self.addrs, self.procs)]
+            running = [m for m, p in zip(modes, self.procs) if p]
+            if running.count("leader") == 1 and set(running) <= {"leader", "follower"}:
+                return modes.index("leader")
             time.sleep(0.05)
-        raise AssertionError(f"ensemble not settled within {WAIT_S} s")
+        raise AssertionError(f"ensemble not settled within {WAIT_S} s: {modes}")
 
     def stop(self):
         for i, p in enumerate(self.procs):
@@ -109,7 +130,8 @@ class Ensemble:
         out = []
         for i in range(3):
             try:
-                out.append(f"--- member {i + 1}\n" + open(os.path.join(self.work, f"m{i + 1}", "herd.log")).read()[-3000:])
+                with open(os.path.join(self.dir(i), "server.log")) as f:
+                    out.append(f"--- member {i + 1}\n" + f.read()[-3000:])
             except OSError:
                 pass
         return "\n".join(out)
@@ -155,9 +177,9 @@ def control(ens, proc):
 
 
 def main():
-    herd, cmd = sys.argv[1], sys.argv[2:]
+    binary, cmd = sys.argv[1], sys.argv[2:]
     work = tempfile.mkdtemp(prefix="herd-ensemble.")
-    ens = Ensemble(herd, work, "zookeeper.extendedTypesEnabled=true\n"
+    ens = Ensemble(herd(binary), work, "zookeeper.extendedTypesEnabled=true\n"
                    "znode.container.checkIntervalMs=1000\n")
     rc, proc = 1, None
     try:

@@ -19,13 +19,12 @@ import tempfile
 
 from kazoo.client import KazooClient, KazooState
 
-from herd_ensemble import WAIT_S, Ensemble, wait_for
+from herd_ensemble import WAIT_S, Ensemble, herd, wait_for
 
 
 def main():
-    herd = sys.argv[1]
     work = tempfile.mkdtemp(prefix="herd-kazoo-ensemble.")
-    ens = Ensemble(herd, work)
+    ens = Ensemble(herd(sys.argv[1]), work)
     ok = False
     try:
         ens.settled()

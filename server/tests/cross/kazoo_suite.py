@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -40,6 +39,8 @@ from kazoo.exceptions import (
     RuntimeInconsistency,
 )
 from kazoo.protocol.states import ZnodeStat
+
+import herd_ensemble
 from kazoo.security import ACL, Id, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE, CREATOR_ALL_ACL, make_digest_acl
 
 ROOT = "/kazoo_suite"
@@ -156,19 +157,8 @@ def p(*parts):
 
 
 def four_letter(cmd):
-    """Send a four letter word on a fresh socket and read until EOF."""
-    s = socket.create_connection((HOST, PORT), timeout=TIMEOUT)
-    try:
-        s.sendall(cmd)
-        buf = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            buf += d
-    finally:
-        s.close()
-    return buf.decode("utf-8", "replace")
+    """The whole answer to a four letter word, on a fresh socket."""
+    return herd_ensemble.four_letter(HOSTPORT, cmd.decode())
 
 
 def parse_mntr(text):
