@@ -29,6 +29,11 @@
 //!    (PINGs and the sync limit end a leader that lost its quorum).
 //! 3. a serving follower restarts: it must serve again under a leader.
 //!
+//! For a third of the seeds an epoch has only 8 to 39 zxids, so leaders run
+//! out of them, in every phase, and lead their followers into a new epoch
+//! without an election (`Left::Rediscover`); every check below holds across
+//! those moves too.
+//!
 //! Every message goes through its wire encoding (`zab::wire`) on its way.
 //!
 //! Checked at every step:
@@ -50,10 +55,12 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use herd_engine::sim::{env_or, Faults, Network, Rng};
-use herd_engine::zab::broadcast::{Limits, Payload, Record, Settings, Snapshot, Store};
+use herd_engine::zab::broadcast::{
+    Limits, Payload, Record, Settings, Snapshot, Store, LAST_COUNTER,
+};
 use herd_engine::zab::discovery::{self, Epochs};
 use herd_engine::zab::election::{PeerState, Vote};
-use herd_engine::zab::peer::{Actions, Message, Peer, Status, Stored, Write};
+use herd_engine::zab::peer::{Actions, Left, Message, Peer, Status, Stored, Write};
 use herd_engine::zab::quorum::Ensemble;
 use herd_engine::zab::wire::{self, Decoder};
 use herd_engine::zab::{Millis, Sid};
@@ -74,6 +81,7 @@ const SETTINGS: Settings = Settings {
     },
     // A DIFF longer than this is sent as a SNAP.
     diff_limit: 20,
+    last_counter: LAST_COUNTER,
 };
 /// How long the disk takes to make a write durable; now and then during the
 /// faults (one write in `SLOW_FSYNC_ONE_IN`) it stalls for up to
@@ -158,6 +166,11 @@ struct Sim {
     slow_disks: bool,
     /// Snapshots installed (SNAPs), over the run.
     installs: usize,
+    /// Its members' Zab settings: for a third of the seeds, epochs of a
+    /// few dozen zxids, so that leaders run out of them and move on.
+    settings: Settings,
+    /// Members that went into a new epoch because theirs ran out of zxids.
+    rediscoveries: usize,
     steps: usize,
     verbose: bool,
 }
@@ -210,6 +223,15 @@ impl Sim {
             written: 0,
             slow_disks: true,
             installs: 0,
+            settings: Settings {
+                last_counter: if seed.is_multiple_of(3) {
+                    8 + (seed / 3 % 32) as u32
+                } else {
+                    LAST_COUNTER
+                },
+                ..SETTINGS
+            },
+            rediscoveries: 0,
             steps: 0,
             verbose,
         }
@@ -239,6 +261,7 @@ impl Sim {
     fn act(&mut self, sid: Sid, actions: Actions) -> Checked {
         if let Some(why) = actions.left {
             self.log(|| format!("{sid} leaves its role: {why:?}"));
+            self.rediscoveries += usize::from(why == Left::Rediscover);
         }
         for (to, msg) in actions.send {
             let msg = through_wire(msg)?;
@@ -398,7 +421,7 @@ impl Sim {
 
     /// `sid` starts, or looks again in its next round.
     fn look(&mut self, sid: Sid) -> Checked {
-        let (now, ensemble) = (self.now, self.ensemble.clone());
+        let (now, ensemble, settings) = (self.now, self.ensemble.clone(), self.settings);
         let m = self.member(sid);
         if m.peer.is_some() {
             self.log(|| format!("{sid} looks again"));
@@ -406,7 +429,7 @@ impl Sim {
         }
         m.state = m.snapshot.clone();
         m.applied = m.stored.base;
-        let (peer, actions) = Peer::start(sid, &ensemble, SETTINGS, m.stored.clone(), now);
+        let (peer, actions) = Peer::start(sid, &ensemble, settings, m.stored.clone(), now);
         m.status = Some(peer.status());
         m.peer = Some(peer);
         m.unreachable.clear();
@@ -867,7 +890,7 @@ fn apply(m: &mut Member, op: Store) -> Checked {
 }
 
 /// Runs one seed: the decisions checked and the snapshots installed.
-fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<(usize, usize), String> {
+fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<(usize, usize, usize), String> {
     let mut sim = Sim::new(seed, voters, verbose);
     sim.faults()?;
     // Every other pair of seeds, healing restarts every election (the most
@@ -875,7 +898,7 @@ fn run_seed(seed: u64, voters: u64, verbose: bool) -> Result<(usize, usize), Str
     // (gaps, PINGs, limits) what the faults left them with.
     let (leader, epoch) = sim.heal((seed / 2).is_multiple_of(2))?;
     sim.rejoin(leader, epoch)?;
-    Ok((sim.steps, sim.installs))
+    Ok((sim.steps, sim.installs, sim.rediscoveries))
 }
 
 #[test]
@@ -890,14 +913,15 @@ fn ensembles_keep_committed_writes_through_faults_and_serve_once_healed() {
             (1..=n, false, n >= 1_000)
         }
     };
-    let (mut steps, mut installs) = (0, 0);
+    let (mut steps, mut installs, mut rediscoveries) = (0, 0, 0);
     for seed in seeds {
         // Odd seeds: 3 voters; even: 5. Both with an observer.
         let voters = if seed % 2 == 1 { 3 } else { 5 };
         match run_seed(seed, voters, verbose) {
-            Ok((n, snaps)) => {
+            Ok((n, snaps, again)) => {
                 steps += n;
                 installs += snaps;
+                rediscoveries += again;
             }
             Err(e) => panic!("seed {seed} ({voters} voters): {e}"),
         }
@@ -907,5 +931,12 @@ fn ensembles_keep_committed_writes_through_faults_and_serve_once_healed() {
         installs > 0 || !many,
         "over many seeds, some learners are sent a SNAP"
     );
-    eprintln!("{steps} decisions, epochs and leaders checked; {installs} snapshots installed");
+    assert!(
+        rediscoveries > 0 || !many,
+        "over many seeds, leaders run out of zxids and move on to new epochs"
+    );
+    eprintln!(
+        "{steps} decisions, epochs and leaders checked; {installs} snapshots installed; \
+         {rediscoveries} moves to a new epoch when zxids ran out"
+    );
 }

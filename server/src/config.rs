@@ -46,6 +46,10 @@ pub struct Config {
     /// Extra milliseconds each group commit takes, to simulate a slow disk in
     /// benchmarks and tests (`herd.simulatedFlushDelayMs`; never on by default).
     pub simulated_flush_delay_ms: u64,
+    /// The last zxid counter an epoch uses, for tests that make a leader run
+    /// out of zxids (`herd.lastZxidCounter`, at least 1; ZooKeeper's limit,
+    /// 2^32 - 2, unless set).
+    pub last_zxid_counter: u32,
     /// A snapshot is taken after about this many transactions (`snapCount`; a
     /// random point in its second half, as ZooKeeper does, so servers differ).
     pub snap_count: u64,
@@ -87,6 +91,7 @@ impl Default for Config {
             pre_alloc_bytes: 64 << 20,
             force_sync: true,
             simulated_flush_delay_ms: 0,
+            last_zxid_counter: engine::zab::broadcast::LAST_COUNTER,
             snap_count: 100_000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
@@ -215,6 +220,14 @@ impl Config {
                 "autopurge.snapRetainCount" => c.snap_retain_count = num(value)?.max(3) as usize,
                 "autopurge.purgeInterval" => c.purge_interval_hours = num(value)?,
                 "herd.simulatedFlushDelayMs" => c.simulated_flush_delay_ms = num(value)?,
+                "herd.lastZxidCounter" => {
+                    let n = num(value)?;
+                    let last = engine::zab::broadcast::LAST_COUNTER;
+                    if n == 0 || n > u64::from(last) {
+                        return Err(bad(&format!("expected 1 to {last}")));
+                    }
+                    c.last_zxid_counter = n as u32;
+                }
                 "forceSync" | "zookeeper.forceSync" => {
                     c.force_sync = match value {
                         "yes" => true,
@@ -332,6 +345,15 @@ mod tests {
         );
         let (c, _) = Config::parse("jute.maxbuffer=4194304\n", "z").unwrap();
         assert_eq!(c.max_buffer_bytes, 4 << 20);
+        for bad in ["0", "4294967295"] {
+            let err = Config::parse(&format!("herd.lastZxidCounter={bad}\n"), "z").unwrap_err();
+            assert_eq!(
+                err.0,
+                format!("z:1: herd.lastZxidCounter: expected 1 to 4294967294, got \"{bad}\"")
+            );
+        }
+        let (c, _) = Config::parse("herd.lastZxidCounter=40\n", "z").unwrap();
+        assert_eq!(c.last_zxid_counter, 40);
     }
 
     #[test]

@@ -372,6 +372,7 @@ fn start_member(
             sync_ms: tick * u64::from(e.sync_limit_ticks),
         },
         diff_limit: DIFF_LIMIT,
+        last_counter: config.last_zxid_counter,
     };
     let stored = Stored {
         epochs,

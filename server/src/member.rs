@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use engine::log;
 use engine::zab::broadcast::{Payload, Snapshot, Store};
 use engine::zab::election::PeerState;
-use engine::zab::peer::{Actions, Peer, Write};
+use engine::zab::peer::{Actions, Left, Peer, Write};
 use engine::zab::{epoch_of, Millis};
 use engine::{SessionId, Zxid};
 
@@ -231,11 +231,17 @@ impl Member {
         if actions.snapshot_wanted {
             self.out.push(ToPipeline::Zab(FromZab::SnapshotWanted));
         }
-        if let Some(why) = actions.left {
-            eprintln!(
+        match actions.left {
+            Some(Left::Rediscover) => eprintln!(
+                "herd: member {:?}: the epoch has no zxid left; discovering a new one with leader {:?}",
+                self.peer.status().state,
+                self.peer.status().leader
+            ),
+            Some(why) => eprintln!(
                 "herd: member {:?} looks for a leader again: {why:?}",
                 self.peer.status().state
-            );
+            ),
+            None => {}
         }
     }
 

@@ -365,3 +365,57 @@ fn a_write_on_the_connection_a_session_moved_away_from_is_refused() {
         }
     });
 }
+
+#[test]
+fn a_leader_out_of_zxids_moves_to_a_new_epoch_without_an_election() {
+    run(async {
+        let mut e = Ensemble::start(3, 0, "herd.lastZxidCounter=40\n");
+        let leader = e.settled();
+        let epoch_of = |e: &mut Ensemble, id: u64| {
+            let srvr = e.member(id).four_letter("srvr").unwrap();
+            let zxid = srvr
+                .lines()
+                .find_map(|l| l.strip_prefix("Zxid: 0x"))
+                .expect(&srvr);
+            i64::from_str_radix(zxid, 16).unwrap() >> 32
+        };
+        let first_epoch = epoch_of(&mut e, leader);
+        let client = connect(&e.connect_string(&[1, 2, 3])).await;
+        let session = client.session_id();
+        let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        client.create("/mine", b"", &ephemeral).await.unwrap();
+        for i in 0..200 {
+            create_retrying(&client, &format!("/r{i}")).await;
+        }
+        assert_eq!(e.settled(), leader, "the same member leads: {}", e.logs());
+        let epochs = epoch_of(&mut e, leader) - first_epoch;
+        assert!(epochs >= 4, "about 200 writes in epochs of 40: {epochs}");
+        assert!(
+            e.member(leader)
+                .log()
+                .contains("the epoch has no zxid left"),
+            "{}",
+            e.logs()
+        );
+        for id in 1..=3 {
+            // One election each: the one at start.
+            assert_eq!(
+                e.member(id).mntr("zk_cnt_election_time").as_deref(),
+                Some("1"),
+                "member {id}"
+            );
+            let c = connect(&e.connect_string(&[id])).await;
+            c.sync("/").await.unwrap();
+            for i in 0..200 {
+                let path = format!("/r{i}");
+                assert!(
+                    c.check_stat(&path).await.unwrap().is_some(),
+                    "{path} on {id}"
+                );
+            }
+        }
+        assert_eq!(client.session_id(), session, "the session went on");
+        let (_, stat) = client.get_data("/mine").await.unwrap();
+        assert_eq!(stat.ephemeral_owner, session.0, "its ephemeral too");
+    });
+}

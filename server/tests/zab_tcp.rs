@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use engine::zab::broadcast::{Limits, Payload, Record, Settings, Store};
+use engine::zab::broadcast::{Limits, Payload, Record, Settings, Store, LAST_COUNTER};
 use engine::zab::discovery::Epochs;
 use engine::zab::election::PeerState;
 use engine::zab::peer::{Actions, Peer, Status, Stored};
@@ -31,6 +31,7 @@ const SETTINGS: Settings = Settings {
     },
     // Large enough that no learner here needs a SNAP.
     diff_limit: 10_000,
+    last_counter: LAST_COUNTER,
 };
 const WAIT: Duration = Duration::from_secs(15);
 

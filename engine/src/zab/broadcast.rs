@@ -165,14 +165,17 @@ pub enum StepDown {
     NotSynced,
     /// Fewer than a quorum of voters heard from within a sync limit.
     NoQuorum,
-    /// The epoch's zxid counter is used up: a new epoch must begin.
+    /// The epoch's zxid counter is used up: a new epoch must begin (the
+    /// peer leads into it at once, without an election).
     ZxidsExhausted,
 }
 
-/// The last zxid counter an epoch uses. ZooKeeper never proposes a zxid
-/// whose counter is all ones: its leader steps down there (forcing a new
-/// election and epoch), and so does this one, rather than let the counter
-/// wrap into zxids already used.
+/// The last zxid counter an epoch uses ([`Settings::last_counter`] unless a
+/// test sets one lower). ZooKeeper never proposes a zxid whose counter is all
+/// ones: its leader shuts down there, which forces an election and a new
+/// epoch (ZOOKEEPER-1277). herd's leader stops there too, rather than let the
+/// counter wrap into zxids already used, and moves its followers to a new
+/// epoch without an election (see `peer`).
 pub const LAST_COUNTER: u32 = u32::MAX - 1;
 
 /// ZooKeeper's timing: `tickTime`, and `initLimit` and `syncLimit` in
@@ -184,12 +187,14 @@ pub struct Limits {
     pub sync_ms: Millis,
 }
 
-/// How a member runs Zab: its timing, and the longest DIFF a leader sends
-/// before it sends a SNAP instead.
+/// How a member runs Zab: its timing, the longest DIFF a leader sends
+/// before it sends a SNAP instead, and the last zxid counter of an epoch
+/// ([`LAST_COUNTER`]; lower in tests, to run through epochs quickly).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub limits: Limits,
     pub diff_limit: usize,
+    pub last_counter: u32,
 }
 
 /// A member's log as broadcast sees it: the snapshot base, the records
@@ -282,6 +287,7 @@ pub struct Leader {
     history_end: Zxid,
     phase: Phase,
     counter: u32,
+    last_counter: u32,
     peers: BTreeMap<Sid, Peer>,
     diff_limit: usize,
     limits: Limits,
@@ -303,7 +309,11 @@ impl Leader {
         now: Millis,
     ) -> Leader {
         let last = history.last();
-        let Settings { limits, diff_limit } = settings;
+        let Settings {
+            limits,
+            diff_limit,
+            last_counter,
+        } = settings;
         Leader {
             me,
             ensemble: ensemble.clone(),
@@ -313,6 +323,7 @@ impl Leader {
             history_end: last,
             phase: Phase::Syncing,
             counter: 0,
+            last_counter,
             peers: BTreeMap::new(),
             diff_limit,
             limits,
@@ -322,14 +333,23 @@ impl Leader {
         }
     }
 
-    /// When [`Leader::tick`] next has something to do.
+    /// When [`Leader::tick`] next has something to do: at once when the
+    /// epoch's zxids are used up.
     pub fn deadline(&self) -> Millis {
+        if self.exhausted() {
+            return 0;
+        }
         self.next_ping.min(self.window_end)
     }
 
-    /// PINGs each tick; steps down when a window ends without progress.
+    fn exhausted(&self) -> bool {
+        self.counter >= self.last_counter
+    }
+
+    /// PINGs each tick; steps down when a window ends without progress, or
+    /// when the epoch has no zxid left.
     pub fn tick(&mut self, now: Millis) -> Result<Output, StepDown> {
-        if self.counter == LAST_COUNTER {
+        if self.exhausted() {
             return Err(StepDown::ZxidsExhausted);
         }
         if now >= self.window_end {
@@ -446,16 +466,21 @@ impl Leader {
         }
     }
 
+    /// The learners it synchronises or leads.
+    pub fn learners(&self) -> impl Iterator<Item = Sid> + '_ {
+        self.peers.keys().copied()
+    }
+
     /// A learner's connection broke: it gets nothing more.
     pub fn remove_learner(&mut self, sid: Sid) {
         self.peers.remove(&sid);
     }
 
     /// Proposes a transaction (only while serving, and while the epoch has
-    /// zxids left; see [`LAST_COUNTER`]): its zxid, and the output: the
+    /// zxids left; see [`Settings::last_counter`]): its zxid, and the output: the
     /// proposal to every learner now, the leader's own append.
     pub fn propose(&mut self, payload: Payload) -> Option<(Zxid, Output)> {
-        if self.phase != Phase::Serving || self.counter == LAST_COUNTER {
+        if self.phase != Phase::Serving || self.exhausted() {
             return None;
         }
         self.counter += 1;
@@ -874,6 +899,7 @@ mod tests {
         let settings = Settings {
             limits: LIMITS,
             diff_limit: 10,
+            last_counter: LAST_COUNTER,
         };
         Leader::new(1, &three(), epoch, History::new(0, log, 0), settings, 0)
     }
@@ -1187,12 +1213,14 @@ mod tests {
     }
 
     #[test]
-    fn a_leader_steps_down_rather_than_wrap_its_zxid_counter() {
+    fn a_leader_stops_rather_than_wrap_its_zxid_counter() {
         let mut l = serving_leader();
         l.counter = LAST_COUNTER - 1;
+        assert!(l.deadline() > 0);
         let (zxid, _) = l.propose(rec(0).1).expect("the last zxid of the epoch");
         assert_eq!(zxid, z(2, i64::from(LAST_COUNTER)));
         assert!(l.propose(rec(1).1).is_none(), "no zxid is left");
+        assert_eq!(l.deadline(), 0, "due at once");
         assert_eq!(l.tick(1), Err(StepDown::ZxidsExhausted));
     }
 }

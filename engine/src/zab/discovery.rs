@@ -46,6 +46,11 @@ pub enum Message {
     },
     /// The epoch the leader proposes (LEADERINFO).
     LeaderInfo { new_epoch: u32 },
+    /// From a leader whose epoch has no zxid left: its learners begin
+    /// discovery with it again, without an election, and it proposes a new
+    /// epoch as a newly elected leader does (ZooKeeper has no such message:
+    /// its leader shuts down there and the ensemble elects again).
+    Rediscover,
     /// A learner's answer (ACKEPOCH) to the proposal of `epoch`: its current
     /// epoch, or `None` if it had already accepted `epoch` before. It names
     /// the epoch (ZooKeeper's does not; it relies on each leadership having
@@ -186,7 +191,7 @@ impl Leader {
                 }
                 Ok(Output::default())
             }
-            Message::LeaderInfo { .. } => Ok(Output::default()),
+            Message::LeaderInfo { .. } | Message::Rediscover => Ok(Output::default()),
         }
     }
 

@@ -71,7 +71,8 @@ pub struct Write {
     pub ops: Vec<Store>,
 }
 
-/// Why a member left its role and looks for a leader again.
+/// Why a member left its role: it looks for a leader again, except after
+/// `Rediscover`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Left {
     Discovery(discovery::Abandon),
@@ -79,6 +80,10 @@ pub enum Left {
     StepDown(broadcast::StepDown),
     /// Its connection to the leader broke, or its driver asked.
     Disconnected,
+    /// The leader's epoch has no zxid left: the leader and its learners go
+    /// through discovery and synchronisation together again, for a new
+    /// epoch, without an election.
+    Rediscover,
 }
 
 /// What a step asks of the driver.
@@ -323,6 +328,13 @@ impl Peer {
                 Actions::default()
             }
             (Role::Looking(_), _) => Actions::default(), // not listening yet
+            (Role::Learning(o, ..), Message::Discovery(discovery::Message::Rediscover)) => {
+                if o.vote.leader == from {
+                    self.learn_again(now)
+                } else {
+                    Actions::default()
+                }
+            }
             (Role::Leading(..), Message::Discovery(dm)) => self.leader_discovery(from, dm, now),
             (Role::Learning(o, d, b), Message::Discovery(dm)) => match d.receive(from, dm) {
                 Err(why) => self.abandon(Left::Discovery(why), now),
@@ -361,6 +373,7 @@ impl Peer {
                 self.after_election(out, now)
             }
             Role::Leading(_, _, Some(b)) => match b.tick(now) {
+                Err(broadcast::StepDown::ZxidsExhausted) => self.lead_again(now),
                 Err(why) => self.abandon(Left::StepDown(why), now),
                 Ok(out) => self.broadcast_output(out),
             },
@@ -516,6 +529,62 @@ impl Peer {
         self.role = Role::Looking(e);
         self.incarnation += 1;
         self.after_election(out, now)
+    }
+
+    /// The epoch has no zxid left (ZOOKEEPER-1277): rather than step down
+    /// into an election, as ZooKeeper's leader does, this one tells every
+    /// member to discover again and begins discovery as if just elected. It
+    /// may lead only once a quorum accepts a new epoch from it, and that
+    /// quorum's acknowledgements must not be ahead of its history, exactly
+    /// as after an election; its followers keep to it, so none of them
+    /// looks. Its proposals not yet committed are in its history, and the
+    /// synchronisation of the new epoch commits them.
+    fn lead_again(&mut self, now: Millis) -> Actions {
+        let Role::Leading(outcome, _, Some(b)) = &self.role else {
+            unreachable!("only a leader runs out of zxids");
+        };
+        let outcome = *outcome;
+        // Every voter, and the observers it knows of.
+        let me = self.me;
+        let told: BTreeSet<Sid> = (self.ensemble.voters())
+            .chain(b.learners())
+            .chain(self.awaiting_snapshot.iter().map(|&(sid, _)| sid))
+            .filter(|&sid| sid != me)
+            .collect();
+        self.take_log_back();
+        self.awaiting_snapshot.clear();
+        self.early.clear();
+        self.incarnation += 1;
+        let (init_ms, last) = (self.settings.limits.init_ms, self.last_zxid());
+        let d = discovery::Leader::start(me, &self.ensemble, self.epochs, last, now, init_ms);
+        self.role = Role::Leading(outcome, d, None);
+        let send = told
+            .into_iter()
+            .map(|sid| (sid, Message::Discovery(discovery::Message::Rediscover)))
+            .collect();
+        Actions {
+            send,
+            left: Some(Left::Rediscover),
+            ..Actions::default()
+        }
+    }
+
+    /// Its leader ran out of zxids and discovers again: so does this
+    /// learner, with the same leader (see [`Peer::lead_again`]).
+    fn learn_again(&mut self, now: Millis) -> Actions {
+        let Role::Learning(outcome, ..) = &self.role else {
+            unreachable!("only a learner follows a leader into a new epoch");
+        };
+        let outcome = *outcome;
+        self.take_log_back();
+        self.incarnation += 1;
+        let (init_ms, last) = (self.settings.limits.init_ms, self.last_zxid());
+        let (d, out) =
+            discovery::Learner::start(outcome.vote.leader, self.epochs, last, now, init_ms);
+        self.role = Role::Learning(outcome, d, None);
+        let mut actions = self.discovery_output(out);
+        actions.left = Some(Left::Rediscover);
+        actions
     }
 
     /// The log back from a broadcast role that ends.
@@ -749,7 +818,7 @@ mod tests {
     use std::collections::{BTreeMap, VecDeque};
 
     use super::*;
-    use crate::zab::broadcast::{Limits, Payload};
+    use crate::zab::broadcast::{Limits, Payload, LAST_COUNTER};
 
     const SETTINGS: Settings = Settings {
         limits: Limits {
@@ -758,6 +827,7 @@ mod tests {
             sync_ms: 500,
         },
         diff_limit: 10,
+        last_counter: LAST_COUNTER,
     };
 
     fn rec(counter: i64) -> Record {
@@ -784,6 +854,10 @@ mod tests {
 
     impl Ensemble3 {
         fn new(logs: [Vec<Record>; 3]) -> Ensemble3 {
+            Ensemble3::with(SETTINGS, logs)
+        }
+
+        fn with(settings: Settings, logs: [Vec<Record>; 3]) -> Ensemble3 {
             let ensemble = Ensemble::new([1, 2, 3], []).unwrap();
             let mut e = Ensemble3 {
                 peers: BTreeMap::new(),
@@ -803,7 +877,7 @@ mod tests {
                     base: 0,
                     log,
                 };
-                let (peer, actions) = Peer::start(sid, &ensemble, SETTINGS, stored, 0);
+                let (peer, actions) = Peer::start(sid, &ensemble, settings, stored, 0);
                 e.peers.insert(sid, peer);
                 e.act(sid, actions);
             }
@@ -883,6 +957,66 @@ mod tests {
                 self.act(other, actions);
             }
         }
+    }
+
+    #[test]
+    fn a_leader_out_of_zxids_leads_its_followers_into_a_new_epoch_without_an_election() {
+        let settings = Settings {
+            last_counter: 3,
+            ..SETTINGS
+        };
+        let mut e = Ensemble3::with(settings, [vec![rec(1)], vec![rec(1), rec(2)], vec![]]);
+        e.run(true, 600);
+        let before: Vec<Status> = (1..=3).map(|sid| e.status(sid)).collect();
+        assert_eq!(
+            (before[1].state, before[1].epoch),
+            (PeerState::Leading, Some(2))
+        );
+        assert!(before.iter().all(|s| s.serving));
+        let mut proposed = Vec::new();
+        for n in 0..3 {
+            let payload = Payload::from(vec![n]);
+            let leader = e.peers.get_mut(&2).unwrap();
+            let (zxid, actions) = leader.propose(payload).expect("zxids left");
+            proposed.push(zxid);
+            e.act(2, actions);
+        }
+        let leader = e.peers.get_mut(&2).unwrap();
+        assert_eq!(proposed, [2 << 32 | 1, 2 << 32 | 2, 2 << 32 | 3]);
+        assert!(
+            leader.propose(Payload::from(vec![9])).is_none(),
+            "none left"
+        );
+        assert_eq!(leader.deadline(), 0, "the leader moves on at once");
+        // Messages only, no disk: the proposals are not committed yet when
+        // the leader finds its epoch used up.
+        e.run(false, 0);
+        let actions = e.peers.get_mut(&2).unwrap().tick(e.now);
+        assert_eq!(actions.left, Some(Left::Rediscover));
+        e.act(2, actions);
+        e.run(true, 0);
+        for (sid, was) in (1..=3).zip(&before) {
+            let s = e.status(sid);
+            assert_eq!(
+                (s.state, s.leader, s.epoch, s.serving),
+                (was.state, Some(2), Some(3), true),
+                "member {sid} in the new epoch"
+            );
+            assert_eq!(s.round, was.round, "member {sid} held no election");
+            assert_eq!(
+                e.commits[&sid][e.commits[&sid].len() - 3..],
+                proposed,
+                "member {sid} committed the proposals of the old epoch"
+            );
+        }
+        assert_eq!(e.peers[&2].sync_counts().diff, 4, "both followers twice");
+        let (zxid, _) = e
+            .peers
+            .get_mut(&2)
+            .unwrap()
+            .propose(Payload::from(vec![3]))
+            .unwrap();
+        assert_eq!(zxid, 3 << 32 | 1, "the counter starts again");
     }
 
     #[test]

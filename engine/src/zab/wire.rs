@@ -29,6 +29,7 @@
 //! | 13   | Commit                                | zxid i64                            |
 //! | 14   | Inform                                | record                              |
 //! | 16   | Request (a write a learner forwards)  | bytes (the rest of the body)        |
+//! | 17   | Rediscover (epoch out of zxids)       | none                                |
 //!
 //! A Sync is a header, its snapshot (a SNAP's) in chunks, and then one body
 //! per record, so that no body is larger than the largest record
@@ -104,6 +105,7 @@ pub fn encode(msg: &Message) -> Vec<Vec<u8>> {
         Message::Discovery(Discovery::LeaderInfo { new_epoch }) => {
             one(3, &|b| put_u32(b, *new_epoch))
         }
+        Message::Discovery(Discovery::Rediscover) => one(17, &|_| {}),
         Message::Discovery(Discovery::AckEpoch {
             epoch,
             current_epoch,
@@ -248,6 +250,7 @@ impl Decoder {
             3 => Message::Discovery(Discovery::LeaderInfo {
                 new_epoch: r.u32()?,
             }),
+            17 => Message::Discovery(Discovery::Rediscover),
             4 => {
                 let epoch = r.u32()?;
                 let has = r.u8()?;
@@ -456,6 +459,7 @@ mod tests {
                 last_zxid: 3 << 32 | 9,
             }),
             Message::Discovery(Discovery::LeaderInfo { new_epoch: 4 }),
+            Message::Discovery(Discovery::Rediscover),
             Message::Discovery(Discovery::AckEpoch {
                 epoch: 4,
                 current_epoch: Some(0),
