@@ -15,6 +15,15 @@ use std::collections::HashMap;
 
 use crate::types::{SessionId, TimeMs};
 
+/// Why [`SessionTracker::check`] refuses a session's write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Unknown, expired or closing: SessionExpired.
+    Expired,
+    /// Its client moved to another member: SessionMoved.
+    Moved,
+}
+
 #[derive(Debug)]
 struct Tracked {
     timeout_ms: i32,
@@ -88,14 +97,28 @@ impl SessionTracker {
         }
     }
 
-    /// Whether a request of `session` through `server` comes from a
-    /// connection the session has moved away from (ZooKeeper's
-    /// `checkSession` owner test; an owner not yet known moves nothing).
-    pub fn moved(&self, session: SessionId, server: u64) -> bool {
-        self.sessions
-            .get(&session)
-            .and_then(|t| t.owner)
-            .is_some_and(|owner| owner != server)
+    /// A write of `session` that came through `server` (`None`: one any
+    /// member may send, as a close): extends the session's deadline, as any
+    /// activity does, and says whether the write may go on. Refused when the
+    /// session is unknown or closing, or when it came from a connection the
+    /// session has moved away from (ZooKeeper's `checkSession` owner test; an
+    /// owner not yet known moves nothing).
+    pub fn check(
+        &mut self,
+        session: SessionId,
+        server: Option<u64>,
+        now: TimeMs,
+    ) -> Result<(), Refused> {
+        match self.sessions.get_mut(&session) {
+            Some(t) if !t.closing => {
+                t.expires_at_ms = now + i64::from(t.timeout_ms);
+                match (t.owner, server) {
+                    (Some(owner), Some(through)) if owner != through => Err(Refused::Moved),
+                    _ => Ok(()),
+                }
+            }
+            _ => Err(Refused::Expired),
+        }
     }
 
     /// Marks the session as closing: it can no longer be touched or reconnected.
@@ -174,13 +197,21 @@ mod tests {
         let mut t = SessionTracker::new(1, 1_000);
         let a = t.next_session_id();
         t.add(a, 4_000, 1_000);
-        assert!(!t.moved(a, 2), "no owner known yet: nothing moved");
+        assert_eq!(t.check(a, Some(2), 1_000), Ok(()), "no owner known yet");
         t.set_owner(a, 2);
-        assert!(!t.moved(a, 2));
-        assert!(t.moved(a, 3), "a request through another member");
+        assert_eq!(t.check(a, Some(2), 1_000), Ok(()));
+        assert_eq!(t.check(a, Some(3), 2_000), Err(Refused::Moved));
+        assert!(
+            t.expired(5_500).is_empty(),
+            "a moved write still touched it"
+        );
+        assert_eq!(t.check(a, None, 2_000), Ok(()), "a close through any");
         t.set_owner(a, 3);
-        assert!(t.moved(a, 2) && !t.moved(a, 3));
-        assert!(!t.moved(a + 1, 2), "an unknown session is not moved");
+        assert_eq!(t.check(a, Some(2), 2_000), Err(Refused::Moved));
+        assert_eq!(t.check(a, Some(3), 2_000), Ok(()));
+        assert_eq!(t.check(a + 1, Some(2), 2_000), Err(Refused::Expired));
+        t.set_closing(a);
+        assert_eq!(t.check(a, Some(3), 2_000), Err(Refused::Expired));
     }
 
     #[test]

@@ -509,6 +509,7 @@ impl Conn {
                     shard: shard.index,
                     conn: self.id,
                     xid,
+                    session,
                 };
                 let sync_path = Some(path);
                 self.enqueue_write(

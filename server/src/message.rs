@@ -34,6 +34,7 @@ pub enum ToPipeline {
         shard: usize,
         conn: ConnId,
         xid: i32,
+        session: SessionId,
     },
     /// Sessions with client activity since the last touch.
     Touch(Vec<SessionId>),

@@ -38,7 +38,7 @@ use engine::forward::{self, Forwarded, Request};
 use engine::log::{self, LogEntry, Proposal};
 use engine::op::{OpResult, WriteOp};
 use engine::prep::{self, Context};
-use engine::session::{self, SessionTracker};
+use engine::session::{self, Refused, SessionTracker};
 use engine::stat::NodeKind;
 use engine::tree::DataTree;
 use engine::txn::{apply, AclCache, Change, Pending, Reparented, Txn, View, WatchEvent};
@@ -135,6 +135,13 @@ struct Replicated {
     /// counts that may leave off; they are recounted before it serves.
     fuzzy_until: Zxid,
     reparented: Reparented,
+}
+
+/// Hands a request for the leader to the member, which forwards it; false
+/// when the member is gone.
+fn to_leader(m: &Replicated, request: &Forwarded) -> bool {
+    let payload = Payload::from(forward::encode(request).as_slice());
+    m.to.send(ToMember::Forward(payload)).is_ok()
 }
 
 /// A client waiting for its forwarded request to commit.
@@ -329,13 +336,17 @@ impl Pipeline {
                     }
                 }
             }
-            ToPipeline::Sync { shard, conn, xid } => {
+            ToPipeline::Sync {
+                shard,
+                conn,
+                xid,
+                session,
+            } => {
                 let origin = Origin { shard, conn, xid };
                 match self.serving() {
                     Some(Serving::Following) => {
                         // The leader answers with a record of its own, committed
                         // after everything it committed before.
-                        let session = self.owner_of(conn);
                         self.forward(session, Vec::new(), Request::Sync, Waiting::Reply(origin));
                     }
                     Some(Serving::No) => self.close(shard, conn),
@@ -381,16 +392,17 @@ impl Pipeline {
         op: WriteOp,
         entries: &mut Vec<Entry>,
     ) {
+        // A close is exempt from the owner test, as in ZooKeeper: the
+        // expiry of a session is no owner's.
+        let through = (op != WriteOp::CloseSession).then_some(through);
         let refused = if self.failed.is_some() {
             Some(ErrorCode::SystemError)
-        } else if !self.tracker.touch(session, now_ms()) {
-            Some(ErrorCode::SessionExpired)
-        } else if op != WriteOp::CloseSession && self.tracker.moved(session, through) {
-            // A close is exempt, as in ZooKeeper: the expiry of a session
-            // is no owner's.
-            Some(ErrorCode::SessionMoved)
         } else {
-            None
+            match self.tracker.check(session, through, now_ms()) {
+                Ok(()) => None,
+                Err(Refused::Expired) => Some(ErrorCode::SessionExpired),
+                Err(Refused::Moved) => Some(ErrorCode::SessionMoved),
+            }
         };
         if let Some(code) = refused {
             let result = OpResult::Error(code);
@@ -910,8 +922,7 @@ impl Pipeline {
             auth: Vec::new(),
             request: Request::Revalidate,
         };
-        let payload = Payload::from(forward::encode(&revalidate).as_slice());
-        let _ = m.to.send(ToMember::Forward(payload));
+        to_leader(m, &revalidate);
     }
 
     /// Sends a client's request to the leader; `waiting` is answered when
@@ -934,18 +945,9 @@ impl Pipeline {
             auth,
             request,
         };
-        let payload = Payload::from(forward::encode(&forwarded).as_slice());
-        if m.to.send(ToMember::Forward(payload)).is_ok() {
+        if to_leader(m, &forwarded) {
             m.forwarded.insert((session, cxid), waiting);
         }
-    }
-
-    /// The session a connection holds (0 if none).
-    fn owner_of(&self, conn: ConnId) -> SessionId {
-        self.owners
-            .iter()
-            .find_map(|(s, (_, c))| (*c == conn).then_some(*s))
-            .unwrap_or(0)
     }
 
     /// Closes a connection now (a member that does not serve).

@@ -10,8 +10,9 @@ differs (ports, session ids, zxids, times): the four-letter words' view of the
 roles and the quorum; conf's ensemble part; a write through one member seen
 through another after sync, with its watch and sequence numbers; and a session
 reopened on another member, whose old connection's write must be refused with
-the connection closed and not applied (SessionMoved), for each pair of roles;
-the leader's proposal sizes and srst.
+the connection closed and not applied (SessionMoved), for each pair of roles,
+while a close on that old connection does close the session; the leader's
+proposal sizes and srst.
 The script prints both transcripts side by side where they differ and exits 1
 if they do; 0 when herd's equals ZooKeeper's. Every wait is bounded; every
 process started is killed at the end.
@@ -25,10 +26,10 @@ import sys
 import tempfile
 import threading
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 
 from herd_ensemble import WAIT_S, ZOOKEEPER, Ensemble, four_letter, herd, mode
-from wire import create, session
+from wire import close_session, create, session
 
 # mntr keys of a quorum (ZooKeeper 3.8 prints the zk_*followers* ones on a leader only).
 QUORUM_KEYS = ["zk_server_state", "zk_peer_state", "zk_quorum_size", "zk_followers",
@@ -145,7 +146,35 @@ def session_moved(ens, out):
             sock.close()
 
 
-SCENARIOS = [four_letter_words, conf, across_members, session_moved, proposal_sizes]
+def close_after_moving(ens, out):
+    """closeSession is exempt from the owner test (a session's expiry is no
+    member's): sent on the connection the session moved away from, it closes
+    the session, and the ephemeral made through the new connection goes."""
+    leader, f1, f2 = roles(ens)
+    sock, sid, password = session(f1)
+    try:
+        moved = KazooClient(hosts=f2, timeout=15, client_id=(sid, password))
+        lost = threading.Event()
+        moved.add_listener(lambda state: state == KazooState.LOST and lost.set())
+        moved.start(timeout=WAIT_S)
+        moved.create("/closed-eph", b"", ephemeral=True)
+        try:
+            result = f"reply {close_session(sock, 1)}"
+        except (ConnectionError, socket.timeout, OSError) as e:
+            result = f"connection closed ({type(e).__name__})"
+        out.append(f"closeSession on the old connection: {result}")
+        out.append(f"the new connection loses the session: {lost.wait(WAIT_S)}")
+        moved.stop()
+        check = client(leader)
+        check.sync("/")
+        out.append(f"its ephemeral is gone: {check.exists('/closed-eph') is None}")
+        check.stop()
+    finally:
+        sock.close()
+
+
+SCENARIOS = [four_letter_words, conf, across_members, session_moved, close_after_moving,
+             proposal_sizes]
 
 
 def transcript(command, work):

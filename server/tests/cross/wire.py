@@ -57,13 +57,24 @@ def connect(addr, timeout=2.0):
     return session(addr, timeout)[0]
 
 
-def create(sock, xid, path):
-    """Creates path (persistent, open ACL); the reply's error code."""
-    acl = struct.pack(">i", 1) + struct.pack(">i", 31) + ustring("world") + ustring("anyone")
-    body = struct.pack(">ii", xid, 1) + ustring(path) + struct.pack(">i", 0) + acl + struct.pack(">i", 0)
-    sock.sendall(frame(body))
+def reply_error(sock, xid):
+    """The error code of the reply to xid (notifications and others skipped)."""
     while True:
         reply = read_frame(sock)
         rxid, _zxid, err = struct.unpack(">iqi", reply[:16])
         if rxid == xid:
             return err
+
+
+def close_session(sock, xid):
+    """Asks to close the session (closeSession, opcode -11); the reply's error code."""
+    sock.sendall(frame(struct.pack(">ii", xid, -11)))
+    return reply_error(sock, xid)
+
+
+def create(sock, xid, path):
+    """Creates path (persistent, open ACL); the reply's error code."""
+    acl = struct.pack(">i", 1) + struct.pack(">i", 31) + ustring("world") + ustring("anyone")
+    body = struct.pack(">ii", xid, 1) + ustring(path) + struct.pack(">i", 0) + acl + struct.pack(">i", 0)
+    sock.sendall(frame(body))
+    return reply_error(sock, xid)
