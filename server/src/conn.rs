@@ -606,10 +606,13 @@ impl Conn {
     fn answer(&self, shard: &Shard, xid: i32, request: &Local, started: Instant) -> bool {
         match request {
             Local::Ping => {
+                // The reply names the last zxid applied (clients take it as
+                // seen): as ZooKeeper's, it follows every notification of
+                // the transactions up to there.
                 let zxid = shard.tree.last_zxid();
                 self.send_reply(shard, |out| {
                     herd_proto::reply(out, xid::PING, zxid, ErrorCode::Ok, |_| {});
-                    0
+                    zxid
                 });
             }
             Local::Sasl => self.send_reply(shard, |out| {
