@@ -185,12 +185,13 @@ impl Member {
                     return false;
                 }
                 for (zxid, payload) in records {
-                    self.shared.proposal_sizes.record(payload.len());
+                    let size = payload.len();
                     let Some((given, actions)) = self.peer.propose(payload) else {
                         // No longer serving: the role change is on its way.
                         break;
                     };
                     assert_eq!(given, zxid, "the pipeline and Zab agree on zxids");
+                    self.shared.proposal_sizes.record(size);
                     self.carry_out(actions);
                 }
                 Actions::default()
