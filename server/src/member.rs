@@ -129,6 +129,7 @@ impl Member {
     /// Runs until `Stop` arrives, every sender is gone, or storage fails.
     pub fn run(mut self, inbox: Receiver<ToMember>) {
         loop {
+            self.transport.flush();
             let wait = self.peer.deadline().saturating_sub(self.now()).clamp(1, 50);
             let mut stop = match inbox.recv_timeout(Duration::from_millis(wait)) {
                 Ok(msg) => self.handle(msg),
@@ -148,6 +149,8 @@ impl Member {
                 let actions = self.peer.tick(self.now());
                 self.carry_out(actions);
             }
+            // Proposals leave before the leader's own fsync, acks after it.
+            self.transport.flush();
             if let Err(why) = self.write_round() {
                 eprintln!("herd: {why}; this member no longer takes part in the ensemble");
                 self.out.push(ToPipeline::Zab(FromZab::Failed(why)));
@@ -276,6 +279,7 @@ impl Member {
                 let actions = self.peer.durable(w.token);
                 self.carry_out(actions);
             }
+            self.transport.flush();
         }
         Ok(())
     }

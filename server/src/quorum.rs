@@ -3,7 +3,7 @@
 //! on the election port, discovery and broadcast on the quorum port.
 //!
 //! ```text
-//!  driver ──send(to, msg)──► encode once ─► bounded queue ─► writer thread ─► TCP
+//!  driver ──send(to, msg)──► encode once ─► pending ─flush()─► bounded queue ─► writer thread ─► TCP
 //!  driver ◄──Event::Message── decoder ◄── reader thread ◄──────────────────── TCP
 //!         ◄──Event::Disconnected(sid)   (a quorum connection broke)
 //!         ◄──Event::Reachable(sid, up)  (an election connection came or went)
@@ -19,8 +19,11 @@
 //!   closes the connection (only that one).
 //! - Frames are herd-proto's (a 4-byte big-endian length), each holding one
 //!   `zab::wire` body, checksummed; at most [`wire::MAX_BODY`] bytes.
-//! - Sends never block the driver: each connection has a queue of at most
-//!   [`QUEUE_FRAMES`] frames; a member that falls that far behind has its
+//! - Sends never block the driver: they gather per connection until the
+//!   driver flushes (once per round: a leader under load sends many small
+//!   proposals and commits to each learner, and one hand-off to the writer
+//!   thread carries them all). Each connection has a queue of at most
+//!   [`QUEUE_FLUSHES`] flushes; a member that falls that far behind has its
 //!   connection closed (it reconnects and is synchronised afresh), and a
 //!   message to a member with no connection is dropped (Zab retransmits
 //!   what matters: votes, FOLLOWERINFO, and a learner re-syncs).
@@ -47,8 +50,8 @@ use herd_proto::frame::{self, Frames};
 
 /// The first bytes of every connection's hello frame.
 pub const HELLO_MAGIC: &[u8; 8] = b"HERDZAB1";
-/// Most frames queued for one connection before it is closed as too slow.
-pub const QUEUE_FRAMES: usize = 16_384;
+/// Most flushes queued for one connection before it is closed as too slow.
+pub const QUEUE_FLUSHES: usize = 16_384;
 /// The first wait before dialing again, and the longest.
 pub const RETRY_MIN_MS: u64 = 20;
 pub const RETRY_MAX_MS: u64 = 1_000;
@@ -160,7 +163,11 @@ impl Listening {
                 }));
             }
         }
-        Transport { shared, threads }
+        Transport {
+            shared,
+            threads,
+            pending: HashMap::new(),
+        }
     }
 }
 
@@ -169,29 +176,38 @@ impl Listening {
 pub struct Transport {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Frames sent since the last flush, per connection.
+    pending: HashMap<(Sid, Port), Vec<u8>>,
 }
 
 impl Transport {
-    /// Sends `msg` to `to` if a connection is up; never blocks.
-    pub fn send(&self, to: Sid, msg: &Message) {
-        let port = Port::of(msg);
-        let frames: Vec<Arc<[u8]>> = wire::encode(msg)
-            .into_iter()
-            .map(|body| {
-                let mut f = Vec::with_capacity(body.len() + frame::HEADER_LEN);
-                let at = frame::begin(&mut f);
-                f.extend_from_slice(&body);
-                frame::end(&mut f, at);
-                Arc::from(f)
-            })
-            .collect();
-        let mut links = self.shared.links.lock().expect("links");
-        let Some(link) = links.get(&(to, port)) else {
+    /// Queues `msg` for `to`, to go out at the next [`Transport::flush`].
+    pub fn send(&mut self, to: Sid, msg: &Message) {
+        let buf = self.pending.entry((to, Port::of(msg))).or_default();
+        for body in wire::encode(msg) {
+            let at = frame::begin(buf);
+            buf.extend_from_slice(&body);
+            frame::end(buf, at);
+        }
+    }
+
+    /// Hands what was sent since the last flush to the connections that are
+    /// up, one queue entry each; never blocks.
+    pub fn flush(&mut self) {
+        if self.pending.values().all(Vec::is_empty) {
             return;
-        };
-        for f in frames {
+        }
+        let mut links = self.shared.links.lock().expect("links");
+        for (&(to, port), buf) in &mut self.pending {
+            if buf.is_empty() {
+                continue;
+            }
+            let bytes = std::mem::take(buf);
+            let Some(link) = links.get(&(to, port)) else {
+                continue;
+            };
             if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                link.queue.try_send(f)
+                link.queue.try_send(bytes)
             {
                 // Too far behind, or gone: it reconnects and catches up.
                 let _ = link.stream.shutdown(Shutdown::Both);
@@ -199,7 +215,6 @@ impl Transport {
                 if port == Port::Election {
                     (self.shared.events)(Event::Reachable(to, false));
                 }
-                return;
             }
         }
     }
@@ -236,7 +251,7 @@ impl Drop for Transport {
 /// One connection's sending side.
 struct Link {
     id: u64,
-    queue: SyncSender<Arc<[u8]>>,
+    queue: SyncSender<Vec<u8>>,
     stream: TcpStream,
 }
 
@@ -260,7 +275,7 @@ impl Shared {
         let (Ok(write_half), Ok(closer)) = (stream.try_clone(), stream.try_clone()) else {
             return;
         };
-        let (queue, frames) = mpsc::sync_channel(QUEUE_FRAMES);
+        let (queue, frames) = mpsc::sync_channel(QUEUE_FLUSHES);
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let link = Link {
             id,
@@ -327,21 +342,26 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 /// Most bytes gathered into one write.
 const WRITE_GATHER: usize = 256 * 1024;
 
-fn write_loop(mut stream: TcpStream, frames: Receiver<Arc<[u8]>>) {
+fn write_loop(mut stream: TcpStream, flushes: Receiver<Vec<u8>>) {
     // Ends when the link is dropped (its sender with it) or the socket fails.
-    // The frames queued meanwhile go out in one write: a leader under load
-    // sends many small proposals and commits to each learner.
+    // The flushes queued meanwhile go out in one write.
     let mut gathered = Vec::new();
-    while let Ok(f) = frames.recv() {
-        gathered.clear();
-        gathered.extend_from_slice(&f);
-        while gathered.len() < WRITE_GATHER {
-            match frames.try_recv() {
-                Ok(f) => gathered.extend_from_slice(&f),
-                Err(_) => break,
+    while let Ok(first) = flushes.recv() {
+        let mut more = flushes.try_recv().ok();
+        let out: &[u8] = if more.is_none() {
+            &first
+        } else {
+            gathered.clear();
+            gathered.extend_from_slice(&first);
+            while let Some(next) = more.take() {
+                gathered.extend_from_slice(&next);
+                if gathered.len() < WRITE_GATHER {
+                    more = flushes.try_recv().ok();
+                }
             }
-        }
-        if stream.write_all(&gathered).is_err() {
+            &gathered
+        };
+        if stream.write_all(out).is_err() {
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }
@@ -480,7 +500,7 @@ mod tests {
 
     #[test]
     fn strangers_wrong_ports_and_bad_frames_close_only_their_connection() {
-        let (transport, at, events) = member_one();
+        let (mut transport, at, events) = member_one();
         let refused = [
             (at.quorum, framed(b"GET / HTTP/1.1\r\n\r\n")),
             (at.quorum, hello(9, Port::Quorum)),
@@ -516,6 +536,7 @@ mod tests {
         two.write_all(&hello(2, Port::Quorum)).unwrap();
         wait_connected(&transport, 2);
         transport.send(2, &ack);
+        transport.flush();
         let mut frames = Frames::new(wire::MAX_BODY, 1024);
         two.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let got = frames.read_from(&mut two, |body| Decoder::default().push(body));

@@ -92,7 +92,7 @@ impl Drop for Member {
 fn drive(
     sid: Sid,
     ensemble: &Ensemble,
-    transport: Transport,
+    mut transport: Transport,
     events: mpsc::Receiver<Event>,
     view: &Mutex<View>,
     stop: &AtomicBool,
@@ -101,7 +101,7 @@ fn drive(
     let now = || began.elapsed().as_millis() as Millis;
     let stored = view.lock().unwrap().stored.clone();
     let (mut peer, actions) = Peer::start(sid, ensemble, SETTINGS, stored, now());
-    carry_out(&mut peer, &transport, view, actions);
+    carry_out(&mut peer, &mut transport, view, actions);
     while !stop.load(Ordering::SeqCst) {
         let wait = peer.deadline().saturating_sub(now()).clamp(1, 20);
         let actions = match events.recv_timeout(Duration::from_millis(wait)) {
@@ -111,15 +111,15 @@ fn drive(
             Err(RecvTimeoutError::Timeout) => Actions::default(),
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        carry_out(&mut peer, &transport, view, actions);
+        carry_out(&mut peer, &mut transport, view, actions);
         if peer.deadline() <= now() {
             let actions = peer.tick(now());
-            carry_out(&mut peer, &transport, view, actions);
+            carry_out(&mut peer, &mut transport, view, actions);
         }
         let proposals = std::mem::take(&mut view.lock().unwrap().to_propose);
         for payload in proposals {
             match peer.propose(payload.clone()) {
-                Some((_, actions)) => carry_out(&mut peer, &transport, view, actions),
+                Some((_, actions)) => carry_out(&mut peer, &mut transport, view, actions),
                 None => view.lock().unwrap().to_propose.push(payload),
             }
         }
@@ -129,8 +129,8 @@ fn drive(
 }
 
 /// Sends, writes (durable at once here), commits; then what the writes
-/// being durable lets go.
-fn carry_out(peer: &mut Peer, transport: &Transport, view: &Mutex<View>, actions: Actions) {
+/// being durable lets go; all sent at the end.
+fn carry_out(peer: &mut Peer, transport: &mut Transport, view: &Mutex<View>, actions: Actions) {
     let mut queue = vec![actions];
     while let Some(a) = queue.pop() {
         assert!(!a.snapshot_wanted && a.install.is_none(), "no SNAP here");
@@ -146,6 +146,7 @@ fn carry_out(peer: &mut Peer, transport: &Transport, view: &Mutex<View>, actions
             queue.push(peer.durable(w.token));
         }
     }
+    transport.flush();
 }
 
 fn apply(stored: &mut Stored, op: Store) {
