@@ -22,8 +22,11 @@
 //! - Sends never block the driver: they gather per connection until the
 //!   driver flushes (once per round: a leader under load sends many small
 //!   proposals and commits to each learner, and one hand-off to the writer
-//!   thread carries them all). Each connection has a queue of at most
-//!   [`QUEUE_FLUSHES`] flushes; a member that falls that far behind has its
+//!   thread carries them all). A flush holds at most one Ack and one Commit
+//!   per connection: both are cumulative (everything up to their zxid), so
+//!   a later one replaces the earlier, wherever it was (a learner then hears
+//!   of a commit a few frames later, never of one not made). Each
+//!   connection has a queue of at most [`QUEUE_FLUSHES`] flushes; a member that falls that far behind has its
 //!   connection closed (it reconnects and is synchronised afresh), and a
 //!   message to a member with no connection is dropped (Zab retransmits
 //!   what matters: votes, FOLLOWERINFO, and a learner re-syncs).
@@ -43,9 +46,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use engine::zab::broadcast::Message as Zab;
 use engine::zab::peer::Message;
 use engine::zab::wire::{self, Decoder};
 use engine::zab::Sid;
+use engine::Zxid;
 use herd_proto::frame::{self, Frames};
 
 /// The first bytes of every connection's hello frame.
@@ -177,32 +182,66 @@ pub struct Transport {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     /// Frames sent since the last flush, per connection.
-    pending: HashMap<(Sid, Port), Vec<u8>>,
+    pending: HashMap<(Sid, Port), Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Where in `bytes` its Ack and its Commit are, if it holds one.
+    ack: Option<Cumulative>,
+    commit: Option<Cumulative>,
+}
+
+/// An Ack or a Commit: cumulative (everything up to `zxid`), so a later one
+/// says all this one did.
+#[derive(Clone, Copy)]
+struct Cumulative {
+    start: usize,
+    end: usize,
+    zxid: Zxid,
 }
 
 impl Transport {
     /// Queues `msg` for `to`, to go out at the next [`Transport::flush`].
     pub fn send(&mut self, to: Sid, msg: &Message) {
-        let buf = self.pending.entry((to, Port::of(msg))).or_default();
-        for body in wire::encode(msg) {
-            let at = frame::begin(buf);
-            buf.extend_from_slice(&body);
-            frame::end(buf, at);
+        let p = self.pending.entry((to, Port::of(msg))).or_default();
+        let (same, other, zxid) = match msg {
+            Message::Zab(Zab::Ack(z)) => (&mut p.ack, &mut p.commit, *z),
+            Message::Zab(Zab::Commit(z)) => (&mut p.commit, &mut p.ack, *z),
+            _ => return append_frames(&mut p.bytes, msg),
+        };
+        // The earlier one goes: this one, later in the stream, says all it did.
+        if let Some(old) = same.take_if(|old| old.zxid <= zxid) {
+            let len = old.end - old.start;
+            p.bytes.drain(old.start..old.end);
+            if let Some(o) = other.as_mut().filter(|o| o.start > old.start) {
+                o.start -= len;
+                o.end -= len;
+            }
         }
+        let start = p.bytes.len();
+        append_frames(&mut p.bytes, msg);
+        *same = Some(Cumulative {
+            start,
+            end: p.bytes.len(),
+            zxid,
+        });
     }
 
     /// Hands what was sent since the last flush to the connections that are
     /// up, one queue entry each; never blocks.
     pub fn flush(&mut self) {
-        if self.pending.values().all(Vec::is_empty) {
+        if self.pending.values().all(|p| p.bytes.is_empty()) {
             return;
         }
         let mut links = self.shared.links.lock().expect("links");
-        for (&(to, port), buf) in &mut self.pending {
-            if buf.is_empty() {
+        for (&(to, port), pending) in &mut self.pending {
+            if pending.bytes.is_empty() {
                 continue;
             }
-            let bytes = std::mem::take(buf);
+            (pending.ack, pending.commit) = (None, None);
+            let bytes = std::mem::take(&mut pending.bytes);
             let Some(link) = links.get(&(to, port)) else {
                 continue;
             };
@@ -332,6 +371,15 @@ impl Shared {
     }
 }
 
+/// Appends `msg`'s frames to `buf`.
+fn append_frames(buf: &mut Vec<u8>, msg: &Message) {
+    for body in wire::encode(msg) {
+        let at = frame::begin(buf);
+        buf.extend_from_slice(&body);
+        frame::end(buf, at);
+    }
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name.into())
@@ -456,7 +504,6 @@ fn dial_loop(shared: &Shared, sid: Sid, addr: SocketAddr, port: Port, timeout: D
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::zab::broadcast::Message as Zab;
 
     /// Member 1 listening, knowing member 2 (which would dial it).
     fn member_one() -> (Transport, Addresses, Receiver<Event>) {
@@ -543,6 +590,47 @@ mod tests {
         assert_eq!(got.unwrap(), Ok(Some(ack)));
         transport.stop();
         assert!(closed(&mut two), "stopping closes every connection");
+    }
+
+    #[test]
+    fn a_flush_sends_in_order_with_one_ack_and_one_commit_the_latest() {
+        let (mut transport, at, _events) = member_one();
+        let mut two = TcpStream::connect(at.quorum).unwrap();
+        two.write_all(&hello(2, Port::Quorum)).unwrap();
+        wait_connected(&transport, 2);
+        let zab = |m| Message::Zab(m);
+        for m in [
+            Zab::Ack(3),
+            Zab::Commit(5),
+            Zab::Ack(7),
+            Zab::Ping(vec![4]),
+            Zab::Commit(9),
+            Zab::Commit(8),
+            Zab::Ack(8),
+            Zab::Request(Arc::from(&[1u8, 2][..])),
+        ] {
+            transport.send(2, &zab(m));
+        }
+        transport.flush();
+        // A flush already handed off is not rewritten.
+        transport.send(2, &zab(Zab::Commit(11)));
+        transport.flush();
+        // Commit(8) after Commit(9) says less: both stay.
+        let want = [
+            Zab::Ping(vec![4]),
+            Zab::Commit(9),
+            Zab::Commit(8),
+            Zab::Ack(8),
+            Zab::Request(Arc::from(&[1u8, 2][..])),
+            Zab::Commit(11),
+        ];
+        let mut frames = Frames::new(wire::MAX_BODY, 1024);
+        two.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for m in want {
+            let got = frames.read_from(&mut two, |body| Decoder::default().push(body));
+            assert_eq!(got.unwrap(), Ok(Some(zab(m))));
+        }
+        transport.stop();
     }
 
     fn wait_connected(transport: &Transport, sid: Sid) {
