@@ -42,7 +42,7 @@ use crate::epoch::EpochFiles;
 use crate::message::{FromZab, Serving, ToPipeline};
 use crate::quorum::{Event, Transport};
 use crate::stats::{QuorumStats, Shared};
-use crate::storage::{LogBatch, TxnLog};
+use crate::storage::{self, LogBatch, TxnLog};
 
 /// What the member thread is told.
 pub enum ToMember {
@@ -285,13 +285,15 @@ impl Member {
     }
 
     fn append(&mut self, batch: Option<LogBatch>) -> Result<(), String> {
-        match batch {
-            Some(b) if !b.bytes.is_empty() => self
-                .log
-                .append(&b)
-                .map_err(|e| format!("writing the transaction log: {e}")),
-            _ => Ok(()),
-        }
+        let Some(b) = batch.filter(|b| !b.bytes.is_empty()) else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        self.log
+            .append(&b)
+            .map_err(|e| format!("writing the transaction log: {e}"))?;
+        storage::note_batch(&self.shared, &b, started);
+        Ok(())
     }
 
     fn store(&mut self, op: &Store) -> Result<(), String> {

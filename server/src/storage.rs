@@ -730,6 +730,18 @@ impl TxnLog {
     }
 }
 
+/// Counts a batch written since `started` in mntr's batch sizes and fsync times.
+pub fn note_batch(shared: &Shared, batch: &LogBatch, started: Instant) {
+    if let Ok(mut stats) = shared.storage.lock() {
+        stats
+            .batch_records
+            .saturating_record((batch.last_zxid - batch.first_zxid + 1) as u64);
+        stats
+            .sync_us
+            .saturating_record(started.elapsed().as_micros() as u64);
+    }
+}
+
 /// What the log writer reports after each batch: every record up to this
 /// zxid is durable, or why the log failed (after which nothing more is written).
 pub type Durability = Result<Zxid, String>;
@@ -766,14 +778,7 @@ pub fn write_loop(
         if !simulated_delay.is_zero() {
             std::thread::sleep(simulated_delay);
         }
-        if let Ok(mut stats) = shared.storage.lock() {
-            stats
-                .batch_records
-                .saturating_record((batch.last_zxid - batch.first_zxid + 1) as u64);
-            stats
-                .sync_us
-                .saturating_record(started.elapsed().as_micros() as u64);
-        }
+        note_batch(&shared, &batch, started);
         let outcome = appended.map(|()| batch.last_zxid).map_err(|e| {
             failed = true;
             format!("writing the transaction log in {}: {e}", log.dir.display())

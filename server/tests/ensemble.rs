@@ -95,6 +95,22 @@ async fn an_ensemble_replicates_fails_over_and_catches_up() {
         let (data, _) = clients[1].get_data(&format!("/e/s-{n:010}")).await.unwrap();
         assert_eq!(data, format!("{}/{}", n % 3, n / 3).into_bytes());
     }
+    // Every member logged the 31 writes (and the sessions' creations) in
+    // group commits that mntr counts, as ZooKeeper's SyncRequestProcessor.
+    for id in 1..=MEMBERS {
+        let m = ensemble.member(id);
+        let logged: u64 = m
+            .mntr("zk_sum_sync_processor_batch_size")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let fsyncs: u64 = m.mntr("zk_cnt_fsynctime").unwrap().parse().unwrap();
+        assert!(logged >= 31, "member {id} logged {logged} records");
+        assert!(
+            (1..=logged).contains(&fsyncs),
+            "member {id}: {fsyncs} fsyncs"
+        );
+    }
 
     // A watch set through one member fires for a write through another.
     let watcher_at = (leader % MEMBERS) as usize; // a follower's client
