@@ -65,14 +65,18 @@ def four_letter_words(ens, out):
 
 
 def proposal_sizes(ens, out):
-    """After the writes of the scenarios before: sizes, not their values (the
-    encodings differ), and srst clearing them."""
+    """After the writes of the scenarios before: every member counted its log
+    syncs; sizes, not their values (the encodings differ), and srst clearing them."""
     leader = roles(ens)[0]
 
     def sizes():
         line = [l for l in four_letter(leader, "srvr").splitlines() if l.startswith("Proposal sizes")]
         return [int(v) for v in line[0].split(": ")[1].split("/")] if line else None
 
+    for name, addr in zip(["leader", "follower", "follower"], roles(ens)):
+        mntr = dict(l.split("\t", 1) for l in four_letter(addr, "mntr").splitlines() if "\t" in l)
+        for k in ("zk_cnt_fsynctime", "zk_cnt_sync_processor_batch_size"):
+            out.append(f"{name}: mntr {k} > 0: {int(mntr.get(k, 0)) > 0}")
     last, low, high = sizes()
     out.append(f"leader: proposal sizes 0 < min <= last <= max: {0 < low <= last <= high}")
     out.append(f"leader: srst: {four_letter(leader, 'srst').strip()}")
