@@ -172,7 +172,7 @@ impl Server {
             .spawn(move || pipeline.run(pipeline_inbox))?;
         let mut shards = Vec::new();
 
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = allowed_cpus();
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
         for (index, (inbox, queries)) in receivers.into_iter().zip(query_receivers).enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
@@ -182,7 +182,7 @@ impl Server {
                 shared.clone(),
                 Outbox::new(to_pipeline.clone()),
             );
-            let handle = LocalExecutorBuilder::new(Placement::Fixed(index % cores))
+            let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[index % cpus.len()]))
                 .name(&format!("herd-shard-{index}"))
                 .spawn(move || async move {
                     let listener = match TcpListener::bind(addr) {
@@ -279,6 +279,30 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The CPUs this thread may run on, in order: its affinity mask, which
+/// `taskset`, `numactl` or a cgroup's cpuset sets. Shards are pinned among
+/// these only; CPU numbers from 0 would escape the mask (or fail in a cpuset).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; sched_getaffinity
+    // writes at most the size it is given, and CPU_ISSET reads within it.
+    let mask = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        (libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0)
+            .then_some(set)
+    };
+    let cpus: Vec<usize> = mask.map_or_else(Vec::new, |set| {
+        (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: cpu is below CPU_SETSIZE, within the set.
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+            .collect()
+    });
+    if cpus.is_empty() {
+        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+    } else {
+        cpus
     }
 }
 
