@@ -26,9 +26,10 @@
 //!   per connection: both are cumulative (everything up to their zxid), so
 //!   a later one replaces the earlier, wherever it was (a learner then hears
 //!   of a commit a few frames later, never of one not made). Each
-//!   connection has a queue of at most [`QUEUE_FLUSHES`] flushes; a member that falls that far behind has its
-//!   connection closed (it reconnects and is synchronised afresh), and a
-//!   message to a member with no connection is dropped (Zab retransmits
+//!   connection has a queue of at most [`QUEUE_FLUSHES`] flushes; a member
+//!   that falls that far behind has its connection closed (it reconnects
+//!   and is synchronised afresh), and a message to a member with no
+//!   connection is dropped (Zab retransmits
 //!   what matters: votes, FOLLOWERINFO, and a learner re-syncs).
 //! - Messages from one member arrive in the order it sent them for as long
 //!   as a connection lasts (Zab relies on it); when a quorum connection
