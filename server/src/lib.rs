@@ -26,7 +26,8 @@
 //! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
 //!   [`epoch`]: a member's acceptedEpoch and currentEpoch files;
 //!   [`quorum`]: members' messages over TCP (election and quorum ports);
-//!   [`member`]: an ensemble member's Zab driver (peer, transport, storage);
+//!   [`member`]: an ensemble member's Zab driver (peer, transport), and
+//!   [`log_writer`]: its storage writes, on a thread of their own;
 //!   [`fourlw`] and [`stats`]: operations.
 //!
 //! Modules depend on each other without cycles; each uses only those on
@@ -36,7 +37,7 @@
 //!  message   ensemble  epoch  quorum
 //!  watch  stats  outbox  inbox  config
 //!  read  fourlw  storage  shard
-//!  conn  member
+//!  conn  log_writer  member
 //!  pipeline
 //!  executor
 //!  lib (Server)
@@ -51,6 +52,7 @@ pub mod epoch;
 pub mod executor;
 pub mod fourlw;
 pub mod inbox;
+pub mod log_writer;
 pub mod member;
 pub mod memory;
 pub mod message;
@@ -74,6 +76,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 pub use config::Config;
 use executor::Executor;
+use log_writer::LogWriter;
 use member::{Member, ToMember};
 use message::ToPipeline;
 use outbox::Outbox;
@@ -405,9 +408,16 @@ fn start_member(
     };
     let began = std::time::Instant::now();
     let peer = Peer::start(me, &ensemble, settings, stored, 0);
-    let data_dir = config.data_dir.clone();
+    let writer = LogWriter {
+        log,
+        epochs: epoch::EpochFiles::new(&config.data_dir),
+        data_dir: config.data_dir.clone(),
+        shared: shared.clone(),
+    };
+    let report = to_member.clone();
+    let to_log = writer.spawn(move |done| report.send(ToMember::Log(done)).is_ok())?;
     let quorum = (shared, ensemble.voters().count());
-    let member = Member::new(peer, transport, log, data_dir, to_pipeline, quorum, began);
+    let member = Member::new(peer, transport, to_log, to_pipeline, quorum, began);
     let thread = std::thread::Builder::new()
         .name("herd-zab".into())
         .spawn(move || member.run(inbox))?;

@@ -1,24 +1,24 @@
 //! An ensemble member's Zab driver (the I/O half of ZooKeeper's
 //! `QuorumPeer`): one thread that runs [`engine::zab::peer::Peer`] over the
-//! quorum [`Transport`] and the member's storage, and tells the commit
+//! quorum [`Transport`] and the member's [`LogWriter`], and tells the commit
 //! pipeline what it learns.
 //!
 //! ```text
-//!  transport ── Event ─────┐
-//!  pipeline ─── ToMember ──┴─► member thread: Peer ─► send now ─► transport
-//!                                 │ writes: log append, truncate, install; epochs
-//!                                 │   one fdatasync per round ─► Peer::durable(token)
-//!                                 └─► ToPipeline::Zab: commits, installs, role,
-//!                                     learners' requests and touches
+//!  transport ── Event ──────┐
+//!  pipeline ─── ToMember ───┼─► member thread: Peer ─► send now ─► transport
+//!  log writer ─ Done ───────┘      │ writes ─► log writer thread (append, truncate,
+//!                                  │   install, epochs; one fdatasync per round)
+//!                                  │ Durable(tokens) ─► Peer::durable(token)
+//!                                  └─► ToPipeline::Zab: commits, installs, role,
+//!                                      learners' requests and touches
 //! ```
 //!
 //! Invariants:
-//! - storage operations are applied in the order the peer issued them, and
-//!   each write is reported durable, in that order, only after the
-//!   fdatasync covering it; pending log appends are synced before an epoch
-//!   file, a truncation or a snapshot is written;
-//! - a round takes every message waiting before it writes, so the appends
-//!   of many proposals share one fdatasync (group commit);
+//! - storage writes go to the log writer in the order the peer issued them,
+//!   and come back durable in that order ([`crate::log_writer`]);
+//! - a round takes every message waiting before it hands its writes over,
+//!   so the appends of many proposals share one fdatasync (group commit),
+//!   and its proposals are sent before they are written;
 //! - commits reach the pipeline in zxid order, and before the role change
 //!   of the same round; a leader is reported as serving only once its whole
 //!   history is committed and handed out, so the pipeline prepares writes
@@ -26,27 +26,27 @@
 //! - proposals prepared for an earlier term (before a role change the
 //!   pipeline had not yet heard of) are dropped, never given new zxids.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use engine::log;
-use engine::zab::broadcast::{Payload, Snapshot, Store};
+use engine::zab::broadcast::{Payload, Snapshot};
 use engine::zab::election::PeerState;
 use engine::zab::peer::{Actions, Left, Peer, Write};
 use engine::zab::{epoch_of, Millis};
 use engine::{SessionId, Zxid};
 
-use crate::epoch::EpochFiles;
+use crate::log_writer::Done;
 use crate::message::{FromZab, Serving, ToPipeline};
 use crate::quorum::{Event, Transport};
 use crate::stats::{QuorumStats, Shared};
-use crate::storage::{self, LogBatch, TxnLog};
 
 /// What the member thread is told.
 pub enum ToMember {
     Net(Event),
+    /// From the log writer.
+    Log(Done),
     /// Records the pipeline prepared as leader in `term`, with the zxids
     /// it gave them.
     Propose {
@@ -68,12 +68,11 @@ const MAX_ROUND: usize = 4096;
 pub struct Member {
     peer: Peer,
     transport: Transport,
-    log: TxnLog,
-    epochs: EpochFiles,
-    data_dir: PathBuf,
+    /// The log writer's inbox and thread (gone once stopped).
+    to_log: Option<(Sender<Vec<Write>>, JoinHandle<()>)>,
     to_pipeline: Sender<Vec<ToPipeline>>,
     began: Instant,
-    /// Issued by the peer, not yet durable.
+    /// Issued by the peer, not yet handed to the log writer.
     writes: Vec<Write>,
     /// For the pipeline, sent at the end of the round.
     out: Vec<ToPipeline>,
@@ -89,14 +88,14 @@ pub struct Member {
 }
 
 impl Member {
-    /// `first` are the actions of the peer's start; `quorum_size` (the
-    /// voters, as ZooKeeper counts it) is for
-    /// mntr, which reads what the member reports in `shared`.
+    /// `first` are the actions of the peer's start; `to_log` the started
+    /// log writer, which reports to this member's inbox; `quorum_size` (the
+    /// voters, as ZooKeeper counts it) is for mntr, which reads what the
+    /// member reports in `shared`.
     pub fn new(
         (peer, first): (Peer, Actions),
         transport: Transport,
-        log: TxnLog,
-        data_dir: PathBuf,
+        to_log: (Sender<Vec<Write>>, JoinHandle<()>),
         to_pipeline: Sender<Vec<ToPipeline>>,
         (shared, quorum_size): (Arc<Shared>, usize),
         began: Instant,
@@ -104,9 +103,7 @@ impl Member {
         let mut member = Member {
             peer,
             transport,
-            log,
-            epochs: EpochFiles::new(&data_dir),
-            data_dir,
+            to_log: Some(to_log),
             to_pipeline,
             began,
             writes: Vec::new(),
@@ -149,14 +146,16 @@ impl Member {
                 let actions = self.peer.tick(self.now());
                 self.carry_out(actions);
             }
-            // Proposals leave before the leader's own fsync, acks after it.
+            // Proposals leave before they are written, here or anywhere.
             self.transport.flush();
-            if let Err(why) = self.write_round() {
-                eprintln!("herd: {why}; this member no longer takes part in the ensemble");
-                self.out.push(ToPipeline::Zab(FromZab::Failed(why)));
-                self.report(Serving::No);
-                stop = true;
-            } else {
+            if !self.writes.is_empty() {
+                let writes = std::mem::take(&mut self.writes);
+                if let Some((to_log, _)) = &self.to_log {
+                    // A writer gone has reported why; that stops this loop.
+                    let _ = to_log.send(writes);
+                }
+            }
+            if !stop {
                 let serving = self.serving_now();
                 self.report(serving);
             }
@@ -171,6 +170,10 @@ impl Member {
             }
             if stop {
                 self.transport.stop();
+                if let Some((to_log, thread)) = self.to_log.take() {
+                    drop(to_log);
+                    let _ = thread.join();
+                }
                 return;
             }
         }
@@ -183,6 +186,19 @@ impl Member {
             ToMember::Net(Event::Message(from, m)) => self.peer.receive(from, m, now),
             ToMember::Net(Event::Disconnected(from)) => self.peer.disconnected(from, now),
             ToMember::Net(Event::Reachable(sid, up)) => self.peer.reachable(sid, up, now),
+            ToMember::Log(Done::Durable(tokens)) => {
+                for token in tokens {
+                    let actions = self.peer.durable(token);
+                    self.carry_out(actions);
+                }
+                Actions::default()
+            }
+            ToMember::Log(Done::Failed(why)) => {
+                eprintln!("herd: {why}; this member no longer takes part in the ensemble");
+                self.out.push(ToPipeline::Zab(FromZab::Failed(why)));
+                self.report(Serving::No);
+                return true;
+            }
             ToMember::Propose { term, records } => {
                 if term != self.term {
                     return false;
@@ -246,76 +262,6 @@ impl Member {
                 self.peer.status().state
             ),
             None => {}
-        }
-    }
-
-    /// Applies the queued writes with one fdatasync for their appends, then
-    /// reports them durable; repeats while that issues more.
-    fn write_round(&mut self) -> Result<(), String> {
-        while !self.writes.is_empty() {
-            let writes = std::mem::take(&mut self.writes);
-            let mut batch: Option<LogBatch> = None;
-            for op in writes.iter().flat_map(|w| &w.ops) {
-                match op {
-                    Store::Append(records) => {
-                        let b = batch.get_or_insert_with(|| LogBatch {
-                            bytes: Vec::new(),
-                            first_zxid: records.first().map_or(0, |r| r.0),
-                            last_zxid: 0,
-                        });
-                        for (zxid, payload) in records {
-                            log::append_record(&mut b.bytes, *zxid, payload);
-                            b.last_zxid = *zxid;
-                        }
-                    }
-                    other => {
-                        self.append(batch.take())?;
-                        self.store(other)?;
-                    }
-                }
-            }
-            self.append(batch.take())?;
-            for w in writes {
-                let actions = self.peer.durable(w.token);
-                self.carry_out(actions);
-            }
-            self.transport.flush();
-        }
-        Ok(())
-    }
-
-    fn append(&mut self, batch: Option<LogBatch>) -> Result<(), String> {
-        let Some(b) = batch.filter(|b| !b.bytes.is_empty()) else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        self.log
-            .append(&b)
-            .map_err(|e| format!("writing the transaction log: {e}"))?;
-        storage::note_batch(&self.shared, &b, started);
-        Ok(())
-    }
-
-    fn store(&mut self, op: &Store) -> Result<(), String> {
-        match op {
-            Store::Append(_) => unreachable!("appends are batched"),
-            Store::Truncate(to) => {
-                eprintln!("herd: TRUNC: the log drops what follows 0x{to:x}, as its leader's");
-                self.log
-                    .truncate_after(*to)
-                    .map_err(|e| format!("truncating the transaction log after 0x{to:x}: {e}"))
-            }
-            Store::Install(s) => {
-                eprintln!(
-                    "herd: SNAP: installing the leader's snapshot at 0x{:x}",
-                    s.zxid
-                );
-                self.log
-                    .install(&self.data_dir, s.zxid, &s.data)
-                    .map_err(|e| format!("installing the leader's snapshot at 0x{:x}: {e}", s.zxid))
-            }
-            Store::AcceptEpoch(e) => self.epochs.store_accepted(*e).map_err(|e| e.to_string()),
-            Store::CurrentEpoch(e) => self.epochs.store_current(*e).map_err(|e| e.to_string()),
         }
     }
 

@@ -195,24 +195,8 @@ async fn foreign_file_header_refuses_to_start() {
 /// everything acknowledged is there after a restart. Needs root to mount.
 #[tokio::test]
 async fn full_disk_stops_writes_but_not_reads() {
-    let mount = TempDir::new();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-        .arg(&mount.0)
-        .status()
-        .expect("run mount");
-    assert!(
-        status.success(),
-        "mounting a tmpfs needs root (CI runs as root)"
-    );
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.0.clone());
-    let data = TempDir(mount.0.join("data"));
+    let mount = common::Tmpfs::mount("256k");
+    let data = TempDir(mount.path().join("data"));
     let mut config = common::config();
     config.pre_alloc_bytes = 32 << 10;
     let server = common::start_in(config.clone(), data);

@@ -15,7 +15,9 @@
 //! - a session that reconnected through another member: a write on its old
 //!   connection is refused (SessionMoved, which closes that connection, as
 //!   ZooKeeper does), whichever members (leader or follower) the old and the
-//!   new connection are on.
+//!   new connection are on;
+//! - a follower whose disk fills stops taking part and serving, and the
+//!   others commit on.
 //!
 //! The tests run one at a time (each starts 3 or 4 processes on 2 cores).
 //! Every wait is bounded; every process is killed at the end.
@@ -417,5 +419,78 @@ fn a_leader_out_of_zxids_moves_to_a_new_epoch_without_an_election() {
         assert_eq!(client.session_id(), session, "the session went on");
         let (_, stat) = client.get_data("/mine").await.unwrap();
         assert_eq!(stat.ephemeral_owner, session.0, "its ephemeral too");
+    });
+}
+
+/// A follower whose disk fills up (a small tmpfs under its data directory)
+/// stops taking part and serving; the other two commit on, and every write
+/// they acknowledged is on both. Needs root to mount (CI runs as root).
+#[test]
+fn a_member_whose_disk_fills_stops_and_the_others_commit_on() {
+    run(async {
+        let mut e = Ensemble::start(3, 0, "");
+        let first = e.settled();
+        // The member to fill is down while the others elect, so it comes
+        // back as a follower.
+        e.member(first).kill();
+        let others: Vec<u64> = (1..=3).filter(|&id| id != first).collect();
+        let leader = e.settled_among(&others);
+        let mount = common::Tmpfs::mount("1m");
+        let data = e.member(first).dir.join("data");
+        let small = mount.path().join("data");
+        std::fs::create_dir(&small).unwrap();
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let from = entry.unwrap().path();
+            std::fs::copy(&from, small.join(from.file_name().unwrap())).unwrap();
+        }
+        std::fs::remove_dir_all(&data).unwrap();
+        std::os::unix::fs::symlink(&small, &data).unwrap();
+        e.restart(first);
+        assert_eq!(e.settled(), leader);
+
+        let c = connect(&e.connect_string(&others)).await;
+        let value = vec![b'x'; 1024];
+        let mut written = 0;
+        while !e.member(first).log().contains("no longer takes part") {
+            assert!(written < 4000, "1 MiB never filled:\n{}", e.logs());
+            c.create(&format!("/full-{written}"), &value, &open())
+                .await
+                .unwrap();
+            written += 1;
+        }
+        for _ in 0..20 {
+            c.create(&format!("/full-{written}"), &value, &open())
+                .await
+                .unwrap();
+            written += 1;
+        }
+        assert!(
+            e.member(first).log().contains(
+                "writing the transaction log: No space left on device (os error 28); \
+                 this member no longer takes part in the ensemble"
+            ),
+            "{}",
+            e.member(first).log()
+        );
+        let deadline = std::time::Instant::now() + WAIT;
+        while e.member(first).mode().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the full member still serves"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for &id in &others {
+            let on = connect(&e.connect_string(&[id])).await;
+            on.sync("/").await.unwrap();
+            let stat = on.check_stat("/").await.unwrap().unwrap();
+            // The root holds /zookeeper besides the writes.
+            assert_eq!(stat.num_children as usize, written + 1, "on member {id}");
+            let (data, _) = on
+                .get_data(&format!("/full-{}", written - 1))
+                .await
+                .unwrap();
+            assert_eq!(data, value);
+        }
     });
 }

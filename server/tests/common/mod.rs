@@ -65,6 +65,39 @@ impl Drop for TempDir {
     }
 }
 
+/// A tmpfs of `size` (mount's `size=`, e.g. "256k") on a fresh directory,
+/// unmounted on drop: a disk that fills up. Mounting needs root (CI runs as
+/// root).
+pub struct Tmpfs(pub TempDir);
+
+impl Tmpfs {
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = TempDir::new();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir.0)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root)"
+        );
+        Tmpfs(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0 .0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.0 .0)
+            .status();
+    }
+}
+
 /// The configuration every test server uses: tickTime 2000, TTL nodes enabled,
 /// super digest for `super:test`, all four-letter words, a fast container sweep,
 /// a small log preallocation. `start_with` gives each server its own data directory.
