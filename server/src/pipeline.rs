@@ -147,7 +147,17 @@ fn to_leader(m: &Replicated, request: &Forwarded) -> bool {
 /// A client waiting for its forwarded request to commit.
 enum Waiting {
     Reply(Origin),
-    Connect { shard: usize, conn: ConnId },
+    Connect {
+        shard: usize,
+        conn: ConnId,
+    },
+    /// A session this learner's tree did not hold yet (created through
+    /// another member, its commit not applied here): answered once the
+    /// sync forwarded behind its revalidation commits.
+    Reconnect {
+        shard: usize,
+        conn: ConnId,
+    },
 }
 
 impl Drop for Pipeline {
@@ -583,7 +593,9 @@ impl Pipeline {
         for w in waiting {
             let (shard, conn) = match w {
                 Waiting::Reply(o) => (o.shard, o.conn),
-                Waiting::Connect { shard, conn } => (shard, conn),
+                Waiting::Connect { shard, conn } | Waiting::Reconnect { shard, conn } => {
+                    (shard, conn)
+                }
             };
             self.out[shard].push(ToShard::Close { conn });
         }
@@ -695,6 +707,13 @@ impl Pipeline {
             }
             (Some(Waiting::Connect { shard, conn }), _) => {
                 self.out[shard].push(ToShard::refused(conn));
+            }
+            (Some(Waiting::Reconnect { shard, conn }), _) => {
+                let answer = match self.tree.session_timeout(session) {
+                    Some(timeout_ms) => self.connected(shard, conn, session, timeout_ms),
+                    None => ToShard::refused(conn),
+                };
+                self.out[shard].push(answer);
             }
             (None, _) => {}
         }
@@ -831,8 +850,15 @@ impl Pipeline {
         // request it forwards for it); the leader tracks them.
         let timeout = if following {
             let timeout = self.tree.session_timeout(session);
-            if let (true, Some(_)) = (password_ok, timeout) {
+            if password_ok {
                 self.revalidate(session);
+                if timeout.is_none() {
+                    // Perhaps created through another member and not yet
+                    // applied here: ZooKeeper asks the leader. A sync behind
+                    // the revalidation brings this tree up to the leader's.
+                    let waiting = Waiting::Reconnect { shard, conn };
+                    return self.forward(session, Vec::new(), Request::Sync, waiting);
+                }
             }
             timeout
         } else if password_ok && self.tracker.touch(session, now) {
@@ -843,26 +869,36 @@ impl Pipeline {
             None
         };
         let connected = match (password_ok, timeout) {
-            (true, Some(timeout_ms)) => {
-                if let Some((old_shard, old_conn)) = self.owners.insert(session, (shard, conn)) {
-                    if old_conn != conn {
-                        self.out[old_shard].push(ToShard::Close { conn: old_conn });
-                    }
-                }
-                let password = session::password(&self.secret, session);
-                ToShard::Connected {
-                    conn,
-                    session,
-                    timeout_ms,
-                    password,
-                }
-            }
+            (true, Some(timeout_ms)) => self.connected(shard, conn, session, timeout_ms),
             _ => refused,
         };
         entries.push(Entry {
             message: Some((shard, connected)),
             ..Entry::empty(self.zxid)
         });
+    }
+
+    /// `session` is now `conn`'s (an older connection of it here is closed):
+    /// the answer to its connect.
+    fn connected(
+        &mut self,
+        shard: usize,
+        conn: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+    ) -> ToShard {
+        if let Some((old_shard, old_conn)) = self.owners.insert(session, (shard, conn)) {
+            if old_conn != conn {
+                self.out[old_shard].push(ToShard::Close { conn: old_conn });
+            }
+        }
+        let password = session::password(&self.secret, session);
+        ToShard::Connected {
+            conn,
+            session,
+            timeout_ms,
+            password,
+        }
     }
 
     /// Prepares a createSession (a leader's or a standalone server's) for a
@@ -937,7 +973,7 @@ impl Pipeline {
         let m = self.member.as_mut().expect("only a member forwards");
         let cxid = match &waiting {
             Waiting::Reply(origin) => origin.xid,
-            Waiting::Connect { .. } => 0,
+            Waiting::Connect { .. } | Waiting::Reconnect { .. } => 0,
         };
         let forwarded = Forwarded {
             session,

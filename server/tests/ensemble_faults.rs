@@ -16,6 +16,8 @@
 //!   connection is refused (SessionMoved, which closes that connection, as
 //!   ZooKeeper does), whichever members (leader or follower) the old and the
 //!   new connection are on;
+//! - a session moved to a follower that has not yet applied its creation
+//!   keeps its id (the follower asks the leader);
 //! - a follower whose disk fills stops taking part and serving, and the
 //!   others commit on.
 //!
@@ -491,6 +493,38 @@ fn a_member_whose_disk_fills_stops_and_the_others_commit_on() {
                 .await
                 .unwrap();
             assert_eq!(data, value);
+        }
+    });
+}
+
+/// A session created through one follower while another stood still, moved
+/// at once to that other follower (whose tree does not hold it yet): the
+/// follower asks the leader, as ZooKeeper's does, and the session keeps its
+/// id instead of being refused as expired.
+#[test]
+fn a_session_moves_to_a_follower_that_has_not_applied_its_creation_yet() {
+    run(async {
+        let e = Ensemble::start(3, 0, "");
+        let leader = e.settled();
+        let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        let (through, behind) = (followers[0], followers[1]);
+        for round in 0..5 {
+            e.members[behind as usize - 1].pause();
+            let first = connect(&e.connect_string(&[through])).await;
+            e.members[behind as usize - 1].resume();
+            let moved = timeout(
+                WAIT,
+                Client::connector()
+                    .with_session(first.session().clone())
+                    .connect(&e.connect_string(&[behind])),
+            )
+            .await
+            .expect("in time")
+            .unwrap_or_else(|err| panic!("round {round}: the move was refused: {err:?}"));
+            assert_eq!(moved.session_id(), first.session_id(), "round {round}");
+            let path = format!("/moved-{round}");
+            moved.create(&path, b"", &open()).await.unwrap();
+            assert!(exists_on(&e, leader, &path).await);
         }
     });
 }
