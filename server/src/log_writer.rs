@@ -3,8 +3,8 @@
 //! truncations, snapshot installs, epoch files) and reports each write's
 //! token durable to the member thread, which keeps sending, receiving and
 //! counting acknowledgements meanwhile. So a leader's proposals and its
-//! followers' acks flow while it fsyncs, and two followers' copies commit a
-//! record before the leader's own is durable.
+//! followers' acks flow while it fsyncs, and two followers' copies can
+//! commit a record before the leader's own is durable.
 //!
 //! Invariants:
 //! - writes are applied in the order they were handed over, and a token is

@@ -696,14 +696,8 @@ impl Pipeline {
                 });
             }
             (Some(Waiting::Connect { shard, conn }), Txn::CreateSession { timeout_ms, .. }) => {
-                self.owners.insert(session, (shard, conn));
-                let password = session::password(&self.secret, session);
-                self.out[shard].push(ToShard::Connected {
-                    conn,
-                    session,
-                    timeout_ms: *timeout_ms,
-                    password,
-                });
+                let answer = self.connected(shard, conn, session, *timeout_ms);
+                self.out[shard].push(answer);
             }
             (Some(Waiting::Connect { shard, conn }), _) => {
                 self.out[shard].push(ToShard::refused(conn));
@@ -829,17 +823,7 @@ impl Pipeline {
             }
             let me = self.me();
             let mut entry = self.create_session(session, 0, timeout_ms, me);
-            self.owners.insert(session, (shard, conn));
-            let password = session::password(&self.secret, session);
-            entry.message = Some((
-                shard,
-                ToShard::Connected {
-                    conn,
-                    session,
-                    timeout_ms,
-                    password,
-                },
-            ));
+            entry.message = Some((shard, self.connected(shard, conn, session, timeout_ms)));
             entries.push(entry);
             return;
         }

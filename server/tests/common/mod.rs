@@ -93,7 +93,7 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
-            .arg(&self.0 .0)
+            .arg(self.path())
             .status();
     }
 }
