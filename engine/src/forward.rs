@@ -11,7 +11,8 @@
 //! after everything the leader committed before it. A revalidation is
 //! answered by nothing: the leader notes the session's new owner (its later
 //! requests through other members fail with SessionMoved), and the member
-//! answers its client itself.
+//! answers its client once a sync it sent behind the revalidation commits
+//! (so the leader has the move before the client hears it is connected).
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;

@@ -151,9 +151,8 @@ enum Waiting {
         shard: usize,
         conn: ConnId,
     },
-    /// A session this learner's tree did not hold yet (created through
-    /// another member, its commit not applied here): answered once the
-    /// sync forwarded behind its revalidation commits.
+    /// A session reconnecting through this learner: answered once the sync
+    /// forwarded behind its revalidation commits.
     Reconnect {
         shard: usize,
         conn: ConnId,
@@ -829,22 +828,19 @@ impl Pipeline {
         }
         let session = request.session_id;
         let password_ok = request.password == session::password(&self.secret, session);
-        // A learner knows the sessions its tree holds, and tells the leader
-        // the session is alive and connected through it now (ahead of any
-        // request it forwards for it); the leader tracks them.
+        // A learner asks the leader, as ZooKeeper's does, and answers once
+        // the leader has heard: it tells the leader the session is connected
+        // through it now, so the old connection's next request is refused
+        // (SessionMoved) however soon it comes. A sync behind that
+        // revalidation also brings this tree up to the leader's, for a
+        // session created through another member and not yet applied here.
         let timeout = if following {
-            let timeout = self.tree.session_timeout(session);
             if password_ok {
                 self.revalidate(session);
-                if timeout.is_none() {
-                    // Perhaps created through another member and not yet
-                    // applied here: ZooKeeper asks the leader. A sync behind
-                    // the revalidation brings this tree up to the leader's.
-                    let waiting = Waiting::Reconnect { shard, conn };
-                    return self.forward(session, Vec::new(), Request::Sync, waiting);
-                }
+                let waiting = Waiting::Reconnect { shard, conn };
+                return self.forward(session, Vec::new(), Request::Sync, waiting);
             }
-            timeout
+            None
         } else if password_ok && self.tracker.touch(session, now) {
             let me = self.me();
             self.tracker.set_owner(session, me);

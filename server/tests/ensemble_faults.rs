@@ -16,6 +16,7 @@
 //!   connection is refused (SessionMoved, which closes that connection, as
 //!   ZooKeeper does), whichever members (leader or follower) the old and the
 //!   new connection are on;
+//!   A follower answers such a move only once the leader has heard of it;
 //! - a session moved to a follower that has not yet applied its creation
 //!   keeps its id (the follower asks the leader);
 //! - a follower whose disk fills stops taking part and serving, and the
@@ -341,11 +342,8 @@ fn a_write_on_the_connection_a_session_moved_away_from_is_refused() {
             .expect("in time")
             .expect("the session reconnects through another member");
             assert_eq!(moved.session_id(), first.session_id());
-            // Written through the new member: its revalidation is ahead.
-            moved
-                .create(&format!("/m{n}/new"), b"", &open())
-                .await
-                .unwrap();
+            // At once, before anything through the new member: the move is
+            // the leader's before the client hears it is connected.
             // ZooKeeper closes that connection rather than answer
             // SESSIONMOVED (ZOOKEEPER-710): the client sees a connection loss.
             let stale = first.create(&format!("/m{n}/old"), b"", &open()).await;
@@ -354,13 +352,10 @@ fn a_write_on_the_connection_a_session_moved_away_from_is_refused() {
                 Err(Error::ConnectionLoss),
                 "a write through {old} after the move to {new}"
             );
+            // (The old client now reconnects with the session on its own,
+            // taking it back, so the check is through a session of its own.)
             let fresh = connect(&e.connect_string(&[new])).await;
             fresh.sync("/").await.unwrap();
-            assert!(fresh
-                .check_stat(&format!("/m{n}/new"))
-                .await
-                .unwrap()
-                .is_some());
             assert!(fresh
                 .check_stat(&format!("/m{n}/old"))
                 .await
@@ -493,6 +488,52 @@ fn a_member_whose_disk_fills_stops_and_the_others_commit_on() {
                 .await
                 .unwrap();
             assert_eq!(data, value);
+        }
+    });
+}
+
+/// A follower answers a session's move only once the leader has heard of
+/// it (ZooKeeper's follower waits for its revalidation): with the leader
+/// stopped the connect waits, and once it resumes, the connect succeeds and
+/// the old connection's write is refused. Answering before the leader knew
+/// let that write through (the ensemble differential saw it).
+#[test]
+fn a_follower_answers_a_move_only_once_the_leader_knows() {
+    run(async {
+        // syncLimit long enough that the stopped leader keeps its followers.
+        let e = Ensemble::start(3, 0, "syncLimit=100\n");
+        let leader = e.settled();
+        let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        for (n, old) in [leader, followers[1]].into_iter().enumerate() {
+            let first = connect(&e.connect_string(&[old])).await;
+            first.create(&format!("/w{n}"), b"", &open()).await.unwrap();
+            let to = e.connect_string(&[followers[0]]);
+            e.members[leader as usize - 1].pause();
+            let session = first.session().clone();
+            let mut moving = tokio::spawn(async move {
+                Client::connector().with_session(session).connect(&to).await
+            });
+            let early = timeout(Duration::from_millis(500), &mut moving).await;
+            e.members[leader as usize - 1].resume();
+            assert!(
+                early.is_err(),
+                "move {n}: the follower answered while the leader was stopped"
+            );
+            let moved = timeout(WAIT, moving)
+                .await
+                .expect("in time")
+                .unwrap()
+                .expect("the session reconnects through the follower");
+            assert_eq!(moved.session_id(), first.session_id(), "move {n}");
+            let stale = first.create(&format!("/w{n}/old"), b"", &open()).await;
+            assert_eq!(stale.map(|_| ()), Err(Error::ConnectionLoss), "move {n}");
+            let fresh = connect(&e.connect_string(&[followers[0]])).await;
+            fresh.sync("/").await.unwrap();
+            assert!(fresh
+                .check_stat(&format!("/w{n}/old"))
+                .await
+                .unwrap()
+                .is_none());
         }
     });
 }
