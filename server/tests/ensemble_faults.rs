@@ -18,7 +18,8 @@
 //!   new connection are on;
 //!   A follower answers such a move only once the leader has heard of it;
 //! - a session moved to a follower that has not yet applied its creation
-//!   keeps its id (the follower asks the leader);
+//!   keeps its id (the follower asks the leader), and an expired one is
+//!   refused there;
 //! - a follower whose disk fills stops taking part and serving, and the
 //!   others commit on.
 //!
@@ -535,6 +536,55 @@ fn a_follower_answers_a_move_only_once_the_leader_knows() {
                 .unwrap()
                 .is_none());
         }
+    });
+}
+
+/// A session that expired (its client cut off, no ping for its timeout)
+/// is refused when it comes back through a follower, after the round the
+/// follower's revalidation takes: the client hears SessionExpired, and its
+/// ephemeral is gone on every member.
+#[test]
+fn an_expired_session_is_refused_through_a_follower() {
+    run(async {
+        let e = Ensemble::start(3, 0, "");
+        let leader = e.settled();
+        let followers: Vec<u64> = (1..=3).filter(|&id| id != leader).collect();
+        let proxy = common::proxy::Proxy::start(&e.connect_string(&[followers[0]]));
+        let gone = timeout(
+            WAIT,
+            Client::connector()
+                .with_session_timeout(Duration::from_millis(1000))
+                .connect(&proxy.addr),
+        )
+        .await
+        .expect("in time")
+        .unwrap();
+        let eph = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        gone.create("/expiring", b"", &eph).await.unwrap();
+        let session = gone.session().clone();
+        drop(proxy);
+        let watcher = connect(&e.connect_string(&[followers[1]])).await;
+        let deadline = std::time::Instant::now() + WAIT;
+        while watcher.check_stat("/expiring").await.unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "never expired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for &id in &followers {
+            let again = timeout(
+                WAIT,
+                Client::connector()
+                    .with_session(session.clone())
+                    .connect(&e.connect_string(&[id])),
+            )
+            .await
+            .expect("answered in time");
+            assert!(
+                matches!(again, Err(Error::SessionExpired)),
+                "through {id}: {:?}",
+                again.map(|c| c.session_id())
+            );
+        }
+        assert!(!exists_on(&e, leader, "/expiring").await);
     });
 }
 
