@@ -69,8 +69,10 @@ fn options(workload: Workload, addr: SocketAddr) -> Options {
 fn every_workload_runs_against_herd() {
     let (addr, _server) = target("t1");
     let dir = std::env::temp_dir().join(format!("herd-bench-smoke-{}", std::process::id()));
-    for workload in Workload::ALL {
+    // One client thread (a current-thread runtime) and two (a multi-thread one).
+    for (workload, threads) in Workload::ALL.into_iter().flat_map(|w| [(w, 1), (w, 2)]) {
         let mut o = options(workload, addr);
+        o.threads = threads;
         if workload == Workload::Mixed {
             o.json = Some(dir.join("mixed.json"));
             o.hdr_dir = Some(dir.join("hdr"));
