@@ -35,7 +35,7 @@ use zookeeper_client::{Acls, Client, CreateMode, Error, EventType};
 
 mod common;
 
-use common::ensemble::{connect, create_retrying, Ensemble, WAIT};
+use common::ensemble::{connect, create_retrying, resume, Ensemble, WAIT};
 
 /// herd's DIFF limit: a learner further behind than this gets a SNAP.
 const DIFF_LIMIT: usize = 10_000;
@@ -333,15 +333,9 @@ fn a_write_on_the_connection_a_session_moved_away_from_is_refused() {
         for (n, (old, new)) in moves.into_iter().enumerate() {
             let first = connect(&e.connect_string(&[old])).await;
             first.create(&format!("/m{n}"), b"", &open()).await.unwrap();
-            let moved = timeout(
-                WAIT,
-                Client::connector()
-                    .with_session(first.session().clone())
-                    .connect(&e.connect_string(&[new])),
-            )
-            .await
-            .expect("in time")
-            .expect("the session reconnects through another member");
+            let moved = resume(first.session(), &e.connect_string(&[new]))
+                .await
+                .expect("the session reconnects through another member");
             assert_eq!(moved.session_id(), first.session_id());
             // At once, before anything through the new member: the move is
             // the leader's before the client hears it is connected.
@@ -558,14 +552,7 @@ fn an_expired_session_is_refused_through_a_follower() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for &id in &followers {
-            let again = timeout(
-                WAIT,
-                Client::connector()
-                    .with_session(session.clone())
-                    .connect(&e.connect_string(&[id])),
-            )
-            .await
-            .expect("answered in time");
+            let again = resume(&session, &e.connect_string(&[id])).await;
             assert!(
                 matches!(again, Err(Error::SessionExpired)),
                 "through {id}: {:?}",
@@ -591,15 +578,9 @@ fn a_session_moves_to_a_follower_that_has_not_applied_its_creation_yet() {
             e.members[behind as usize - 1].pause();
             let first = connect(&e.connect_string(&[through])).await;
             e.members[behind as usize - 1].resume();
-            let moved = timeout(
-                WAIT,
-                Client::connector()
-                    .with_session(first.session().clone())
-                    .connect(&e.connect_string(&[behind])),
-            )
-            .await
-            .expect("in time")
-            .unwrap_or_else(|err| panic!("round {round}: the move was refused: {err:?}"));
+            let moved = resume(first.session(), &e.connect_string(&[behind]))
+                .await
+                .unwrap_or_else(|err| panic!("round {round}: the move was refused: {err:?}"));
             assert_eq!(moved.session_id(), first.session_id(), "round {round}");
             let path = format!("/moved-{round}");
             moved.create(&path, b"", &open()).await.unwrap();

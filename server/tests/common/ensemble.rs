@@ -290,6 +290,18 @@ pub async fn connect(to: &str) -> Client {
     .expect("connect")
 }
 
+/// The session `session` resumed through `to`, answered within [`WAIT`].
+pub async fn resume(session: &zookeeper_client::SessionInfo, to: &str) -> Result<Client, Error> {
+    timeout(
+        WAIT,
+        Client::connector()
+            .with_session(session.clone())
+            .connect(to),
+    )
+    .await
+    .expect("a resumed session answered in time")
+}
+
 /// Creates `path`, retrying through connection losses (the member lost its
 /// leader) until the ensemble answers; an earlier attempt that committed
 /// shows as NodeExists, which is also success.
