@@ -287,13 +287,13 @@ pub fn run(options: &Options) -> Result<Summary, RunError> {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
-    // One thread runs a current-thread runtime, which polls tasks in the
-    // order they were woken: the replies a read brought in are all handled
-    // before the writes they lead to, so a session's next requests leave
-    // together. Measured pinned to one CPU (reads, 16 sessions x 8): through
-    // a multi-thread runtime with one worker, herd-bench itself was the
-    // bottleneck (82k reads/s, 1.2 system calls per read on the server);
-    // through a current-thread one, 322k reads/s.
+    // One thread runs a current-thread runtime. Measured pinned to one CPU
+    // (reads, 16 sessions x 8, against herd on another): through a
+    // multi-thread runtime with one worker, herd-bench itself was the
+    // bottleneck (82k reads/s, about 1.2 system calls per read on the
+    // server); through a current-thread one, 322k reads/s, the requests
+    // reaching the server in larger batches (why, not traced: presumably
+    // its tasks running in the order they were woken).
     let mut builder = match threads {
         1 => tokio::runtime::Builder::new_current_thread(),
         n => {

@@ -8,11 +8,11 @@
 //! Every forwarded request is answered by exactly one proposal: a write by
 //! its transaction (an error transaction if it failed), a new session by its
 //! createSession, a sync by a check of `/` that changes nothing, committed
-//! after everything the leader committed before it. A revalidation is
-//! answered by nothing: the leader notes the session's new owner (its later
-//! requests through other members fail with SessionMoved), and the member
-//! answers its client once a sync it sent behind the revalidation commits
-//! (so the leader has the move before the client hears it is connected).
+//! after everything the leader committed before it; a revalidation (a
+//! session reconnecting through the member) as a sync, once the leader has
+//! noted the session's new owner (its later requests through other members
+//! fail with SessionMoved), so the leader has the move before the client
+//! hears it is connected.
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;

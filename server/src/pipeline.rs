@@ -151,8 +151,8 @@ enum Waiting {
         shard: usize,
         conn: ConnId,
     },
-    /// A session reconnecting through this learner: answered once the sync
-    /// forwarded behind its revalidation commits.
+    /// A session reconnecting through this learner: answered once its
+    /// revalidation's record commits.
     Reconnect {
         shard: usize,
         conn: ConnId,
@@ -553,12 +553,13 @@ impl Pipeline {
                 };
                 entries.push(entry);
             }
-            Request::Revalidate => {
-                if self.tracker.touch(session, now_ms()) {
+            Request::Sync | Request::Revalidate => {
+                // A revalidation first moves a live session to `from`; both
+                // are answered by a check of `/` committed behind everything
+                // before them (an expired session's is refused).
+                if request == Request::Revalidate && self.tracker.touch(session, now_ms()) {
                     self.tracker.set_owner(session, from);
                 }
-            }
-            Request::Sync => {
                 let check = WriteOp::Check {
                     path: "/".to_owned(),
                     version: -1,
@@ -829,16 +830,15 @@ impl Pipeline {
         let session = request.session_id;
         let password_ok = request.password == session::password(&self.secret, session);
         // A learner asks the leader, as ZooKeeper's does, and answers once
-        // the leader has heard: it tells the leader the session is connected
-        // through it now, so the old connection's next request is refused
-        // (SessionMoved) however soon it comes. A sync behind that
-        // revalidation also brings this tree up to the leader's, for a
-        // session created through another member and not yet applied here.
+        // the leader's answer commits here: the leader then has the session
+        // as connected through this member, so the old connection's next
+        // request is refused (SessionMoved) however soon it comes, and this
+        // tree holds everything before it (a session created through another
+        // member and not yet applied here included).
         let timeout = if following {
             if password_ok {
-                self.revalidate(session);
                 let waiting = Waiting::Reconnect { shard, conn };
-                return self.forward(session, Vec::new(), Request::Sync, waiting);
+                return self.forward(session, Vec::new(), Request::Revalidate, waiting);
             }
             None
         } else if password_ok && self.tracker.touch(session, now) {
@@ -925,20 +925,6 @@ impl Pipeline {
     /// This server's id (its myid; standalone, its serverId).
     fn me(&self) -> Sid {
         Sid::from(self.config.server_id)
-    }
-
-    /// Tells the leader `session` reconnected through this member.
-    fn revalidate(&mut self, session: SessionId) {
-        let Some(m) = &self.member else {
-            return;
-        };
-        let revalidate = Forwarded {
-            session,
-            cxid: 0,
-            auth: Vec::new(),
-            request: Request::Revalidate,
-        };
-        to_leader(m, &revalidate);
     }
 
     /// Sends a client's request to the leader; `waiting` is answered when
