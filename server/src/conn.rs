@@ -230,7 +230,13 @@ async fn read_loop(
     if !fill(&mut frames, &mut rd, HEADER_LEN).await? {
         return Ok(());
     }
+    // Packets are counted as ZooKeeper counts them: the handshake is one, and
+    // so is every notification sent; a four-letter word counts one each way
+    // as it arrives, so `srvr` reports itself.
+    shard.counters.received.fetch_add(1, Relaxed);
+    conn.info.received.fetch_add(1, Relaxed);
     if let Some(word) = fourlw::word(&frames.buffered()[..HEADER_LEN]) {
+        shard.counters.sent.fetch_add(1, Relaxed);
         let text = fourlw::answer(&shard.config, &shard.shared, &shard.tree, word).await;
         conn.push_raw(text.as_bytes());
         return Ok(());
@@ -328,7 +334,8 @@ impl Conn {
     }
 
     /// Writes a frame straight to the outbox.
-    fn emit(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+    fn emit(&self, shard: &Shard, encode: impl FnOnce(&mut Vec<u8>)) {
+        shard.counters.sent.fetch_add(1, Relaxed);
         let mut out = self.out.borrow_mut();
         encode(&mut out.buf);
         if let Some(w) = out.waker.take() {
@@ -413,7 +420,7 @@ impl Conn {
     /// Fires the unarmed watches `event` (at `zxid`) triggers: one notification,
     /// held right after the last reply whose watch fired, so it follows every
     /// reply that set one of them. One-shot watches are consumed.
-    pub fn fire_unarmed(&self, zxid: Zxid, event: &WatchEvent) {
+    pub fn fire_unarmed(&self, shard: &Shard, zxid: Zxid, event: &WatchEvent) {
         let mut state = self.state.borrow_mut();
         if state.unarmed.is_empty() {
             return;
@@ -429,6 +436,7 @@ impl Conn {
             }
         });
         if let Some(reply) = last {
+            shard.counters.sent.fetch_add(1, Relaxed);
             let mut frame = Vec::new();
             herd_proto::notification(&mut frame, zxid, event.kind as i32, &event.path);
             let at = state
@@ -448,11 +456,19 @@ impl Conn {
         }
     }
 
-    pub fn notify(&self, zxid: Zxid, event: &WatchEvent) {
-        self.emit(|out| herd_proto::notification(out, zxid, event.kind as i32, &event.path));
+    pub fn notify(&self, shard: &Shard, zxid: Zxid, event: &WatchEvent) {
+        self.emit(shard, |out| {
+            herd_proto::notification(out, zxid, event.kind as i32, &event.path)
+        });
     }
 
-    pub fn on_connected(&self, session: SessionId, timeout_ms: i32, password: [u8; 16]) {
+    pub fn on_connected(
+        &self,
+        shard: &Shard,
+        session: SessionId,
+        timeout_ms: i32,
+        password: [u8; 16],
+    ) {
         self.state.borrow_mut().session = session;
         self.info.session.store(session, Relaxed);
         self.info.timeout_ms.store(i64::from(timeout_ms), Relaxed);
@@ -463,7 +479,7 @@ impl Conn {
             password: &password,
             read_only: self.read_only_flag.get().then_some(false),
         };
-        self.emit(|out| response.encode(out));
+        self.emit(shard, |out| response.encode(out));
         if session == 0 {
             self.close();
         }

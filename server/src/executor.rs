@@ -132,13 +132,13 @@ impl Executor {
                         shard.watches.borrow_mut().trigger(event, &mut targets);
                         for id in targets.iter() {
                             if let Some(conn) = self.conn(*id) {
-                                conn.notify(zxid, event);
+                                conn.notify(shard, zxid, event);
                             }
                         }
                         // Watches of replies still held fire behind those replies.
                         for id in shard.holding().iter() {
                             if let Some(conn) = self.conn(*id) {
-                                conn.fire_unarmed(zxid, event);
+                                conn.fire_unarmed(shard, zxid, event);
                             }
                         }
                     }
@@ -163,7 +163,7 @@ impl Executor {
                     password,
                 } => {
                     if let Some(conn) = self.conn(conn) {
-                        conn.on_connected(session, timeout_ms, password);
+                        conn.on_connected(shard, session, timeout_ms, password);
                     }
                 }
                 ToShard::Close { conn } => {

@@ -172,7 +172,9 @@ async fn every_word_answers_in_zookeepers_format() {
         "same directory in tests"
     );
     assert_eq!(ask(addr, "srst"), "Server stats reset.\n");
-    assert_eq!(value(&ask(addr, "srvr"), "Received", ':'), "0");
+    let srvr = ask(addr, "srvr");
+    assert_eq!(value(&srvr, "Received", ':'), "1", "the srvr itself");
+    assert_eq!(value(&srvr, "Sent", ':'), "1", "the srvr itself");
     assert_eq!(ask(addr, "crst"), "Connection stats reset.\n");
 }
 
@@ -227,4 +229,42 @@ fn a_closed_connection_is_forgotten_before_its_peer_sees_the_close() {
             std::panic::resume_unwind(panic);
         }
     });
+}
+
+/// The packets `srvr` reports received and sent over one exchange, with the
+/// share of the `srvr` queries themselves taken out.
+async fn packets_of_an_exchange(addr: &str) -> (u64, u64) {
+    let counts = || {
+        let srvr = ask(addr, "srvr");
+        let count = |key| value(&srvr, key, ':').parse::<u64>().unwrap();
+        (count("Received"), count("Sent"))
+    };
+    let before = counts();
+    let idle = counts();
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let watcher = common::connect_addr(addr).await;
+    watcher.create("/counted", b"", &open).await.unwrap();
+    let (_, _, watch) = watcher.get_and_watch_data("/counted").await.unwrap();
+    let writer = common::connect_addr(addr).await;
+    writer.set_data("/counted", b"x", None).await.unwrap();
+    let event = tokio::time::timeout(std::time::Duration::from_secs(10), watch.changed())
+        .await
+        .expect("the data watch fires");
+    assert_eq!(event.path, "/counted");
+    let after = counts();
+    let query = (idle.0 - before.0, idle.1 - before.1);
+    (after.0 - idle.0 - query.0, after.1 - idle.1 - query.1)
+}
+
+/// Two handshakes, each followed by the client library's ping, a create, a
+/// getData and a setData arrive; their seven answers and the notification
+/// leave. herd counts them as ZooKeeper does (which counts the handshake and
+/// the notification too), so dashboards built on its counters read the same.
+#[tokio::test]
+async fn packets_are_counted_as_zookeeper_counts_them() {
+    let server = common::start();
+    assert_eq!(packets_of_an_exchange(&server.addr).await, (7, 8), "herd");
+    if let Some(zk) = common::zookeeper::start("packets", "", &[]) {
+        assert_eq!(packets_of_an_exchange(&zk.addr).await, (7, 8), "ZooKeeper");
+    }
 }
