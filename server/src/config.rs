@@ -59,7 +59,15 @@ pub struct Config {
     /// default, as in ZooKeeper); otherwise old ones are purged at start and then
     /// every this many hours.
     pub purge_interval_hours: u64,
+    /// Where the Prometheus endpoint listens, if `metricsProvider.className` is
+    /// ZooKeeper's PrometheusMetricsProvider (`metricsProvider.httpHost`, by
+    /// default 0.0.0.0, and `metricsProvider.httpPort`, by default 7000).
+    pub prometheus: Option<std::net::SocketAddr>,
 }
+
+/// The `metricsProvider.className` that turns the Prometheus endpoint on.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 
 /// Every four-letter word herd answers.
 pub const ALL_FOUR_LETTER_WORDS: [&str; 15] = [
@@ -95,6 +103,7 @@ impl Default for Config {
             snap_count: 100_000,
             snap_retain_count: 3,
             purge_interval_hours: 0,
+            prometheus: None,
         }
     }
 }
@@ -124,6 +133,8 @@ impl Config {
         let mut c = Config::default();
         let mut warnings = Vec::new();
         let (mut min_set, mut max_set, mut log_dir_set) = (false, false, false);
+        let (mut prometheus, mut metrics_host, mut metrics_port) =
+            (false, IpAddr::from([0, 0, 0, 0]), 7000);
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -156,6 +167,24 @@ impl Config {
                     c.client_port_address =
                         value.parse().map_err(|_| bad("expected an IP address"))?
                 }
+                "metricsProvider.className" => {
+                    prometheus = match value {
+                        PROMETHEUS_PROVIDER => true,
+                        "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"
+                        | "org.apache.zookeeper.metrics.impl.NullMetricsProvider" => false,
+                        _ => {
+                            return Err(bad("herd has ZooKeeper's PrometheusMetricsProvider only"))
+                        }
+                    }
+                }
+                "metricsProvider.httpHost" => {
+                    metrics_host = value.parse().map_err(|_| bad("expected an IP address"))?
+                }
+                "metricsProvider.httpPort" => {
+                    metrics_port = num(value)?.try_into().map_err(|_| bad("not a port"))?
+                }
+                // The exporter's JVM and worker settings have nothing to set in herd.
+                k if k.starts_with("metricsProvider.") => {}
                 "dataDir" => c.data_dir = PathBuf::from(value),
                 "dataLogDir" => {
                     c.data_log_dir = PathBuf::from(value);
@@ -268,6 +297,9 @@ impl Config {
                 | "clientPortListenBacklog" => {}
                 _ => warnings.push(format!("{origin}:{}: unknown key {key} ignored", n + 1)),
             }
+        }
+        if prometheus {
+            c.prometheus = Some(std::net::SocketAddr::new(metrics_host, metrics_port));
         }
         if !min_set {
             c.min_session_timeout_ms = 2 * c.tick_time_ms as i32;

@@ -10,19 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use engine::tree::DataTree;
 
 use crate::config::{Config, ALL_FOUR_LETTER_WORDS};
+use crate::metrics::{self, version, Metric, Value, QUANTILES};
 use crate::stats::Shared;
-
-/// The ZooKeeper release whose client protocol herd serves.
-pub const ZOOKEEPER_VERSION: &str = "3.9.3";
-
-/// The version line: ZooKeeper's version first (clients parse it), herd's beside it.
-pub fn version() -> String {
-    format!(
-        "{ZOOKEEPER_VERSION}-herd-{}, built on {}",
-        env!("CARGO_PKG_VERSION"),
-        env!("HERD_BUILT_ON")
-    )
-}
 
 /// The word a connection opened with, if its first four bytes are one.
 pub fn word(first: &[u8]) -> Option<&'static str> {
@@ -62,6 +51,12 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
         _ => None,
     };
     let mut s = String::new();
+    if word == "mntr" {
+        for metric in metrics::gather(shared, tree, watches.len()) {
+            mntr_line(&mut s, &metric);
+        }
+        return s;
+    }
     let (min, avg, max) = shared.latency_ms();
     let received = shared.total(|c| &c.received);
     let sent = shared.total(|c| &c.sent);
@@ -223,99 +218,6 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             shared.proposal_sizes.reset();
             s.push_str("Server stats reset.\n");
         }
-        "mntr" => {
-            let ephemerals: usize = tree
-                .sessions()
-                .iter()
-                .map(|(id, _)| tree.ephemerals(*id).len())
-                .sum();
-            let rows: [(&str, String); 15] = [
-                ("zk_version", version()),
-                ("zk_server_state", shared.mode().unwrap_or_default().into()),
-                ("zk_ephemerals_count", ephemerals.to_string()),
-                ("zk_num_alive_connections", conns.len().to_string()),
-                ("zk_avg_latency", format!("{avg:.4}")),
-                (
-                    "zk_outstanding_requests",
-                    conns
-                        .values()
-                        .map(|c| c.queued.load(Relaxed))
-                        .sum::<u64>()
-                        .to_string(),
-                ),
-                ("zk_znode_count", tree.node_count().to_string()),
-                ("zk_global_sessions", tree.session_count().to_string()),
-                ("zk_packets_sent", sent.to_string()),
-                ("zk_packets_received", received.to_string()),
-                ("zk_watch_count", watches.len().to_string()),
-                (
-                    "zk_auth_failed_count",
-                    shared.total(|c| &c.auth_failed).to_string(),
-                ),
-                ("zk_min_latency", format!("{}", min.floor())),
-                ("zk_approximate_data_size", tree.data_bytes().to_string()),
-                ("zk_max_latency", format!("{}", max.ceil())),
-            ];
-            for (k, v) in rows {
-                let _ = writeln!(s, "{k}\t{v}");
-            }
-            if let Some(q) = *shared.quorum.lock().expect("quorum stats") {
-                let _ = writeln!(s, "zk_peer_state\t{}", q.peer_state);
-                let _ = writeln!(s, "zk_quorum_size\t{}", q.quorum_size);
-                // ZooKeeper counts TRUNCs as DIFFs.
-                let _ = writeln!(s, "zk_diff_count\t{}", q.syncs.diff + q.syncs.trunc);
-                let _ = writeln!(s, "zk_snap_count\t{}", q.syncs.snap);
-                if shared.mode() == Some("leader") {
-                    let rows = [
-                        ("zk_learners", q.learners.learners),
-                        ("zk_synced_followers", q.learners.synced_followers),
-                        ("zk_synced_non_voting_followers", 0),
-                        ("zk_synced_observers", q.learners.synced_observers),
-                        ("zk_pending_syncs", 0),
-                    ];
-                    for (k, v) in rows {
-                        let _ = writeln!(s, "{k}\t{v}");
-                    }
-                    let (last, min, max) = shared.proposal_sizes.get();
-                    let _ = writeln!(s, "zk_last_proposal_size\t{last}");
-                    let _ = writeln!(s, "zk_min_proposal_size\t{min}");
-                    let _ = writeln!(s, "zk_max_proposal_size\t{max}");
-                }
-            }
-            // As in ZooKeeper, also on a standalone server (no elections there).
-            let elections = shared.elections.lock().expect("election stats");
-            summary(&mut s, "election_time", &elections, 1.0);
-            drop(elections);
-            let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
-            let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
-            let max_fds = limits
-                .lines()
-                .find(|l| l.starts_with("Max open files"))
-                .and_then(|l| l.split_whitespace().nth(3))
-                .unwrap_or("0")
-                .to_owned();
-            let _ = writeln!(s, "zk_open_file_descriptor_count\t{open_fds}");
-            let _ = writeln!(s, "zk_max_file_descriptor_count\t{max_fds}");
-            let _ = writeln!(s, "zk_local_sessions\t0");
-            let _ = writeln!(s, "zk_uptime\t{}", shared.started.elapsed().as_millis());
-            let storage = shared.storage.lock().expect("storage stats lock");
-            summary(
-                &mut s,
-                "sync_processor_batch_size",
-                &storage.batch_records,
-                1.0,
-            );
-            summary(&mut s, "fsynctime", &storage.sync_us, 1000.0);
-            summary(&mut s, "snapshottime", &storage.snapshot_ms, 1.0);
-            let startup = storage.startup;
-            for (name, value) in [
-                ("startup_snap_load_time", startup.snap_load_ms),
-                ("startup_txns_load_time", startup.txns_load_ms),
-                ("startup_txns_loaded", startup.txns_loaded),
-            ] {
-                once(&mut s, name, value);
-            }
-        }
         "wchs" => {
             let sessions: BTreeSet<i64> = watches.iter().map(|(_, sid)| *sid).collect();
             let paths: BTreeSet<&str> = watches.iter().map(|(p, _)| p.as_str()).collect();
@@ -397,37 +299,49 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes a ZooKeeper-style summary of `h` (`zk_avg_NAME`, min, max, p50, p95,
-/// p99, p999, cnt, sum), its values divided by `per_unit` (1000 turns
-/// microseconds into milliseconds, shown with three decimals).
-fn summary(s: &mut String, name: &str, h: &hdrhistogram::Histogram<u64>, per_unit: f64) {
-    let value = |v: f64| {
-        if per_unit == 1.0 {
-            format!("{v}")
-        } else {
-            format!("{:.3}", v / per_unit)
+/// Writes `metric` as `mntr` does: `zk_NAME\tVALUE`, and a summary as its
+/// `zk_avg_NAME`, min, max, p50, p95, p99, p999, cnt and sum lines (a value
+/// recorded once has no percentiles).
+fn mntr_line(s: &mut String, metric: &Metric) {
+    let name = metric.name;
+    match &metric.value {
+        Value::Text(v) => {
+            let _ = writeln!(s, "zk_{name}\t{v}");
         }
-    };
-    let _ = writeln!(s, "zk_avg_{name}\t{:.4}", h.mean() / per_unit);
-    let _ = writeln!(s, "zk_min_{name}\t{}", value(h.min() as f64));
-    let _ = writeln!(s, "zk_max_{name}\t{}", value(h.max() as f64));
-    for (label, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)] {
-        let v = h.value_at_quantile(q) as f64;
-        let _ = writeln!(s, "zk_{label}_{name}\t{}", value(v));
+        Value::Gauge(v) => {
+            let _ = writeln!(s, "zk_{name}\t{v}");
+        }
+        Value::Count(v) => {
+            let _ = writeln!(s, "zk_{name}\t{v}");
+        }
+        Value::Ratio(v) => {
+            let _ = writeln!(s, "zk_{name}\t{v:.4}");
+        }
+        Value::Summary(h) => {
+            let value = |v: f64| {
+                if h.fractional {
+                    format!("{v:.3}")
+                } else {
+                    format!("{v}")
+                }
+            };
+            match h.quantiles {
+                Some(quantiles) => {
+                    let _ = writeln!(s, "zk_avg_{name}\t{:.4}", h.mean);
+                    let _ = writeln!(s, "zk_min_{name}\t{}", value(h.min));
+                    let _ = writeln!(s, "zk_max_{name}\t{}", value(h.max));
+                    for ((label, _), v) in QUANTILES.iter().zip(quantiles) {
+                        let _ = writeln!(s, "zk_{label}_{name}\t{}", value(v));
+                    }
+                }
+                None => {
+                    for (stat, v) in [("avg", h.mean), ("min", h.min), ("max", h.max)] {
+                        let _ = writeln!(s, "zk_{stat}_{name}\t{v}");
+                    }
+                }
+            }
+            let _ = writeln!(s, "zk_cnt_{name}\t{}", h.count);
+            let _ = writeln!(s, "zk_sum_{name}\t{}", value(h.sum()));
+        }
     }
-    let _ = writeln!(s, "zk_cnt_{name}\t{}", h.len());
-    let _ = writeln!(
-        s,
-        "zk_sum_{name}\t{}",
-        value((h.mean() * h.len() as f64).round())
-    );
-}
-
-/// A summary of one value recorded once (ZooKeeper's start-up metrics).
-fn once(s: &mut String, name: &str, v: u64) {
-    for stat in ["avg", "min", "max"] {
-        let _ = writeln!(s, "zk_{stat}_{name}\t{v}");
-    }
-    let _ = writeln!(s, "zk_cnt_{name}\t1");
-    let _ = writeln!(s, "zk_sum_{name}\t{v}");
 }

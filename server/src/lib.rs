@@ -28,7 +28,7 @@
 //!   [`quorum`]: members' messages over TCP (election and quorum ports);
 //!   [`member`]: an ensemble member's Zab driver (peer, transport), and
 //!   [`log_writer`]: its storage writes, on a thread of their own;
-//!   [`fourlw`] and [`stats`]: operations.
+//!   [`fourlw`], [`metrics`], [`prometheus`] and [`stats`]: operations.
 //!
 //! Modules depend on each other without cycles; each uses only those on
 //! earlier lines (and [`memory`], which uses none):
@@ -36,6 +36,7 @@
 //! ```text
 //!  message   ensemble  epoch  quorum
 //!  watch  stats  outbox  inbox  config
+//!  metrics  prometheus
 //!  read  fourlw  storage  shard
 //!  conn  log_writer  member
 //!  pipeline
@@ -56,8 +57,10 @@ pub mod log_writer;
 pub mod member;
 pub mod memory;
 pub mod message;
+pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod prometheus;
 pub mod quorum;
 pub mod read;
 pub mod shard;
@@ -95,6 +98,8 @@ pub struct Server {
     shards: Vec<glommio::ExecutorJoinHandle<()>>,
     /// The autopurge thread and what stops it (dropping the sender).
     purger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    /// The Prometheus endpoint, if configured (dropping it stops it).
+    prometheus: Option<prometheus::Endpoint>,
 }
 
 impl Server {
@@ -227,7 +232,12 @@ impl Server {
                 Some((stop, handle))
             }
         };
+        let prometheus = match config.prometheus {
+            Some(at) => Some(prometheus::serve(at, shared.clone(), tree.clone())?),
+            None => None,
+        };
         Ok(Server {
+            prometheus,
             client_addr: addr,
             to_pipeline,
             pipeline: Some(pipeline),
@@ -241,6 +251,11 @@ impl Server {
     /// The address clients connect to.
     pub fn client_addr(&self) -> SocketAddr {
         self.client_addr
+    }
+
+    /// The address the Prometheus endpoint listens on, if it is configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(|p| p.addr)
     }
 
     /// Stops accepting, closes every connection and waits for all threads.
@@ -271,6 +286,7 @@ impl Server {
             drop(stop);
             let _ = handle.join();
         }
+        drop(self.prometheus.take());
     }
 
     /// Blocks until the server stops.

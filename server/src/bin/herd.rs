@@ -66,6 +66,9 @@ fn run() -> Result<(), String> {
         "herd serving ZooKeeper clients on {} with {shards} shards",
         server.client_addr()
     );
+    if let Some(addr) = server.metrics_addr() {
+        println!("herd serving Prometheus metrics on http://{addr}/metrics");
+    }
     server.wait();
     Ok(())
 }

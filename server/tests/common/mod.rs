@@ -36,6 +36,11 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
+    /// The herd server itself (none under `HERD_TEST_ZK`).
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("a herd test server")
+    }
+
     /// Stops the server (as a clean shutdown) and keeps its data directory.
     pub fn stop(mut self) -> TempDir {
         self.server.take();

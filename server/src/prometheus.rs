@@ -1,0 +1,232 @@
+//! The Prometheus endpoint ZooKeeper's `PrometheusMetricsProvider` serves:
+//! `GET /metrics` on `metricsProvider.httpHost:httpPort`, in the text format
+//! 0.0.4, with ZooKeeper's metric names and types, so its dashboards and alerts
+//! work unchanged. Values are written as Java writes doubles (`5.0`,
+//! `1.2345678E7`), labels with ZooKeeper's trailing comma, and each summary
+//! with its 0.5 quantile, `_count` and `_sum` (ZooKeeper's basic level).
+//!
+//! Served by one thread of its own (`herd-metrics`, a single-threaded tokio
+//! runtime and hyper), never by a shard: a scrape asks the shards for their
+//! watch counts over a channel, as `mntr` does, and reads the rest from shared
+//! counters. ZooKeeper's summaries cover a sliding ten-minute window; herd's
+//! cover everything since start (or `srst`), as its `mntr` does.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use engine::tree::DataTree;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Request, Response, StatusCode};
+
+use crate::metrics::{self, Metric, Value};
+use crate::stats::Shared;
+
+/// The content type of the text format, as ZooKeeper's endpoint sends it.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The running endpoint; dropping it stops the thread.
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `addr` (port 0 picks one) and serves scrapes until dropped.
+pub fn serve(
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    tree: Arc<DataTree>,
+) -> std::io::Result<Endpoint> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    let thread = std::thread::Builder::new()
+        .name("herd-metrics".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                loop {
+                    let stream = tokio::select! {
+                        _ = &mut stopped => return,
+                        accepted = listener.accept() => match accepted {
+                            Ok((stream, _)) => stream,
+                            Err(_) => continue,
+                        },
+                    };
+                    let (shared, tree) = (shared.clone(), tree.clone());
+                    let service = hyper::service::service_fn(move |request| {
+                        let (shared, tree) = (shared.clone(), tree.clone());
+                        async move { Ok::<_, Infallible>(answer(&request, &shared, &tree).await) }
+                    });
+                    tokio::task::spawn(async move {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await;
+                    });
+                }
+            });
+        })?;
+    Ok(Endpoint {
+        addr,
+        stop: Some(stop),
+        thread: Some(thread),
+    })
+}
+
+async fn answer<B>(
+    request: &Request<B>,
+    shared: &Shared,
+    tree: &DataTree,
+) -> Response<Full<Bytes>> {
+    let status = |code: StatusCode, text: &'static str| {
+        let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+        *r.status_mut() = code;
+        r
+    };
+    if request.uri().path() != "/metrics" {
+        return status(StatusCode::NOT_FOUND, "Not Found: herd serves /metrics\n");
+    }
+    if !matches!(*request.method(), Method::GET | Method::POST | Method::HEAD) {
+        return status(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+    }
+    let watches = shared.watches().await.len();
+    let text = render(&metrics::gather(shared, tree, watches));
+    let mut r = Response::new(Full::new(Bytes::from(text)));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(CONTENT_TYPE),
+    );
+    r
+}
+
+/// `metrics` in the text format; text values (version, state) are left out.
+pub fn render(metrics: &[Metric]) -> String {
+    let mut s = String::new();
+    for m in metrics {
+        let name = m.name;
+        let (kind, value) = match &m.value {
+            Value::Text(_) => continue,
+            Value::Gauge(v) => ("gauge", *v as f64),
+            Value::Ratio(v) => ("gauge", *v),
+            Value::Count(v) => ("counter", *v as f64),
+            Value::Summary(h) => {
+                let _ = writeln!(s, "# HELP {name} {name}\n# TYPE {name} summary");
+                let p50 = h.quantiles.map_or(h.mean, |q| q[0]);
+                let p50 = if h.count == 0 { f64::NAN } else { p50 };
+                let _ = writeln!(s, "{name}{{quantile=\"0.5\",}} {}", java_double(p50));
+                let _ = writeln!(s, "{name}_count {}", java_double(h.count as f64));
+                let _ = writeln!(s, "{name}_sum {}", java_double(h.sum()));
+                continue;
+            }
+        };
+        let _ = writeln!(s, "# HELP {name} {name}\n# TYPE {name} {kind}");
+        let _ = writeln!(s, "{name} {}", java_double(value));
+    }
+    s
+}
+
+/// `v` as ZooKeeper's exporter writes it (Java's `Double.toString`, with `+Inf`
+/// and `-Inf` as the text format has them): at least one decimal, and
+/// scientific notation (`1.2345678E7`) from 10^7 up and below 10^-3.
+pub fn java_double(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    let magnitude = v.abs();
+    if magnitude == 0.0 || (1e-3..1e7).contains(&magnitude) {
+        let text = format!("{v}");
+        return if text.contains('.') {
+            text
+        } else {
+            text + ".0"
+        };
+    }
+    let text = format!("{v:e}");
+    let (mantissa, exponent) = text.split_once('e').expect("{:e} writes an exponent");
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_owned()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_are_written_as_java_writes_them() {
+        for (v, text) in [
+            (0.0, "0.0"),
+            (5.0, "5.0"),
+            (0.25, "0.25"),
+            (1234567.0, "1234567.0"),
+            (12345678.0, "1.2345678E7"),
+            (10_000_000.0, "1.0E7"),
+            (0.0001, "1.0E-4"),
+            (-3.5, "-3.5"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(java_double(v), text, "{v}");
+        }
+    }
+
+    #[test]
+    fn each_kind_has_its_type_line_and_samples() {
+        let metrics = [
+            Metric {
+                name: "version",
+                value: Value::Text("3.9.3".into()),
+            },
+            Metric {
+                name: "znode_count",
+                value: Value::Gauge(5),
+            },
+            Metric {
+                name: "diff_count",
+                value: Value::Count(2),
+            },
+            Metric {
+                name: "fsynctime",
+                value: Value::Summary(metrics::Summary {
+                    count: 0,
+                    mean: 0.0,
+                    min: 0.0,
+                    max: 0.0,
+                    quantiles: Some([0.0; 4]),
+                    fractional: true,
+                }),
+            },
+        ];
+        assert_eq!(
+            render(&metrics),
+            "# HELP znode_count znode_count\n# TYPE znode_count gauge\nznode_count 5.0\n\
+             # HELP diff_count diff_count\n# TYPE diff_count counter\ndiff_count 2.0\n\
+             # HELP fsynctime fsynctime\n# TYPE fsynctime summary\n\
+             fsynctime{quantile=\"0.5\",} NaN\nfsynctime_count 0.0\nfsynctime_sum 0.0\n"
+        );
+    }
+}

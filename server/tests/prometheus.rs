@@ -1,0 +1,137 @@
+//! The Prometheus endpoint (`metricsProvider.className` set to ZooKeeper's
+//! PrometheusMetricsProvider): `GET /metrics` in the text format, with
+//! ZooKeeper's names and types, read here over plain HTTP/1.1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use zookeeper_client::{Acls, CreateMode};
+
+/// The status line, headers and body of `GET path`.
+fn get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the endpoint");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("headers end");
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_owned(), headers.to_lowercase(), body.to_owned())
+}
+
+/// The value of the unlabelled sample `name` in `text`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_are_served_with_zookeepers_names_and_types() {
+    let mut config = common::config();
+    config.prometheus = Some("127.0.0.1:0".parse().unwrap());
+    let server = common::start_with(config);
+    let addr = server.server().metrics_addr().expect("the endpoint is configured");
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.create("/m", b"12345", &open).await.unwrap();
+    let _watch = client.get_and_watch_data("/m").await.unwrap();
+
+    let (status, headers, text) = get(addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        headers.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{headers}"
+    );
+    // Every family has its HELP and TYPE lines, and every sample its family.
+    let mut families = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(
+                text.contains(&format!("# HELP {name} {name}\n# TYPE {name}")),
+                "{name}"
+            );
+            families.insert(name.to_owned(), kind.to_owned());
+        } else if !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|f| families.contains_key(*f)))
+                .unwrap_or(name);
+            assert!(
+                families.contains_key(family),
+                "a sample without a family: {line}"
+            );
+        }
+    }
+    for (name, kind) in [
+        ("znode_count", "gauge"),
+        ("watch_count", "gauge"),
+        ("num_alive_connections", "gauge"),
+        ("packets_received", "gauge"),
+        ("approximate_data_size", "gauge"),
+        ("fsynctime", "summary"),
+        ("snapshottime", "summary"),
+    ] {
+        assert_eq!(families.get(name).map(String::as_str), Some(kind), "{name}");
+    }
+    assert!(
+        !families.contains_key("version"),
+        "text values are mntr's only"
+    );
+    assert_eq!(
+        sample(&text, "znode_count"),
+        5.0,
+        "/, /zookeeper, quota, config, /m"
+    );
+    assert_eq!(sample(&text, "watch_count"), 1.0);
+    assert_eq!(sample(&text, "num_alive_connections"), 1.0);
+    assert_eq!(sample(&text, "approximate_data_size"), 5.0);
+    assert!(
+        text.contains("\nznode_count 5.0\n"),
+        "values as Java doubles"
+    );
+    assert!(
+        sample(&text, "fsynctime_count") >= 1.0,
+        "the create was fsynced"
+    );
+    assert!(text.contains("\nfsynctime{quantile=\"0.5\",} "), "{text}");
+
+    let (status, _, _) = get(addr, "/");
+    assert_eq!(
+        status, "HTTP/1.1 404 Not Found",
+        "only /metrics, as ZooKeeper"
+    );
+}
+
+#[test]
+fn the_provider_is_configured_as_in_zookeeper() {
+    let parse = |text: &str| herd_server::config::Config::parse(text, "zoo.cfg");
+    let (c, warnings) = parse(
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n\
+         metricsProvider.exportJvmInfo=false\n",
+    )
+    .unwrap();
+    assert_eq!(c.prometheus, Some("0.0.0.0:7000".parse().unwrap()));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let (c, _) =
+        parse("metricsProvider.httpPort=7001\nmetricsProvider.httpHost=127.0.0.2\n").unwrap();
+    assert_eq!(c.prometheus, None, "no provider class: no endpoint");
+    let err = parse("metricsProvider.className=com.example.Other\n").unwrap_err();
+    assert!(
+        err.0.contains("PrometheusMetricsProvider only"),
+        "{}",
+        err.0
+    );
+}
