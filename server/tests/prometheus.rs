@@ -41,7 +41,10 @@ async fn metrics_are_served_with_zookeepers_names_and_types() {
     let mut config = common::config();
     config.prometheus = Some("127.0.0.1:0".parse().unwrap());
     let server = common::start_with(config);
-    let addr = server.server().metrics_addr().expect("the endpoint is configured");
+    let addr = server
+        .server()
+        .metrics_addr()
+        .expect("the endpoint is configured");
     let client = common::connect(&server).await;
     let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
     client.create("/m", b"12345", &open).await.unwrap();
