@@ -20,6 +20,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
 VENV=${HERD_VENV:-$HERE/.venv-cross}
 KAZOO_VERSION=2.11.0
+# Prometheus's Python client, whose text parser reads herd's /metrics.
+PROMETHEUS_CLIENT_VERSION=0.21.1
 export ZKCLI=${ZKCLI:-/usr/share/zookeeper/bin/zkCli.sh}
 
 usage() {
@@ -62,8 +64,9 @@ setup() {
         echo "setup: creating venv $VENV"
         python3 -m venv "$VENV"
     fi
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kazoo==$KAZOO_VERSION"
-    "$VENV/bin/python" -c 'import kazoo.client'
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "kazoo==$KAZOO_VERSION" \
+        "prometheus_client==$PROMETHEUS_CLIENT_VERSION"
+    "$VENV/bin/python" -c 'import kazoo.client, prometheus_client.parser'
     for jar in curator-client curator-framework curator-recipes zookeeper guava; do
         if [ ! -f "/usr/share/java/$jar.jar" ]; then
             echo "setup: /usr/share/java/$jar.jar missing" >&2
