@@ -341,7 +341,7 @@ fn mntr_line(s: &mut String, metric: &Metric) {
                 }
             }
             let _ = writeln!(s, "zk_cnt_{name}\t{}", h.count);
-            let _ = writeln!(s, "zk_sum_{name}\t{}", value(h.sum()));
+            let _ = writeln!(s, "zk_sum_{name}\t{}", value(h.sum));
         }
     }
 }

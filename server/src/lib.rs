@@ -152,6 +152,12 @@ impl Server {
         };
         let config = Arc::new(config);
         let tree = Arc::new(tree);
+        // Bound before the pipeline and shards start, so that a port in use
+        // stops start-up with nothing left running.
+        let prometheus = match config.prometheus {
+            Some(at) => Some(prometheus::serve(at, shared.clone(), tree.clone())?),
+            None => None,
+        };
         memory::release_freed();
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| inbox::inbox())
@@ -231,10 +237,6 @@ impl Server {
                     .spawn(move || storage::purge_every(&config, every, stopped))?;
                 Some((stop, handle))
             }
-        };
-        let prometheus = match config.prometheus {
-            Some(at) => Some(prometheus::serve(at, shared.clone(), tree.clone())?),
-            None => None,
         };
         Ok(Server {
             prometheus,

@@ -37,6 +37,8 @@ pub enum Value {
 /// A distribution, in the unit ZooKeeper reports it in.
 pub struct Summary {
     pub count: u64,
+    /// The values' sum, rounded to a whole raw unit as ZooKeeper rounds it.
+    pub sum: f64,
     pub mean: f64,
     pub min: f64,
     pub max: f64,
@@ -55,6 +57,7 @@ impl Summary {
     fn of(h: &hdrhistogram::Histogram<u64>, per_unit: f64) -> Summary {
         Summary {
             count: h.len(),
+            sum: (h.mean() * h.len() as f64).round() / per_unit,
             mean: h.mean() / per_unit,
             min: h.min() as f64 / per_unit,
             max: h.max() as f64 / per_unit,
@@ -68,24 +71,12 @@ impl Summary {
         let v = v as f64;
         Summary {
             count: 1,
+            sum: v,
             mean: v,
             min: v,
             max: v,
             quantiles: None,
             fractional: false,
-        }
-    }
-
-    /// The sum of the values, as ZooKeeper rounds it.
-    pub fn sum(&self) -> f64 {
-        (self.mean * self.count as f64 * self.unit()).round() / self.unit()
-    }
-
-    fn unit(&self) -> f64 {
-        if self.fractional {
-            1000.0
-        } else {
-            1.0
         }
     }
 }

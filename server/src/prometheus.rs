@@ -56,13 +56,14 @@ pub fn serve(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
+    let listener = {
+        let _in_runtime = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
     let thread = std::thread::Builder::new()
         .name("herd-metrics".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
                 loop {
                     let stream = tokio::select! {
                         _ = &mut stopped => return,
@@ -123,23 +124,30 @@ pub fn render(metrics: &[Metric]) -> String {
     let mut s = String::new();
     for m in metrics {
         let name = m.name;
-        let (kind, value) = match &m.value {
+        let kind = match &m.value {
             Value::Text(_) => continue,
-            Value::Gauge(v) => ("gauge", *v as f64),
-            Value::Ratio(v) => ("gauge", *v),
-            Value::Count(v) => ("counter", *v as f64),
+            Value::Gauge(_) | Value::Ratio(_) => "gauge",
+            Value::Count(_) => "counter",
+            Value::Summary(_) => "summary",
+        };
+        let _ = writeln!(s, "# HELP {name} {name}\n# TYPE {name} {kind}");
+        let mut sample = |v: f64| {
+            let _ = writeln!(s, "{name} {}", java_double(v));
+        };
+        match &m.value {
+            Value::Text(_) => {}
+            Value::Gauge(v) => sample(*v as f64),
+            Value::Ratio(v) => sample(*v),
+            Value::Count(v) => sample(*v as f64),
             Value::Summary(h) => {
-                let _ = writeln!(s, "# HELP {name} {name}\n# TYPE {name} summary");
+                // The median is QUANTILES' first; a value recorded once is its own.
                 let p50 = h.quantiles.map_or(h.mean, |q| q[0]);
                 let p50 = if h.count == 0 { f64::NAN } else { p50 };
                 let _ = writeln!(s, "{name}{{quantile=\"0.5\",}} {}", java_double(p50));
                 let _ = writeln!(s, "{name}_count {}", java_double(h.count as f64));
-                let _ = writeln!(s, "{name}_sum {}", java_double(h.sum()));
-                continue;
+                let _ = writeln!(s, "{name}_sum {}", java_double(h.sum));
             }
-        };
-        let _ = writeln!(s, "# HELP {name} {name}\n# TYPE {name} {kind}");
-        let _ = writeln!(s, "{name} {}", java_double(value));
+        }
     }
     s
 }
@@ -213,6 +221,7 @@ mod tests {
                 name: "fsynctime",
                 value: Value::Summary(metrics::Summary {
                     count: 0,
+                    sum: 0.0,
                     mean: 0.0,
                     min: 0.0,
                     max: 0.0,

@@ -138,3 +138,17 @@ fn the_provider_is_configured_as_in_zookeeper() {
         err.0
     );
 }
+
+#[test]
+fn a_metrics_port_in_use_stops_start_up() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = common::config();
+    config.prometheus = Some(taken.local_addr().unwrap());
+    let data = common::TempDir::new();
+    config.data_dir = data.0.clone();
+    config.data_log_dir = data.0.clone();
+    let err = herd_server::Server::start(config)
+        .err()
+        .expect("start-up fails");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+}
