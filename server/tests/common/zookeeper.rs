@@ -18,16 +18,60 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub struct ZooKeeper {
     pub addr: String,
-    child: Child,
+    /// `None` while stopped.
+    child: Option<Child>,
     dir: PathBuf,
+    props: Vec<String>,
+}
+
+impl ZooKeeper {
+    /// Its dataDir (and dataLogDir): ZooKeeper's files are in `version-2` there.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Kills it (as a crash would: nothing is flushed or closed first),
+    /// keeping its data.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data, serving once this returns.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(spawn(&self.dir.join("zoo.cfg"), &self.props));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !serving(&self.addr) {
+            assert!(Instant::now() < deadline, "ZooKeeper did not start");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 impl Drop for ZooKeeper {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn spawn(cfg: &Path, props: &[String]) -> Child {
+    Command::new("java")
+        .arg("-Dzookeeper.extendedTypesEnabled=true")
+        .args(props.iter().map(|p| format!("-D{p}")))
+        .arg("-Dlog4j.configuration=file:/dev/null")
+        .arg("-cp")
+        .arg("/etc/zookeeper/conf:/usr/share/java/*")
+        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+        .arg(cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ZooKeeper")
 }
 
 pub fn free_port() -> u16 {
@@ -81,28 +125,12 @@ pub fn start(tag: &str, extra: &str, props: &[&str]) -> Option<ZooKeeper> {
         ),
     )
     .expect("write zoo.cfg");
-    let child = Command::new("java")
-        .arg("-Dzookeeper.extendedTypesEnabled=true")
-        .args(props.iter().map(|p| format!("-D{p}")))
-        .arg("-Dlog4j.configuration=file:/dev/null")
-        .arg("-cp")
-        .arg("/etc/zookeeper/conf:/usr/share/java/*")
-        .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-        .arg(&cfg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ZooKeeper");
-    let zk = ZooKeeper {
+    let mut zk = ZooKeeper {
         addr: format!("127.0.0.1:{port}"),
-        child,
+        child: None,
         dir,
+        props: props.iter().map(|p| p.to_string()).collect(),
     };
-    let deadline = Instant::now() + START_TIMEOUT;
-    while !serving(&zk.addr) {
-        assert!(Instant::now() < deadline, "ZooKeeper did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    zk.restart();
     Some(zk)
 }

@@ -5,6 +5,8 @@
 //!  verify DIR ─► read_dir ─► check (herd's start-up rules) ─► per-file lines, exit 0/1/2
 //!  summary DIR ► read_dir ─► check ─► engine::txn::replay ─► DataTree ─► describe
 //!  snapshot FILE ► engine::snapshot::load ─► DataTree ─► describe [+ nodes], exit 0/1
+//!  import-zk ZK HERD ► ZooKeeper's snapshot + logs ─► DataTree ─► a herd snapshot
+//!  export-zk HERD ZK ► herd's start-up (snapshot + log) ─► a ZooKeeper snapshot
 //! ```
 //!
 //! Everything but [`check::read_dir`] and the file reads in [`run`] is pure, so the
@@ -13,6 +15,7 @@
 
 pub mod check;
 pub mod dump;
+pub mod migrate;
 pub mod snapshot;
 pub mod summary;
 pub mod time;
@@ -38,6 +41,15 @@ usage:
   herd-inspect snapshot FILE [--nodes] [--top N]
                                      check a snapshot.* file as herd loads it and describe
                                      its tree; --nodes adds a line per node
+  herd-inspect import-zk ZK_DATADIR HERD_DATADIR [--zk-log-dir DIR]
+                                     write Apache ZooKeeper's database (its newest
+                                     snapshot and the logs after it; logs in ZK_DATADIR
+                                     unless --zk-log-dir) as a herd snapshot in the empty
+                                     HERD_DATADIR; stop ZooKeeper first
+  herd-inspect export-zk HERD_DATADIR ZK_DATADIR [--herd-log-dir DIR]
+                                     write a stopped standalone herd's database as a
+                                     ZooKeeper snapshot in ZK_DATADIR/version-2 (empty),
+                                     which ZooKeeper 3.4 to 3.9 start from
 
 log lines: zxid, time (UTC), session (createSession, closeSession, ephemeral create),
 type (createSession closeSession create delete setData setACL check multi(n) error(code)),
@@ -57,7 +69,8 @@ exit status:
   3  could not run: bad arguments, unreadable file or directory
 `log` exits 0 once it has printed the dump, whatever the segment's ending (shown in
 its summary line); `verify` and `summary` exit by the status of the whole log;
-`snapshot` exits 0 when herd would load FILE.
+`snapshot` exits 0 when herd would load FILE; `import-zk` and `export-zk` exit 0
+once the snapshot is written, 3 otherwise.
 ";
 
 /// Runs `herd-inspect` with `args` (program name excluded), writing the report to
@@ -134,6 +147,18 @@ fn execute(args: &[String], out: &mut dyn Write) -> Result<u8, String> {
                 }
             }
         }
+        ["import-zk", zk, herd, rest @ ..] => {
+            let zk_log = log_dir(rest, "--zk-log-dir", zk).map_err(|why| usage(&why))?;
+            let lines = migrate::import_zk(Path::new(zk), Path::new(zk_log), Path::new(herd))?;
+            write_lines(out, &lines)?;
+            Ok(0)
+        }
+        ["export-zk", herd, zk, rest @ ..] => {
+            let herd_log = log_dir(rest, "--herd-log-dir", herd).map_err(|why| usage(&why))?;
+            let lines = migrate::export_zk(Path::new(herd), Path::new(herd_log), Path::new(zk))?;
+            write_lines(out, &lines)?;
+            Ok(0)
+        }
         [cmd, ..] => Err(usage(&format!("unknown command or arguments for {cmd:?}"))),
     }
 }
@@ -157,6 +182,15 @@ fn options(mut rest: &[&str], nodes_allowed: bool) -> Result<(usize, bool), Stri
             }
             [arg, ..] => return Err(format!("unexpected argument {arg:?}")),
         };
+    }
+}
+
+/// The log directory `flag` names in `rest`, else `data_dir`.
+fn log_dir<'a>(rest: &[&'a str], flag: &str, data_dir: &'a str) -> Result<&'a str, String> {
+    match rest {
+        [] => Ok(data_dir),
+        [f, dir] if *f == flag => Ok(dir),
+        [arg, ..] => Err(format!("unexpected argument {arg:?}")),
     }
 }
 
