@@ -12,7 +12,7 @@ use herd_bench::{Options, Workload};
 use herd_server::{Config, Server};
 
 fn config() -> Config {
-    let text = "clientPort=0\nclientPortAddress=127.0.0.1\ntickTime=2000\nmaxClientCnxns=0\n\
+    let text = "clientPort=0\nadmin.enableServer=false\nclientPortAddress=127.0.0.1\ntickTime=2000\nmaxClientCnxns=0\n\
                 zookeeper.extendedTypesEnabled=true\n4lw.commands.whitelist=*\nshards=2\n";
     let mut config = Config::parse(text, "smoke config").expect("valid config").0;
     config.client_port = 0;

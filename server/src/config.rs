@@ -63,6 +63,19 @@ pub struct Config {
     /// ZooKeeper's PrometheusMetricsProvider (`metricsProvider.httpHost`, by
     /// default 0.0.0.0, and `metricsProvider.httpPort`, by default 7000).
     pub prometheus: Option<std::net::SocketAddr>,
+    /// The AdminServer, if on. A zoo.cfg turns it on as in ZooKeeper (unless
+    /// `admin.enableServer=false`), at `admin.serverAddress` (0.0.0.0),
+    /// `admin.serverPort` (8080) and `admin.commandURL` (`/commands`); the
+    /// default configuration (no zoo.cfg) has it off.
+    pub admin: Option<AdminConfig>,
+}
+
+/// Where the AdminServer listens and the path its commands are under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub addr: std::net::SocketAddr,
+    /// Starts with `/`, no trailing `/`.
+    pub command_url: String,
 }
 
 /// The `metricsProvider.className` that turns the Prometheus endpoint on.
@@ -104,6 +117,7 @@ impl Default for Config {
             snap_retain_count: 3,
             purge_interval_hours: 0,
             prometheus: None,
+            admin: None,
         }
     }
 }
@@ -135,6 +149,12 @@ impl Config {
         let (mut min_set, mut max_set, mut log_dir_set) = (false, false, false);
         let (mut prometheus, mut metrics_host, mut metrics_port) =
             (false, IpAddr::from([0, 0, 0, 0]), 7000);
+        let (mut admin, mut admin_host, mut admin_port, mut command_url) = (
+            true,
+            IpAddr::from([0, 0, 0, 0]),
+            8080,
+            "/commands".to_owned(),
+        );
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -185,6 +205,20 @@ impl Config {
                 }
                 // The exporter's JVM and worker settings have nothing to set in herd.
                 k if k.starts_with("metricsProvider.") => {}
+                // ZooKeeper turns it off for exactly "false", and nothing else.
+                "admin.enableServer" | "zookeeper.admin.enableServer" => admin = value != "false",
+                "admin.serverAddress" | "zookeeper.admin.serverAddress" => {
+                    admin_host = value.parse().map_err(|_| bad("expected an IP address"))?
+                }
+                "admin.serverPort" | "zookeeper.admin.serverPort" => {
+                    admin_port = num(value)?.try_into().map_err(|_| bad("not a port"))?
+                }
+                "admin.commandURL" | "zookeeper.admin.commandURL" => {
+                    command_url = format!("/{}", value.trim_matches('/'))
+                }
+                "admin.idleTimeout" | "zookeeper.admin.idleTimeout" => {
+                    num(value)?;
+                }
                 "dataDir" => c.data_dir = PathBuf::from(value),
                 "dataLogDir" => {
                     c.data_log_dir = PathBuf::from(value);
@@ -290,8 +324,6 @@ impl Config {
                 }
                 // Accepted for compatibility; their features arrive with later work.
                 "electionAlg"
-                | "admin.enableServer"
-                | "admin.serverPort"
                 | "reconfigEnabled"
                 | "globalOutstandingLimit"
                 | "clientPortListenBacklog" => {}
@@ -300,6 +332,12 @@ impl Config {
         }
         if prometheus {
             c.prometheus = Some(std::net::SocketAddr::new(metrics_host, metrics_port));
+        }
+        if admin {
+            c.admin = Some(AdminConfig {
+                addr: std::net::SocketAddr::new(admin_host, admin_port),
+                command_url,
+            });
         }
         if !min_set {
             c.min_session_timeout_ms = 2 * c.tick_time_ms as i32;

@@ -28,6 +28,28 @@ pub struct ServerLine {
     pub client: Option<(Option<String>, u16)>,
 }
 
+/// The line's value as ZooKeeper writes it back (`conf`, `voting_view`):
+/// `host:quorumPort:electionPort:role[;clientAddress:clientPort]`, the client
+/// address 0.0.0.0 when none was given.
+impl std::fmt::Display for ServerLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let role = if self.observer {
+            "observer"
+        } else {
+            "participant"
+        };
+        write!(
+            f,
+            "{}:{}:{}:{role}",
+            self.host, self.quorum_port, self.election_port
+        )?;
+        if let Some((addr, port)) = &self.client {
+            write!(f, ";{}:{port}", addr.as_deref().unwrap_or("0.0.0.0"))?;
+        }
+        Ok(())
+    }
+}
+
 /// The quorum part of a configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnsembleConfig {

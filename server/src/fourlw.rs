@@ -3,14 +3,14 @@
 //! (kazoo reads the version from `envi`). Only words in
 //! `4lw.commands.whitelist` are answered.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use engine::tree::DataTree;
 
 use crate::config::{Config, ALL_FOUR_LETTER_WORDS};
-use crate::metrics::{self, version, Metric, Value, QUANTILES};
+use crate::metrics::{self, version, Flat, Metric};
 use crate::stats::Shared;
 
 /// The word a connection opened with, if its first four bytes are one.
@@ -79,7 +79,7 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
         );
         let _ = writeln!(s, "Zxid: 0x{:x}", tree.last_zxid());
         let _ = writeln!(s, "Mode: {}", shared.mode().unwrap_or_default());
-        let _ = writeln!(s, "Node count: {}", tree.node_count());
+        let _ = writeln!(s, "Node count: {}", metrics::znode_count(tree));
         if shared.mode() == Some("leader") {
             let (last, min, max) = shared.proposal_sizes.get();
             let _ = writeln!(s, "Proposal sizes last/min/max: {last}/{min}/{max}");
@@ -119,40 +119,9 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
         "cons" => cons(&mut s),
         "envi" => {
             s.push_str("Environment:\n");
-            let _ = writeln!(s, "zookeeper.version={}", version());
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let _ = writeln!(s, "host.name={}", host.trim());
-            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-            let env = |k: &str| std::env::var(k).unwrap_or_default();
-            let _ = writeln!(s, "herd.version={}", env!("CARGO_PKG_VERSION"));
-            let _ = writeln!(
-                s,
-                "os.name={}",
-                if cfg!(target_os = "linux") {
-                    "Linux"
-                } else {
-                    std::env::consts::OS
-                }
-            );
-            let _ = writeln!(
-                s,
-                "os.arch={}",
-                if cfg!(target_arch = "x86_64") {
-                    "amd64"
-                } else {
-                    std::env::consts::ARCH
-                }
-            );
-            let _ = writeln!(s, "os.version={}", release.trim());
-            let _ = writeln!(s, "user.name={}", env("USER"));
-            let _ = writeln!(s, "user.home={}", env("HOME"));
-            let _ = writeln!(
-                s,
-                "user.dir={}",
-                std::env::current_dir()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_default()
-            );
+            for (key, value) in environment() {
+                let _ = writeln!(s, "{key}={value}");
+            }
         }
         "conf" => {
             let c = config;
@@ -185,21 +154,8 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
                 let _ = writeln!(s, "quorumPort={}", me.quorum_port);
                 let _ = writeln!(s, "peerType={}", u8::from(me.observer));
                 let _ = writeln!(s, "membership: ");
-                for (id, l) in &e.servers {
-                    let role = if l.observer {
-                        "observer"
-                    } else {
-                        "participant"
-                    };
-                    let _ = write!(
-                        s,
-                        "server.{id}={}:{}:{}:{role}",
-                        l.host, l.quorum_port, l.election_port
-                    );
-                    if let Some((addr, port)) = &l.client {
-                        let _ = write!(s, ";{}:{port}", addr.as_deref().unwrap_or("0.0.0.0"));
-                    }
-                    s.push('\n');
+                for (id, line) in &e.servers {
+                    let _ = writeln!(s, "server.{id}={line}");
                 }
                 let _ = writeln!(s, "version=0");
             }
@@ -219,32 +175,25 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
             s.push_str("Server stats reset.\n");
         }
         "wchs" => {
-            let sessions: BTreeSet<i64> = watches.iter().map(|(_, sid)| *sid).collect();
-            let paths: BTreeSet<&str> = watches.iter().map(|(p, _)| p.as_str()).collect();
+            let groups = WatchGroups::of(&watches);
             let _ = writeln!(
                 s,
                 "{} connections watching {} paths",
-                sessions.len(),
-                paths.len()
+                groups.by_session.len(),
+                groups.by_path.len()
             );
             let _ = writeln!(s, "Total watches:{}", watches.len());
         }
         "wchp" => {
-            let mut last: Option<&str> = None;
-            for (path, session) in &watches {
-                if last != Some(path) {
-                    let _ = writeln!(s, "{path}");
-                    last = Some(path);
+            for (path, sessions) in WatchGroups::of(&watches).by_path {
+                let _ = writeln!(s, "{path}");
+                for session in sessions {
+                    let _ = writeln!(s, "\t0x{session:x}");
                 }
-                let _ = writeln!(s, "\t0x{session:x}");
             }
         }
         "wchc" => {
-            let mut by_session: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-            for (path, session) in &watches {
-                by_session.entry(*session).or_default().push(path);
-            }
-            for (session, paths) in by_session {
+            for (session, paths) in WatchGroups::of(&watches).by_session {
                 let _ = writeln!(s, "0x{session:x}");
                 for p in paths {
                     let _ = writeln!(s, "\t{p}");
@@ -287,8 +236,76 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
     s
 }
 
+/// Watches (path, session) grouped by session and by path, each in order.
+pub struct WatchGroups<'a> {
+    pub by_session: BTreeMap<i64, Vec<&'a str>>,
+    pub by_path: BTreeMap<&'a str, Vec<i64>>,
+}
+
+impl<'a> WatchGroups<'a> {
+    pub fn of(watches: &'a [(String, i64)]) -> WatchGroups<'a> {
+        let mut groups = WatchGroups {
+            by_session: BTreeMap::new(),
+            by_path: BTreeMap::new(),
+        };
+        for (path, session) in watches {
+            groups.by_session.entry(*session).or_default().push(path);
+            groups.by_path.entry(path).or_default().push(*session);
+        }
+        groups
+    }
+}
+
+/// What `envi` reports, in its order: ZooKeeper's keys that mean something
+/// outside a JVM, and herd's version.
+pub fn environment() -> Vec<(&'static str, String)> {
+    let read = |f: &str| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let os = if cfg!(target_os = "linux") {
+        "Linux"
+    } else {
+        std::env::consts::OS
+    };
+    let arch = if cfg!(target_arch = "x86_64") {
+        "amd64"
+    } else {
+        std::env::consts::ARCH
+    };
+    let dir = std::env::current_dir().map(|d| d.display().to_string());
+    vec![
+        ("zookeeper.version", version()),
+        ("host.name", read("/proc/sys/kernel/hostname")),
+        ("herd.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("os.name", os.to_owned()),
+        ("os.arch", arch.to_owned()),
+        ("os.version", read("/proc/sys/kernel/osrelease")),
+        ("user.name", user_name()),
+        ("user.home", env("HOME")),
+        ("user.dir", dir.unwrap_or_default()),
+    ]
+}
+
+/// The name of the user the process runs as, from /etc/passwd (as Java's
+/// `user.name`), or `$USER` if it is not there.
+fn user_name() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map(|f| f[0].to_owned())
+        .unwrap_or_else(|| std::env::var("USER").unwrap_or_default())
+}
+
 /// Total size of the files directly in `dir` (0 if it cannot be read).
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -299,49 +316,18 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Writes `metric` as `mntr` does: `zk_NAME\tVALUE`, and a summary as its
-/// `zk_avg_NAME`, min, max, p50, p95, p99, p999, cnt and sum lines (a value
-/// recorded once has no percentiles).
+/// Writes `metric` as `mntr` does: `zk_NAME\tVALUE` lines.
 fn mntr_line(s: &mut String, metric: &Metric) {
-    let name = metric.name;
-    match &metric.value {
-        Value::Text(v) => {
-            let _ = writeln!(s, "zk_{name}\t{v}");
-        }
-        Value::Gauge(v) => {
-            let _ = writeln!(s, "zk_{name}\t{v}");
-        }
-        Value::Count(v) => {
-            let _ = writeln!(s, "zk_{name}\t{v}");
-        }
-        Value::Ratio(v) => {
-            let _ = writeln!(s, "zk_{name}\t{v:.4}");
-        }
-        Value::Summary(h) => {
-            let value = |v: f64| {
-                if h.fractional {
-                    format!("{v:.3}")
-                } else {
-                    format!("{v}")
-                }
-            };
-            match h.quantiles {
-                Some(quantiles) => {
-                    let _ = writeln!(s, "zk_avg_{name}\t{:.4}", h.mean);
-                    let _ = writeln!(s, "zk_min_{name}\t{}", value(h.min));
-                    let _ = writeln!(s, "zk_max_{name}\t{}", value(h.max));
-                    for ((label, _), v) in QUANTILES.iter().zip(quantiles) {
-                        let _ = writeln!(s, "zk_{label}_{name}\t{}", value(v));
-                    }
-                }
-                None => {
-                    for (stat, v) in [("avg", h.mean), ("min", h.min), ("max", h.max)] {
-                        let _ = writeln!(s, "zk_{stat}_{name}\t{v}");
-                    }
-                }
-            }
-            let _ = writeln!(s, "zk_cnt_{name}\t{}", h.count);
-            let _ = writeln!(s, "zk_sum_{name}\t{}", value(h.sum));
-        }
-    }
+    metric.flatten(|name, value| {
+        let _ = match value {
+            Flat::Text(v) => writeln!(s, "zk_{name}\t{v}"),
+            Flat::Int(v) => writeln!(s, "zk_{name}\t{v}"),
+            Flat::Ratio(v) => writeln!(s, "zk_{name}\t{v:.4}"),
+            Flat::Stat {
+                v,
+                fractional: true,
+            } => writeln!(s, "zk_{name}\t{v:.3}"),
+            Flat::Stat { v, .. } => writeln!(s, "zk_{name}\t{v}"),
+        };
+    });
 }

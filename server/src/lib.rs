@@ -28,7 +28,8 @@
 //!   [`quorum`]: members' messages over TCP (election and quorum ports);
 //!   [`member`]: an ensemble member's Zab driver (peer, transport), and
 //!   [`log_writer`]: its storage writes, on a thread of their own;
-//!   [`fourlw`], [`metrics`], [`prometheus`] and [`stats`]: operations.
+//!   [`fourlw`], [`metrics`], [`prometheus`], [`admin`] (the AdminServer),
+//!   [`http`] (their listeners) and [`stats`]: operations.
 //!
 //! Modules depend on each other without cycles; each uses only those on
 //! earlier lines (and [`memory`], which uses none):
@@ -36,8 +37,8 @@
 //! ```text
 //!  message   ensemble  epoch  quorum
 //!  watch  stats  outbox  inbox  config
-//!  metrics  prometheus
-//!  read  fourlw  storage  shard
+//!  metrics  http  prometheus
+//!  read  fourlw  admin  storage  shard
 //!  conn  log_writer  member
 //!  pipeline
 //!  executor
@@ -46,12 +47,14 @@
 //!
 //! [`Server::start`] is what the `herd` binary and the tests call.
 
+pub mod admin;
 pub mod config;
 pub mod conn;
 pub mod ensemble;
 pub mod epoch;
 pub mod executor;
 pub mod fourlw;
+pub mod http;
 pub mod inbox;
 pub mod log_writer;
 pub mod member;
@@ -99,7 +102,9 @@ pub struct Server {
     /// The autopurge thread and what stops it (dropping the sender).
     purger: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     /// The Prometheus endpoint, if configured (dropping it stops it).
-    prometheus: Option<prometheus::Endpoint>,
+    prometheus: Option<http::Endpoint>,
+    /// The AdminServer, if on (dropping it stops it).
+    admin: Option<http::Endpoint>,
 }
 
 impl Server {
@@ -112,6 +117,7 @@ impl Server {
             .ensemble
             .mode(&config.data_dir, "the configuration")
             .map_err(invalid)?;
+        let mode_is_member = matches!(mode, ensemble::Mode::Member { .. });
         let (to_pipeline, pipeline_inbox) = mpsc::channel();
         let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
@@ -156,6 +162,22 @@ impl Server {
         // stops start-up with nothing left running.
         let prometheus = match config.prometheus {
             Some(at) => Some(prometheus::serve(at, shared.clone(), tree.clone())?),
+            None => None,
+        };
+        // As in ZooKeeper, an AdminServer that cannot bind stops a standalone
+        // server from starting, and only warns on an ensemble's member.
+        let admin = match &config.admin {
+            Some(at) => match admin::serve(at, config.clone(), shared.clone(), tree.clone()) {
+                Ok(endpoint) => Some(endpoint),
+                Err(e) if mode_is_member => {
+                    eprintln!("herd: warning: AdminServer not started on {}: {e}", at.addr);
+                    None
+                }
+                Err(e) => {
+                    let why = format!("AdminServer on {}: {e}", at.addr);
+                    return Err(io::Error::new(e.kind(), why));
+                }
+            },
             None => None,
         };
         memory::release_freed();
@@ -240,6 +262,7 @@ impl Server {
         };
         Ok(Server {
             prometheus,
+            admin,
             client_addr: addr,
             to_pipeline,
             pipeline: Some(pipeline),
@@ -258,6 +281,11 @@ impl Server {
     /// The address the Prometheus endpoint listens on, if it is configured.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.prometheus.as_ref().map(|p| p.addr)
+    }
+
+    /// The address the AdminServer listens on, if it is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// Stops accepting, closes every connection and waits for all threads.
@@ -289,6 +317,7 @@ impl Server {
             let _ = handle.join();
         }
         drop(self.prometheus.take());
+        drop(self.admin.take());
     }
 
     /// Blocks until the server stops.

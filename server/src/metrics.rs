@@ -21,6 +21,12 @@ pub fn version() -> String {
     )
 }
 
+/// The node count ZooKeeper reports (`srvr`, `mntr`, the AdminServer): its
+/// tree holds the root under two names, "" and "/", and counts it twice.
+pub fn znode_count(tree: &DataTree) -> usize {
+    tree.node_count() + 1
+}
+
 /// One metric's value.
 pub enum Value {
     /// Only in `mntr` (version, server state): Prometheus has no text values.
@@ -86,6 +92,58 @@ pub struct Metric {
     pub value: Value,
 }
 
+/// One `mntr` value: a metric, or one statistic of a summary.
+pub enum Flat<'a> {
+    Text(&'a str),
+    Int(i64),
+    /// Written to four decimals in `mntr`.
+    Ratio(f64),
+    /// A summary's value in its unit: to three decimals if `fractional`,
+    /// else whole.
+    Stat {
+        v: f64,
+        fractional: bool,
+    },
+}
+
+impl Metric {
+    /// Calls `f` with each `mntr` name and value of this metric: itself, or for
+    /// a summary its `avg_NAME`, min, max, p50, p95, p99, p999, cnt and sum (a
+    /// value recorded once has no percentiles), as ZooKeeper's `mntr` and the
+    /// AdminServer's `monitor` list them.
+    pub fn flatten(&self, mut f: impl FnMut(&str, Flat)) {
+        let name = self.name;
+        let h = match &self.value {
+            Value::Text(v) => return f(name, Flat::Text(v)),
+            Value::Gauge(v) => return f(name, Flat::Int(*v)),
+            Value::Count(v) => return f(name, Flat::Int(*v as i64)),
+            Value::Ratio(v) => return f(name, Flat::Ratio(*v)),
+            Value::Summary(h) => h,
+        };
+        let stat = |v: f64| Flat::Stat {
+            v,
+            fractional: h.fractional,
+        };
+        match h.quantiles {
+            Some(quantiles) => {
+                f(&format!("avg_{name}"), Flat::Ratio(h.mean));
+                f(&format!("min_{name}"), stat(h.min));
+                f(&format!("max_{name}"), stat(h.max));
+                for ((label, _), v) in QUANTILES.iter().zip(quantiles) {
+                    f(&format!("{label}_{name}"), stat(v));
+                }
+            }
+            None => {
+                for (label, v) in [("avg", h.mean), ("min", h.min), ("max", h.max)] {
+                    f(&format!("{label}_{name}"), stat(v));
+                }
+            }
+        }
+        f(&format!("cnt_{name}"), Flat::Int(h.count as i64));
+        f(&format!("sum_{name}"), stat(h.sum));
+    }
+}
+
 /// Every metric of this server now; `watch_count` is the number of watches on
 /// all shards (asked of them by the caller).
 pub fn gather(shared: &Shared, tree: &DataTree, watch_count: usize) -> Vec<Metric> {
@@ -112,7 +170,7 @@ pub fn gather(shared: &Shared, tree: &DataTree, watch_count: usize) -> Vec<Metri
         ("num_alive_connections", gauge(connections)),
         ("avg_latency", Ratio(avg)),
         ("outstanding_requests", Gauge(outstanding as i64)),
-        ("znode_count", gauge(tree.node_count())),
+        ("znode_count", gauge(znode_count(tree))),
         ("global_sessions", gauge(tree.session_count())),
         ("packets_sent", Gauge(shared.total(|c| &c.sent) as i64)),
         (

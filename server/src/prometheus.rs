@@ -5,13 +5,12 @@
 //! `1.2345678E7`), labels with ZooKeeper's trailing comma, and each summary
 //! with its 0.5 quantile, `_count` and `_sum` (ZooKeeper's basic level).
 //!
-//! Served by one thread of its own (`herd-metrics`, a single-threaded tokio
-//! runtime and hyper), never by a shard: a scrape asks the shards for their
+//! Served by one thread of its own (`herd-metrics`, see [`crate::http`]),
+//! never by a shard: a scrape asks the shards for their
 //! watch counts over a channel, as `mntr` does, and reads the rest from shared
 //! counters. ZooKeeper's summaries cover a sliding ten-minute window; herd's
 //! cover everything since start (or `srst`), as its `mntr` does.
 
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,75 +20,22 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::http;
 use crate::metrics::{self, Metric, Value};
 use crate::stats::Shared;
 
 /// The content type of the text format, as ZooKeeper's endpoint sends it.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The running endpoint; dropping it stops the thread.
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Binds `addr` (port 0 picks one) and serves scrapes until dropped.
 pub fn serve(
     addr: SocketAddr,
     shared: Arc<Shared>,
     tree: Arc<DataTree>,
-) -> std::io::Result<Endpoint> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    let addr = listener.local_addr()?;
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    let listener = {
-        let _in_runtime = runtime.enter();
-        tokio::net::TcpListener::from_std(listener)?
-    };
-    let thread = std::thread::Builder::new()
-        .name("herd-metrics".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                loop {
-                    let stream = tokio::select! {
-                        _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                    };
-                    let (shared, tree) = (shared.clone(), tree.clone());
-                    let service = hyper::service::service_fn(move |request| {
-                        let (shared, tree) = (shared.clone(), tree.clone());
-                        async move { Ok::<_, Infallible>(answer(&request, &shared, &tree).await) }
-                    });
-                    tokio::task::spawn(async move {
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, service)
-                            .await;
-                    });
-                }
-            });
-        })?;
-    Ok(Endpoint {
-        addr,
-        stop: Some(stop),
-        thread: Some(thread),
+) -> std::io::Result<http::Endpoint> {
+    http::serve(addr, "herd-metrics", move |request| {
+        let (shared, tree) = (shared.clone(), tree.clone());
+        async move { answer(&request, &shared, &tree).await }
     })
 }
 
@@ -98,25 +44,18 @@ async fn answer<B>(
     shared: &Shared,
     tree: &DataTree,
 ) -> Response<Full<Bytes>> {
-    let status = |code: StatusCode, text: &'static str| {
-        let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
-        *r.status_mut() = code;
-        r
-    };
+    let text = "text/plain; charset=utf-8";
     if request.uri().path() != "/metrics" {
-        return status(StatusCode::NOT_FOUND, "Not Found: herd serves /metrics\n");
+        let body = Bytes::from_static(b"Not Found: herd serves /metrics\n");
+        return http::reply(StatusCode::NOT_FOUND, text, body);
     }
     if !matches!(*request.method(), Method::GET | Method::POST | Method::HEAD) {
-        return status(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        let body = Bytes::from_static(b"Method Not Allowed\n");
+        return http::reply(StatusCode::METHOD_NOT_ALLOWED, text, body);
     }
     let watches = shared.watches().await.len();
-    let text = render(&metrics::gather(shared, tree, watches));
-    let mut r = Response::new(Full::new(Bytes::from(text)));
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(CONTENT_TYPE),
-    );
-    r
+    let body = render(&metrics::gather(shared, tree, watches));
+    http::reply(StatusCode::OK, CONTENT_TYPE, Bytes::from(body))
 }
 
 /// `metrics` in the text format; text values (version, state) are left out.

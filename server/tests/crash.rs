@@ -27,7 +27,7 @@ impl Herd {
     fn start(data: &TempDir) -> Herd {
         let cfg = data.0.join("zoo.cfg");
         let text = format!(
-            "clientPort=0\ndataDir={}\npreAllocSize=256\n4lw.commands.whitelist=*\nsnapCount=500\nautopurge.purgeInterval=1\n",
+            "clientPort=0\nadmin.enableServer=false\ndataDir={}\npreAllocSize=256\n4lw.commands.whitelist=*\nsnapCount=500\nautopurge.purgeInterval=1\n",
             data.0.join("data").display()
         );
         std::fs::write(&cfg, text).unwrap();

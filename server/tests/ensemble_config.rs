@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 fn write_cfg(dir: &common::TempDir, servers: &str) -> std::path::PathBuf {
     let cfg = dir.0.join("zoo.cfg");
     let text = format!(
-        "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=0\n{servers}",
+        "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=0\nadmin.enableServer=false\n{servers}",
         dir.0.join("data").display()
     );
     std::fs::create_dir_all(dir.0.join("data")).unwrap();

@@ -16,7 +16,7 @@ mod common;
 
 fn config(dir: &common::TempDir) -> Config {
     let text = format!(
-        "dataDir={}\npreAllocSize=4\nclientPort=0\n",
+        "dataDir={}\npreAllocSize=4\nclientPort=0\nadmin.enableServer=false\n",
         dir.0.join("data").display()
     );
     Config::parse(&text, "test config").unwrap().0

@@ -49,7 +49,7 @@ fn shards_stay_on_the_cpus_the_process_may_use() {
     std::fs::write(
         &cfg,
         format!(
-            "tickTime=2000\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n",
+            "tickTime=2000\ndataDir={}\nclientPort=0\nadmin.enableServer=false\nclientPortAddress=127.0.0.1\n",
             data.0.display()
         ),
     )

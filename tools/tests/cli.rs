@@ -60,7 +60,7 @@ impl Drop for Target {
 
 fn start_herd() -> Target {
     let data = TempDir::new("herd");
-    let text = "clientPort=0\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
+    let text = "clientPort=0\nadmin.enableServer=false\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
                 4lw.commands.whitelist=*\nshards=2\npreAllocSize=1024\n";
     let mut config: Config = Config::parse(text, "test config").expect("valid config").0;
     config.data_dir = data.0.clone();

@@ -85,7 +85,7 @@ fn inspect(args: &[&str]) -> (u8, String) {
 }
 
 fn start_herd(data: &Path) -> Server {
-    let text = "clientPort=0\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
+    let text = "clientPort=0\nadmin.enableServer=false\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
                 4lw.commands.whitelist=*\npreAllocSize=1024\n";
     let mut config: Config = Config::parse(text, "test config").expect("valid config").0;
     config.data_dir = data.to_owned();

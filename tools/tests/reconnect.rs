@@ -66,7 +66,7 @@ fn a_lost_connection_moves_the_session_to_the_next_server_with_its_watches() {
     let dir = std::env::temp_dir().join(format!("herd-cli-reconnect-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let text =
-        "clientPort=0\ntickTime=2000\n4lw.commands.whitelist=*\nshards=2\npreAllocSize=1024\n";
+        "clientPort=0\nadmin.enableServer=false\ntickTime=2000\n4lw.commands.whitelist=*\nshards=2\npreAllocSize=1024\n";
     let mut config: Config = Config::parse(text, "test config").unwrap().0;
     config.data_dir = dir.clone();
     config.data_log_dir = dir.clone();

@@ -61,6 +61,7 @@ fn run() -> Result<(), String> {
         }
     }
     let shards = config.shards;
+    let commands = config.admin.as_ref().map(|a| a.command_url.clone());
     let server = Server::start(config).map_err(|e| format!("cannot start: {e}"))?;
     println!(
         "herd serving ZooKeeper clients on {} with {shards} shards",
@@ -68,6 +69,9 @@ fn run() -> Result<(), String> {
     );
     if let Some(addr) = server.metrics_addr() {
         println!("herd serving Prometheus metrics on http://{addr}/metrics");
+    }
+    if let (Some(addr), Some(url)) = (server.admin_addr(), commands) {
+        println!("herd serving the AdminServer on http://{addr}{url}");
     }
     server.wait();
     Ok(())

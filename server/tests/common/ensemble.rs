@@ -21,7 +21,7 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// The zoo.cfg lines every member gets before the test's own: short ticks,
 /// small snapshots (members snapshot on their own), every 4lw allowed.
 const BASE_CONFIG: &str = "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=30000\n\
-                           snapCount=40\nclientPort=0\npreAllocSize=256\n4lw.commands.whitelist=*\n";
+                           snapCount=40\nclientPort=0\nadmin.enableServer=false\npreAllocSize=256\n4lw.commands.whitelist=*\n";
 
 pub struct Member {
     pub id: u64,

@@ -108,7 +108,7 @@ impl Drop for Tmpfs {
 /// a small log preallocation. `start_with` gives each server its own data directory.
 pub fn config() -> Config {
     let text = format!(
-        "clientPort=0\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
+        "clientPort=0\nadmin.enableServer=false\ntickTime=2000\nzookeeper.extendedTypesEnabled=true\n\
          zookeeper.DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=\n\
          4lw.commands.whitelist=*\nznode.container.checkIntervalMs={CONTAINER_CHECK_INTERVAL_MS}\n\
          shards=2\npreAllocSize=1024\n"

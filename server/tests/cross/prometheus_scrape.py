@@ -53,7 +53,7 @@ def main():
     work = tempfile.mkdtemp(prefix="herd-prometheus.")
     with open(f"{work}/zoo.cfg", "w") as cfg:
         cfg.write(
-            f"clientPort=0\ndataDir={work}/data\n"
+            f"clientPort=0\nadmin.enableServer=false\ndataDir={work}/data\n"
             "metricsProvider.className="
             "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider\n"
             "metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort=0\n"
@@ -91,7 +91,7 @@ def main():
         ]:
             assert name in families, f"no family {name}: {sorted(families)}"
             assert families[name].type == kind, (name, families[name].type)
-        assert value("znode_count") == 5.0, value("znode_count")  # /, /zookeeper x3, /p
+        assert value("znode_count") == 6.0, value("znode_count")  # / twice, /zookeeper x3, /p
         assert value("watch_count") == 1.0, value("watch_count")
         assert value("num_alive_connections") == 1.0
         assert value("global_sessions") == 1.0

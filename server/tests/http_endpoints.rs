@@ -1,6 +1,9 @@
-//! The Prometheus endpoint (`metricsProvider.className` set to ZooKeeper's
-//! PrometheusMetricsProvider): `GET /metrics` in the text format, with
-//! ZooKeeper's names and types, read here over plain HTTP/1.1.
+//! The HTTP endpoints beside the client port, read here over plain HTTP/1.1:
+//! the Prometheus endpoint (`metricsProvider.className` set to ZooKeeper's
+//! PrometheusMetricsProvider: `GET /metrics` in the text format, with
+//! ZooKeeper's names and types) and the AdminServer (`admin.*`: its
+//! configuration and start-up here; its commands beside a real ZooKeeper's in
+//! `cross/admin_differential.py`).
 
 mod common;
 
@@ -95,14 +98,14 @@ async fn metrics_are_served_with_zookeepers_names_and_types() {
     );
     assert_eq!(
         sample(&text, "znode_count"),
-        5.0,
-        "/, /zookeeper, quota, config, /m"
+        6.0,
+        "/ (twice, as ZooKeeper counts it), /zookeeper, quota, config, /m"
     );
     assert_eq!(sample(&text, "watch_count"), 1.0);
     assert_eq!(sample(&text, "num_alive_connections"), 1.0);
     assert_eq!(sample(&text, "approximate_data_size"), 5.0);
     assert!(
-        text.contains("\nznode_count 5.0\n"),
+        text.contains("\nznode_count 6.0\n"),
         "values as Java doubles"
     );
     assert!(
@@ -151,4 +154,105 @@ fn a_metrics_port_in_use_stops_start_up() {
         .err()
         .expect("start-up fails");
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+}
+
+#[test]
+fn the_admin_server_is_configured_as_in_zookeeper() {
+    use herd_server::config::{AdminConfig, Config};
+    let parse = |text: &str| Config::parse(text, "zoo.cfg").unwrap().0.admin;
+    let at = |addr: &str, url: &str| {
+        Some(AdminConfig {
+            addr: addr.parse().unwrap(),
+            command_url: url.to_owned(),
+        })
+    };
+    assert_eq!(
+        parse(""),
+        at("0.0.0.0:8080", "/commands"),
+        "on in a zoo.cfg"
+    );
+    assert_eq!(parse("admin.enableServer=false\n"), None);
+    assert_eq!(
+        parse("admin.enableServer=False\n"),
+        at("0.0.0.0:8080", "/commands"),
+        "ZooKeeper turns it off for exactly \"false\""
+    );
+    assert_eq!(
+        parse("admin.serverAddress=127.0.0.2\nadmin.serverPort=9090\nadmin.commandURL=/admin/\n"),
+        at("127.0.0.2:9090", "/admin")
+    );
+    assert_eq!(Config::default().admin, None, "off without a zoo.cfg");
+    let err = Config::parse("admin.serverPort=http\n", "zoo.cfg").unwrap_err();
+    assert!(err.0.contains("admin.serverPort"), "{}", err.0);
+}
+
+#[test]
+fn an_admin_port_in_use_stops_a_standalone_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = common::config();
+    config.admin = Some(herd_server::config::AdminConfig {
+        addr: taken.local_addr().unwrap(),
+        command_url: "/commands".into(),
+    });
+    let data = common::TempDir::new();
+    config.data_dir = data.0.clone();
+    config.data_log_dir = data.0.clone();
+    let err = herd_server::Server::start(config)
+        .err()
+        .expect("start-up fails, as ZooKeeper's exits");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    assert!(err.to_string().contains("AdminServer"), "{err}");
+}
+
+#[tokio::test]
+async fn commands_are_served_under_the_configured_url() {
+    let mut config = common::config();
+    config.admin = Some(herd_server::config::AdminConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        command_url: "/admin".into(),
+    });
+    let server = common::start_with(config);
+    let addr = server.server().admin_addr().expect("the AdminServer is on");
+    let client = common::connect(&server).await;
+    client
+        .create(
+            "/a",
+            b"x",
+            &CreateMode::Ephemeral.with_acls(Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+
+    let (status, headers, body) = get(addr, "/admin/dump");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(
+        headers.contains("content-type: application/json"),
+        "{headers}"
+    );
+    let session = client.session_id().0;
+    assert!(
+        body.contains(&format!("\"{session}\": [\n      \"/a\"\n    ]")),
+        "{body}"
+    );
+    assert!(
+        body.trim_end()
+            .ends_with("\"command\": \"dump\",\n  \"error\": null\n}"),
+        "{body}"
+    );
+    let (_, _, body) = get(addr, "/admin/srvr");
+    assert!(body.contains("\"command\": \"server_stats\""), "{body}");
+    assert!(
+        body.contains("\"node_count\": 6,"),
+        "/ twice, /zookeeper x3, /a: {body}"
+    );
+    let (_, _, list) = get(addr, "/admin");
+    assert!(
+        list.contains("<a href=\"/admin/monitor\">monitor</a>"),
+        "{list}"
+    );
+    let (status, _, _) = get(addr, "/commands/ruok");
+    assert_eq!(
+        status, "HTTP/1.1 404 Not Found",
+        "commands are under /admin only"
+    );
 }
