@@ -15,6 +15,7 @@
 //! - [`log`]: the transaction log's format; [`forward`]: what a member
 //!   forwards to its leader; [`snapshot`]: the snapshot format.
 //! - [`acl`], [`path`], [`stat`], [`error`]: the data model's rules and records.
+//! - [`time`]: epoch milliseconds as calendar text (logs, herd-inspect, herd-cli).
 //! - [`zab`]: the ensemble's protocol, without I/O;
 //!   [`sim`]: the seeded randomness and network that simulations drive it with.
 
@@ -29,6 +30,7 @@ pub mod session;
 pub mod sim;
 pub mod snapshot;
 pub mod stat;
+pub mod time;
 pub mod tree;
 pub mod txn;
 pub mod types;

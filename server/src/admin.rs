@@ -205,6 +205,11 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
                     });
                 }
             }
+            let exceeded = shared
+                .storage
+                .lock()
+                .map_or(0, |s| s.fsync_threshold_exceeded);
+            stats.insert("fsync_threshold_exceed_count".into(), exceeded.into());
             stats.insert("data_dir_size".into(), dir_size(&config.data_dir).into());
             stats.insert("log_dir_size".into(), dir_size(&config.data_log_dir).into());
             stats.insert("provider_null".into(), false.into());

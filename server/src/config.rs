@@ -68,6 +68,12 @@ pub struct Config {
     /// `admin.serverPort` (8080) and `admin.commandURL` (`/commands`); the
     /// default configuration (no zoo.cfg) has it off.
     pub admin: Option<AdminConfig>,
+    /// `herd.logLevel` (ERROR, WARN, INFO, DEBUG; default INFO); the
+    /// environment overrides it (see [`crate::logging`]).
+    pub log_level: crate::logging::Level,
+    /// `fsync.warningthresholdms` (default 1000, as ZooKeeper's): a log flush
+    /// slower than this is logged and counted (`fsync_threshold_exceed_count`).
+    pub fsync_warning_threshold_ms: u64,
 }
 
 /// Where the AdminServer listens and the path its commands are under.
@@ -118,6 +124,8 @@ impl Default for Config {
             purge_interval_hours: 0,
             prometheus: None,
             admin: None,
+            log_level: crate::logging::Level::Info,
+            fsync_warning_threshold_ms: 1000,
         }
     }
 }
@@ -282,6 +290,13 @@ impl Config {
                 "snapCount" | "zookeeper.snapCount" => c.snap_count = num(value)?.max(2),
                 "autopurge.snapRetainCount" => c.snap_retain_count = num(value)?.max(3) as usize,
                 "autopurge.purgeInterval" => c.purge_interval_hours = num(value)?,
+                "herd.logLevel" => {
+                    c.log_level = crate::logging::Level::parse(value)
+                        .ok_or_else(|| bad("expected ERROR, WARN, INFO or DEBUG"))?
+                }
+                "fsync.warningthresholdms" | "zookeeper.fsync.warningthresholdms" => {
+                    c.fsync_warning_threshold_ms = num(value)?
+                }
                 "herd.simulatedFlushDelayMs" => c.simulated_flush_delay_ms = num(value)?,
                 "herd.lastZxidCounter" => {
                     let n = num(value)?;

@@ -29,10 +29,10 @@
 //!   [`member`]: an ensemble member's Zab driver (peer, transport), and
 //!   [`log_writer`]: its storage writes, on a thread of their own;
 //!   [`fourlw`], [`metrics`], [`prometheus`], [`admin`] (the AdminServer),
-//!   [`http`] (their listeners) and [`stats`]: operations.
+//!   [`http`] (their listeners), [`stats`] and [`logging`]: operations.
 //!
 //! Modules depend on each other without cycles; each uses only those on
-//! earlier lines (and [`memory`], which uses none):
+//! earlier lines (and [`memory`] and [`logging`], which use none):
 //!
 //! ```text
 //!  message   ensemble  epoch  quorum
@@ -57,6 +57,7 @@ pub mod fourlw;
 pub mod http;
 pub mod inbox;
 pub mod log_writer;
+pub mod logging;
 pub mod member;
 pub mod memory;
 pub mod message;
@@ -127,7 +128,7 @@ impl Server {
             ensemble::Mode::Standalone => {
                 let (log, recovered) = storage::open(&config).map_err(io::Error::other)?;
                 for warning in &recovered.warnings {
-                    eprintln!("herd: warning: {warning}");
+                    crate::warn!("{warning}");
                 }
                 let (log_tx, log_rx) = mpsc::channel();
                 let durable_tx = to_pipeline.clone();
@@ -170,7 +171,7 @@ impl Server {
             Some(at) => match admin::serve(at, config.clone(), shared.clone(), tree.clone()) {
                 Ok(endpoint) => Some(endpoint),
                 Err(e) if mode_is_member => {
-                    eprintln!("herd: warning: AdminServer not started on {}: {e}", at.addr);
+                    crate::warn!("AdminServer not started on {}: {e}", at.addr);
                     None
                 }
                 Err(e) => {
@@ -390,7 +391,7 @@ fn start_member(
     let e = &config.ensemble;
     let (log, recovered) = storage::open_member(config).map_err(io::Error::other)?;
     for warning in &recovered.warnings {
-        eprintln!("herd: warning: {warning}");
+        crate::warn!("{warning}");
     }
     let last = recovered.records.last().map_or(recovered.base, |r| r.0);
     let epochs = epoch::EpochFiles::new(&config.data_dir)

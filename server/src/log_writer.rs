@@ -26,7 +26,7 @@ use engine::zab::peer::Write;
 
 use crate::epoch::EpochFiles;
 use crate::stats::Shared;
-use crate::storage::{self, LogBatch, TxnLog};
+use crate::storage::{LogBatch, TxnLog};
 
 /// What the log writer reports.
 pub enum Done {
@@ -108,7 +108,7 @@ impl LogWriter {
         self.log
             .append(&b)
             .map_err(|e| format!("writing the transaction log: {e}"))?;
-        storage::note_batch(&self.shared, &b, started);
+        self.log.note_batch(&self.shared, &b, started);
         Ok(())
     }
 
@@ -116,16 +116,13 @@ impl LogWriter {
         match op {
             Store::Append(_) => unreachable!("appends are batched"),
             Store::Truncate(to) => {
-                eprintln!("herd: TRUNC: the log drops what follows 0x{to:x}, as its leader's");
+                crate::info!("TRUNC: the log drops what follows 0x{to:x}, as its leader's");
                 self.log
                     .truncate_after(*to)
                     .map_err(|e| format!("truncating the transaction log after 0x{to:x}: {e}"))
             }
             Store::Install(s) => {
-                eprintln!(
-                    "herd: SNAP: installing the leader's snapshot at 0x{:x}",
-                    s.zxid
-                );
+                crate::info!("SNAP: installing the leader's snapshot at 0x{:x}", s.zxid);
                 self.log
                     .install(&self.data_dir, s.zxid, &s.data)
                     .map_err(|e| format!("installing the leader's snapshot at 0x{:x}: {e}", s.zxid))

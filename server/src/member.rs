@@ -194,7 +194,7 @@ impl Member {
                 Actions::default()
             }
             ToMember::Log(Done::Failed(why)) => {
-                eprintln!("herd: {why}; this member no longer takes part in the ensemble");
+                crate::error!("{why}; this member no longer takes part in the ensemble");
                 self.out.push(ToPipeline::Zab(FromZab::Failed(why)));
                 self.report(Serving::No);
                 return true;
@@ -252,13 +252,13 @@ impl Member {
             self.out.push(ToPipeline::Zab(FromZab::SnapshotWanted));
         }
         match actions.left {
-            Some(Left::Rediscover) => eprintln!(
-                "herd: member {:?}: the epoch has no zxid left; discovering a new one with leader {:?}",
+            Some(Left::Rediscover) => crate::info!(
+                "member {:?}: the epoch has no zxid left; discovering a new one with leader {:?}",
                 self.peer.status().state,
                 self.peer.status().leader
             ),
-            Some(why) => eprintln!(
-                "herd: member {:?} looks for a leader again: {why:?}",
+            Some(why) => crate::info!(
+                "member {:?} looks for a leader again: {why:?}",
                 self.peer.status().state
             ),
             None => {}
@@ -352,9 +352,11 @@ impl Member {
             _ => None,
         };
         self.term += 1;
-        eprintln!(
-            "herd: member serves as {serving:?} (state {:?}, leader {:?}, epoch {:?})",
-            status.state, status.leader, status.epoch
+        crate::info!(
+            "member serves as {serving:?} (state {:?}, leader {:?}, epoch {:?})",
+            status.state,
+            status.leader,
+            status.epoch
         );
         self.out.push(ToPipeline::Zab(FromZab::Role {
             serving,

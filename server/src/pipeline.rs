@@ -438,8 +438,8 @@ impl Pipeline {
             // Its record would not fit the log: refused as ZooKeeper
             // refuses a request over jute.maxbuffer, by closing the
             // connection (once the session's earlier replies are out).
-            eprintln!(
-                "herd: closing the connection of session 0x{session:x}: its request \
+            crate::warn!(
+                "closing the connection of session 0x{session:x}: its request \
                  would need a log record over {} bytes",
                 log::MAX_PAYLOAD
             );
@@ -508,7 +508,7 @@ impl Pipeline {
                     match forward::decode(&bytes) {
                         Ok(f) if self.prepares() => self.forwarded(from, f, entries),
                         Ok(_) => {} // led no more: the learner looks again too
-                        Err(e) => eprintln!("herd: a learner forwarded a bad request: {e}"),
+                        Err(e) => crate::warn!("a learner forwarded a bad request: {e}"),
                     }
                 }
             }
@@ -1090,8 +1090,8 @@ impl Pipeline {
                 }
                 crate::memory::release_freed();
                 if let Err(e) = written {
-                    eprintln!(
-                        "herd: writing a snapshot at zxid 0x{zxid:x} in {}: {e}",
+                    crate::error!(
+                        "writing a snapshot at zxid 0x{zxid:x} in {}: {e}",
                         config.data_dir.display()
                     );
                 }
@@ -1102,7 +1102,7 @@ impl Pipeline {
     /// The log cannot make writes durable: refuse every write not yet durable and
     /// all later ones. Nothing prepared after the last durable zxid is committed.
     fn fail(&mut self, why: String) {
-        eprintln!("herd: {why}; no longer accepting writes");
+        crate::error!("{why}; no longer accepting writes");
         self.failed = Some(why);
         for (_, entries) in std::mem::take(&mut self.awaiting) {
             for entry in entries {

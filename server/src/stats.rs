@@ -89,6 +89,8 @@ pub struct StorageStats {
     pub sync_us: hdrhistogram::Histogram<u64>,
     pub snapshot_ms: hdrhistogram::Histogram<u64>,
     pub startup: Startup,
+    /// Batches slower than `fsync.warningthresholdms`.
+    pub fsync_threshold_exceeded: u64,
 }
 
 /// An empty histogram of 3 significant figures.
@@ -103,6 +105,7 @@ impl Default for StorageStats {
             sync_us: histogram(),
             snapshot_ms: histogram(),
             startup: Startup::default(),
+            fsync_threshold_exceeded: 0,
         }
     }
 }

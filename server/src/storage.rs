@@ -112,6 +112,8 @@ pub struct TxnLog {
     offset: u64,
     prealloc_bytes: u64,
     force_sync: bool,
+    /// `fsync.warningthresholdms`: a batch slower than this is logged.
+    fsync_warning: Duration,
     /// Held locked while herd runs; its mtime is the liveness beat.
     lock: File,
     last_beat: Instant,
@@ -319,6 +321,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         offset,
         prealloc_bytes: config.pre_alloc_bytes,
         force_sync: config.force_sync,
+        fsync_warning: Duration::from_millis(config.fsync_warning_threshold_ms),
         dir,
         lock,
         last_beat: Instant::now(),
@@ -440,6 +443,7 @@ pub fn open_member(config: &Config) -> Result<(TxnLog, MemberRecovered), Storage
         file,
         prealloc_bytes: config.pre_alloc_bytes,
         force_sync: config.force_sync,
+        fsync_warning: Duration::from_millis(config.fsync_warning_threshold_ms),
         dir,
         lock,
         last_beat: Instant::now(),
@@ -607,7 +611,7 @@ pub fn purge_every(config: &Config, every: Duration, stop: Receiver<()>) {
             &config.data_log_dir,
             config.snap_retain_count,
         ) {
-            eprintln!("herd: autopurge in {}: {e}", config.data_dir.display());
+            crate::warn!("autopurge in {}: {e}", config.data_dir.display());
         }
     }
 }
@@ -619,6 +623,31 @@ fn zero_range(path: &Path, at: u64, len: usize) -> io::Result<()> {
 }
 
 impl TxnLog {
+    /// Counts a batch written since `started` in mntr's batch sizes and fsync
+    /// times; one slower than `fsync.warningthresholdms` is logged and counted,
+    /// as ZooKeeper does.
+    pub fn note_batch(&self, shared: &Shared, batch: &LogBatch, started: Instant) {
+        let took = started.elapsed();
+        let slow = took > self.fsync_warning;
+        if let Ok(mut stats) = shared.storage.lock() {
+            stats
+                .batch_records
+                .saturating_record((batch.last_zxid - batch.first_zxid + 1) as u64);
+            stats.sync_us.saturating_record(took.as_micros() as u64);
+            stats.fsync_threshold_exceeded += u64::from(slow);
+        }
+        if slow {
+            crate::warn!(
+                "writing and fsync-ing {} bytes of the transaction log in {} took {} ms, over \
+                 fsync.warningthresholdms ({} ms): every write waits for it",
+                batch.bytes.len(),
+                self.dir.display(),
+                took.as_millis(),
+                self.fsync_warning.as_millis()
+            );
+        }
+    }
+
     /// Refreshes the lock file's modification time (see [`Resume::down_since_ms`]).
     /// Best effort: a missed beat only makes the next start-up count the
     /// server as down a little earlier.
@@ -730,18 +759,6 @@ impl TxnLog {
     }
 }
 
-/// Counts a batch written since `started` in mntr's batch sizes and fsync times.
-pub fn note_batch(shared: &Shared, batch: &LogBatch, started: Instant) {
-    if let Ok(mut stats) = shared.storage.lock() {
-        stats
-            .batch_records
-            .saturating_record((batch.last_zxid - batch.first_zxid + 1) as u64);
-        stats
-            .sync_us
-            .saturating_record(started.elapsed().as_micros() as u64);
-    }
-}
-
 /// What the log writer reports after each batch: every record up to this
 /// zxid is durable, or why the log failed (after which nothing more is written).
 pub type Durability = Result<Zxid, String>;
@@ -778,7 +795,7 @@ pub fn write_loop(
         if !simulated_delay.is_zero() {
             std::thread::sleep(simulated_delay);
         }
-        note_batch(&shared, &batch, started);
+        log.note_batch(&shared, &batch, started);
         let outcome = appended.map(|()| batch.last_zxid).map_err(|e| {
             failed = true;
             format!("writing the transaction log in {}: {e}", log.dir.display())

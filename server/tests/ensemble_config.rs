@@ -1,7 +1,8 @@
 //! The `herd` binary given a ZooKeeper ensemble's zoo.cfg: a member without
 //! a valid `myid` refuses to start, saying why; and a zoo.cfg with a single
 //! server line runs standalone, as in ZooKeeper. (Ensembles that start are
-//! in ensemble.rs.)
+//! in ensemble.rs.) And what it logs, at the level zoo.cfg or the
+//! environment sets.
 
 mod common;
 
@@ -23,7 +24,15 @@ fn write_cfg(dir: &common::TempDir, servers: &str) -> std::path::PathBuf {
 /// Runs `herd --config cfg` and returns its exit status and stderr; it must
 /// exit within the limit (a server that starts is killed: `None`).
 fn run(cfg: &std::path::Path) -> Option<(i32, String)> {
+    run_with(cfg, &[])
+}
+
+/// [`run`] with environment variables `env` set.
+fn run_with(cfg: &std::path::Path, env: &[(&str, &str)]) -> Option<(i32, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        .env_remove("HERD_LOG_LEVEL")
+        .env_remove("ZOO_LOG4J_PROP")
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(cfg)
         .stdout(Stdio::piped())
@@ -82,4 +91,44 @@ fn a_single_server_line_runs_standalone() {
         line.starts_with("herd serving ZooKeeper clients on 127.0.0.1:"),
         "{line:?}"
     );
+}
+
+#[test]
+fn log_lines_carry_time_and_level_and_the_level_filters_them() {
+    let dir = common::TempDir::new();
+    let cfg = write_cfg(&dir, &format!("noSuchKey=1\n{THREE}"));
+    let is_line = |l: &str, level: &str| {
+        // 2026-12-03T07:47:32.123Z WARN  herd: ...
+        let (stamp, rest) = l.split_once(' ').unwrap_or_default();
+        stamp.len() == 24 && stamp.ends_with('Z') && rest.starts_with(level)
+    };
+    let (code, err) = run(&cfg).expect("herd exits: no myid");
+    assert_eq!(code, 1, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| is_line(l, "WARN  herd: ") && l.ends_with("unknown key noSuchKey ignored")),
+        "{err}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| is_line(l, "ERROR herd: ") && l.contains("myid")),
+        "{err}"
+    );
+    for (env, warned) in [
+        (("HERD_LOG_LEVEL", "error"), false),
+        (("ZOO_LOG4J_PROP", "ERROR,CONSOLE"), false),
+        (("ZOO_LOG4J_PROP", "INFO,ROLLINGFILE"), true),
+    ] {
+        let (_, err) = run_with(&cfg, &[env]).expect("herd exits");
+        assert_eq!(err.contains("WARN  herd: "), warned, "{env:?}: {err}");
+        assert!(err.contains("ERROR herd: "), "{env:?}: {err}");
+    }
+    let quiet = write_cfg(&dir, &format!("herd.logLevel=ERROR\nnoSuchKey=1\n{THREE}"));
+    let (_, err) = run(&quiet).expect("herd exits");
+    assert!(!err.contains("WARN  herd: "), "{err}");
+    let (_, err) = run_with(&quiet, &[("HERD_LOG_LEVEL", "warn")]).expect("herd exits");
+    assert!(err.contains("WARN  herd: "), "the environment wins: {err}");
 }

@@ -256,3 +256,39 @@ async fn commands_are_served_under_the_configured_url() {
         "commands are under /admin only"
     );
 }
+
+#[tokio::test]
+async fn a_flush_slower_than_the_warning_threshold_is_counted() {
+    let mut config = common::config();
+    config.simulated_flush_delay_ms = 30;
+    config.fsync_warning_threshold_ms = 10;
+    config.admin = Some(herd_server::config::AdminConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        command_url: "/commands".into(),
+    });
+    let server = common::start_with(config);
+    let addr = server.server().admin_addr().expect("the AdminServer is on");
+    let count = || {
+        let (_, _, body) = get(addr, "/commands/srvr");
+        let at = body
+            .find("\"fsync_threshold_exceed_count\": ")
+            .expect("the field")
+            + 32;
+        body[at..]
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = count();
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    client.create("/slow", b"", &open).await.unwrap();
+    client.set_data("/slow", b"x", None).await.unwrap();
+    assert!(
+        count() >= before + 2,
+        "two writes, each flushed in 30 ms, over the 10 ms threshold"
+    );
+}

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use herd_server::logging::{level_from, set_level};
 use herd_server::{Config, Server};
 
 #[global_allocator]
@@ -16,7 +17,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("herd: {e}");
+            herd_server::error!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
 
 fn run() -> Result<(), String> {
     let mut config = Config::default();
+    set_level(level_from(config.log_level, |k| std::env::var(k).ok()));
     let mut args = std::env::args().skip(1);
     let mut overrides = Vec::new();
     while let Some(arg) = args.next() {
@@ -35,10 +37,11 @@ fn run() -> Result<(), String> {
             "--config" => {
                 let file = PathBuf::from(value()?);
                 let (parsed, warnings) = Config::from_file(&file).map_err(|e| e.to_string())?;
-                for w in warnings {
-                    eprintln!("herd: warning: {w}");
-                }
                 config = parsed;
+                set_level(level_from(config.log_level, |k| std::env::var(k).ok()));
+                for w in warnings {
+                    herd_server::warn!("{w}");
+                }
             }
             "--port" | "--shards" => overrides.push((arg.clone(), value()?)),
             "-h" | "--help" => {

@@ -49,7 +49,7 @@ NOT_IN_HERD = {
     "server_stats": {"client_response"},
     "stats": {"client_response"},
     "server_stats.server_stats": {
-        "fsync_threshold_exceed_count", "client_response_stats",
+        "client_response_stats",
         "non_mtlsremote_conn_count", "non_mtlslocal_conn_count",
     },
     "connection": {

@@ -19,7 +19,7 @@ use engine::stat::NodeKind;
 use engine::txn::Txn;
 use engine::Zxid;
 
-use super::time::iso8601_utc;
+use engine::time::iso8601_utc;
 
 /// A dumped segment.
 #[derive(Clone, Debug, PartialEq, Eq)]

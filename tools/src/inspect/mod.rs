@@ -18,7 +18,6 @@ pub mod dump;
 pub mod migrate;
 pub mod snapshot;
 pub mod summary;
-pub mod time;
 
 use std::io::Write;
 use std::path::Path;

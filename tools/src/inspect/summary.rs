@@ -11,7 +11,7 @@ use engine::txn::{replay_noting, AclCache, Reparented};
 use engine::{SessionId, TimeMs, Zxid};
 
 use super::check::{check, DbIdFile, Report, Segment};
-use super::time::iso8601_utc;
+use engine::time::iso8601_utc;
 
 /// How many of the largest nodes `summary` and `snapshot` list unless told otherwise.
 pub const TOP_DEFAULT: usize = 10;

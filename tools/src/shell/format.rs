@@ -7,7 +7,7 @@ use engine::stat::Stat;
 use engine::ErrorCode;
 
 use super::client::{event, state, WatchedEvent};
-use crate::inspect::time::java_date_utc;
+use engine::time::java_date_utc;
 
 /// The stat block zkCli prints (`StatPrinter`), one line per field.
 pub fn stat_lines(s: &Stat) -> Vec<String> {

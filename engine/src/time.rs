@@ -1,7 +1,8 @@
 //! Milliseconds since the Unix epoch as calendar text, without a date crate:
-//! ISO-8601 for herd-inspect, Java's `Date.toString` for herd-cli's stat blocks.
+//! ISO-8601 for logs and herd-inspect, Java's `Date.toString` for herd-cli's stat
+//! blocks.
 
-use engine::TimeMs;
+use crate::TimeMs;
 
 const MS_PER_DAY: i64 = 86_400_000;
 
