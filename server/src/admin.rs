@@ -177,7 +177,8 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
         })),
         "monitor" => {
             let mut m = Map::new();
-            for metric in metrics::gather(shared, tree, watches.len()) {
+            let latencies = shared.latencies().await;
+            for metric in metrics::gather(shared, tree, watches.len(), Some(&latencies)) {
                 metric.flatten(|name, value| {
                     m.insert(name.to_owned(), flat(value));
                 });
@@ -185,7 +186,7 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
             m
         }
         "server_stats" | "stats" => {
-            let metrics = metrics::gather(shared, tree, 0);
+            let metrics = metrics::gather(shared, tree, 0, None);
             let mut stats = Map::new();
             for (key, metric) in [
                 ("packets_sent", "packets_sent"),
@@ -242,6 +243,7 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
                 c.reset();
             }
             shared.proposal_sizes.reset();
+            shared.reset_latencies().await;
             Map::new()
         }
         "watch_summary" => {

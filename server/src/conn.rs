@@ -250,6 +250,9 @@ async fn read_loop(
         // The client has seen a newer state than this server has: it must go elsewhere.
         return Ok(());
     }
+    // A new session is a committed transaction: ZooKeeper counts its latency
+    // as an update's (a resumed one is not committed, and not counted).
+    let (started, creates) = (Instant::now(), request.session_id == 0);
     shard.to_pipeline.send(ToPipeline::Connect {
         shard: shard.index,
         conn: conn.id,
@@ -258,6 +261,9 @@ async fn read_loop(
     let _ = conn.handshake.acquire(1).await;
     if conn.state.borrow().session == 0 {
         return Ok(());
+    }
+    if creates {
+        shard.record_latency(started, true);
     }
     loop {
         let Some(request) = next(&mut frames, &mut rd, herd_proto::decode_request).await? else {
@@ -682,7 +688,7 @@ impl Conn {
                 }
             }
         }
-        shard.counters.record_latency(started);
+        shard.record_latency(started, false);
         true
     }
 
@@ -714,7 +720,7 @@ impl Conn {
             });
             zxid
         });
-        shard.counters.record_latency(started);
+        shard.record_latency(started, true);
         if op == opcode::CLOSE_SESSION {
             self.close();
             return;

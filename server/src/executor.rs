@@ -19,21 +19,21 @@ use crate::conn::{self, Conn};
 use crate::inbox::InboxReceiver;
 use crate::message::{ConnId, ToPipeline, ToShard};
 use crate::shard::Shard;
-use crate::stats::WatchQuery;
+use crate::stats::{Latencies, ShardQuery};
 
 pub struct Executor {
     shard: Shard,
-    watch_queries: async_channel::Receiver<WatchQuery>,
+    queries: async_channel::Receiver<ShardQuery>,
     conns: RefCell<HashMap<ConnId, Rc<Conn>>>,
     next_conn: Cell<u64>,
     scratch: RefCell<Vec<ConnId>>,
 }
 
 impl Executor {
-    pub fn new(shard: Shard, watch_queries: async_channel::Receiver<WatchQuery>) -> Executor {
+    pub fn new(shard: Shard, queries: async_channel::Receiver<ShardQuery>) -> Executor {
         Executor {
             shard,
-            watch_queries,
+            queries,
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             scratch: RefCell::new(Vec::new()),
@@ -72,8 +72,20 @@ impl Executor {
         let queries = {
             let executor = self.clone();
             async move {
-                while let Ok(reply) = executor.watch_queries.recv().await {
-                    let _ = reply.send(executor.watch_listing()).await;
+                while let Ok(query) = executor.queries.recv().await {
+                    let latencies = &executor.shard.latencies;
+                    match query {
+                        ShardQuery::Watches(reply) => {
+                            let _ = reply.send(executor.watch_listing()).await;
+                        }
+                        ShardQuery::Latencies(reply) => {
+                            let copy = latencies.borrow().clone();
+                            let _ = reply.send(copy).await;
+                        }
+                        ShardQuery::ResetLatencies => {
+                            *latencies.borrow_mut() = Latencies::default()
+                        }
+                    }
                 }
             }
         };

@@ -38,6 +38,9 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
         "wchs" | "wchp" | "wchc" | "mntr" => shared.watches().await,
         _ => Vec::new(),
     };
+    if word == "srst" {
+        shared.reset_latencies().await;
+    }
     // Listing directories is blocking I/O: done off the shard's thread.
     let dir_sizes = match word {
         "dirs" | "conf" => {
@@ -52,7 +55,8 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
     };
     let mut s = String::new();
     if word == "mntr" {
-        for metric in metrics::gather(shared, tree, watches.len()) {
+        let latencies = shared.latencies().await;
+        for metric in metrics::gather(shared, tree, watches.len(), Some(&latencies)) {
             mntr_line(&mut s, &metric);
         }
         return s;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use engine::tree::DataTree;
 
-use crate::stats::Shared;
+use crate::stats::{Latencies, Shared};
 
 /// The ZooKeeper release whose client protocol herd serves.
 pub const ZOOKEEPER_VERSION: &str = "3.9.3";
@@ -145,8 +145,14 @@ impl Metric {
 }
 
 /// Every metric of this server now; `watch_count` is the number of watches on
-/// all shards (asked of them by the caller).
-pub fn gather(shared: &Shared, tree: &DataTree, watch_count: usize) -> Vec<Metric> {
+/// all shards and `latencies` their request latencies (both asked of them by
+/// the caller; without latencies, `readlatency` and `updatelatency` are left out).
+pub fn gather(
+    shared: &Shared,
+    tree: &DataTree,
+    watch_count: usize,
+    latencies: Option<&Latencies>,
+) -> Vec<Metric> {
     use Value::{Count, Gauge, Ratio, Text};
     let (min, avg, max) = shared.latency_ms();
     let (connections, outstanding) = {
@@ -219,6 +225,14 @@ pub fn gather(shared: &Shared, tree: &DataTree, watch_count: usize) -> Vec<Metri
     m.push(("fsynctime", Value::Summary(fsyncs)));
     let snapshots = Summary::of(&storage.snapshot_ms, 1.0);
     m.push(("snapshottime", Value::Summary(snapshots)));
+    if let Some(l) = latencies {
+        // In ms, as ZooKeeper's; µs underneath, so fractions of a ms show.
+        m.push(("readlatency", Value::Summary(Summary::of(&l.read, 1000.0))));
+        m.push((
+            "updatelatency",
+            Value::Summary(Summary::of(&l.update, 1000.0)),
+        ));
+    }
     let startup = storage.startup;
     for (name, v) in [
         ("startup_snap_load_time", startup.snap_load_ms),

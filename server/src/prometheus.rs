@@ -54,7 +54,8 @@ async fn answer<B>(
         return http::reply(StatusCode::METHOD_NOT_ALLOWED, text, body);
     }
     let watches = shared.watches().await.len();
-    let body = render(&metrics::gather(shared, tree, watches));
+    let latencies = shared.latencies().await;
+    let body = render(&metrics::gather(shared, tree, watches, Some(&latencies)));
     http::reply(StatusCode::OK, CONTENT_TYPE, Bytes::from(body))
 }
 

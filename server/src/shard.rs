@@ -17,7 +17,7 @@ use engine::Zxid;
 use crate::config::Config;
 use crate::message::ConnId;
 use crate::outbox::Outbox;
-use crate::stats::{Counters, Shared};
+use crate::stats::{Counters, Latencies, Shared};
 use crate::watch::WatchTable;
 
 pub struct Shard {
@@ -26,6 +26,8 @@ pub struct Shard {
     pub tree: Arc<DataTree>,
     pub shared: Arc<Shared>,
     pub counters: Arc<Counters>,
+    /// This shard's request latencies (`readlatency`, `updatelatency`).
+    pub latencies: RefCell<Latencies>,
     pub to_pipeline: Outbox,
     pub watches: RefCell<WatchTable>,
     /// Connections with client activity since the last flush to the tracker.
@@ -39,6 +41,20 @@ pub struct Shard {
 }
 
 impl Shard {
+    /// Counts a request that arrived at `started` and is answered now: in the
+    /// shard's counters (`srvr`'s latency) and its read or update latencies.
+    pub fn record_latency(&self, started: std::time::Instant, update: bool) {
+        let us = started.elapsed().as_micros() as u64;
+        self.counters.record_latency(us);
+        let mut latencies = self.latencies.borrow_mut();
+        let histogram = if update {
+            &mut latencies.update
+        } else {
+            &mut latencies.read
+        };
+        histogram.saturating_record(us);
+    }
+
     pub fn new(
         index: usize,
         config: Arc<Config>,
@@ -49,6 +65,7 @@ impl Shard {
         Shard {
             index,
             counters: shared.shards[index].clone(),
+            latencies: RefCell::new(Latencies::default()),
             seen_through: Cell::new(tree.last_zxid()),
             holding: RefCell::new(Vec::new()),
             parked: RefCell::new(Vec::new()),

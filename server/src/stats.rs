@@ -31,8 +31,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn record_latency(&self, started: Instant) {
-        let us = started.elapsed().as_micros() as u64;
+    pub fn record_latency(&self, us: u64) {
         if self.latency_count.fetch_add(1, Relaxed) == 0 {
             self.latency_min_us.store(us, Relaxed);
         } else {
@@ -110,16 +109,58 @@ impl Default for StorageStats {
     }
 }
 
-/// A request for a shard's watches: it answers with (path, session) pairs.
-pub type WatchQuery = async_channel::Sender<Vec<(String, i64)>>;
+/// The latencies of the requests one shard answered, in µs, as ZooKeeper's
+/// `readlatency` (everything answered locally: reads, pings, auth) and
+/// `updatelatency` (writes, answered once committed) summaries count them.
+/// A shard keeps its own and records into it with no lock and no atomics;
+/// metrics ask for a copy (see [`ShardQuery`]).
+#[derive(Clone)]
+pub struct Latencies {
+    pub read: hdrhistogram::Histogram<u64>,
+    pub update: hdrhistogram::Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // Two significant figures (1%): 64 KiB per histogram up to an hour.
+        let h = || {
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .expect("valid histogram bounds")
+        };
+        Latencies {
+            read: h(),
+            update: h(),
+        }
+    }
+}
+
+impl Latencies {
+    /// Adds `other`'s counts into these.
+    pub fn add(&mut self, other: &Latencies) {
+        // Same bounds on every shard: adding cannot fail.
+        let _ = self.read.add(&other.read);
+        let _ = self.update.add(&other.update);
+    }
+}
+
+/// What the operations side (four-letter words, the HTTP endpoints) asks of a
+/// shard, over a channel its executor answers between requests.
+pub enum ShardQuery {
+    /// (path, session) of every watch the shard holds.
+    Watches(async_channel::Sender<Vec<(String, i64)>>),
+    /// A copy of the shard's [`Latencies`].
+    Latencies(async_channel::Sender<Latencies>),
+    /// Clear them (`srst`, `stat_reset`).
+    ResetLatencies,
+}
 
 /// State every shard shares.
 pub struct Shared {
     pub storage: Mutex<StorageStats>,
     /// The client port actually bound (differs from the config's when that is 0).
     pub client_port: std::sync::atomic::AtomicU16,
-    /// Where to ask each shard for its watches.
-    pub watch_queries: Vec<async_channel::Sender<WatchQuery>>,
+    /// Where to ask each shard for its watches and latencies.
+    pub queries: Vec<async_channel::Sender<ShardQuery>>,
     pub started: Instant,
     pub shards: Vec<Arc<Counters>>,
     pub conns: Mutex<HashMap<ConnId, Arc<ConnInfo>>>,
@@ -201,12 +242,12 @@ pub const MODE_FOLLOWER: u8 = 3;
 pub const MODE_OBSERVER: u8 = 4;
 
 impl Shared {
-    pub fn new(watch_queries: Vec<async_channel::Sender<WatchQuery>>) -> Shared {
-        let shards = watch_queries.len();
+    pub fn new(queries: Vec<async_channel::Sender<ShardQuery>>) -> Shared {
+        let shards = queries.len();
         Shared {
             storage: Mutex::new(StorageStats::default()),
             client_port: std::sync::atomic::AtomicU16::new(0),
-            watch_queries,
+            queries,
             started: Instant::now(),
             shards: (0..shards).map(|_| Arc::new(Counters::default())).collect(),
             conns: Mutex::new(HashMap::new()),
@@ -253,22 +294,50 @@ impl Shared {
 
     /// Every watch on every shard as (path, session), sorted.
     pub async fn watches(&self) -> Vec<(String, i64)> {
-        let (tx, rx) = async_channel::bounded(self.watch_queries.len().max(1));
+        let mut all: Vec<_> = self
+            .ask(ShardQuery::Watches)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Every shard's request latencies, added up.
+    pub async fn latencies(&self) -> Latencies {
+        let mut all = Latencies::default();
+        for part in self.ask(ShardQuery::Latencies).await {
+            all.add(&part);
+        }
+        all
+    }
+
+    /// Clears every shard's request latencies.
+    pub async fn reset_latencies(&self) {
+        for q in &self.queries {
+            let _ = q.send(ShardQuery::ResetLatencies).await;
+        }
+    }
+
+    /// Each shard's answer to the query `make` builds around a reply channel
+    /// (shards that stopped do not answer).
+    async fn ask<T>(&self, make: impl Fn(async_channel::Sender<T>) -> ShardQuery) -> Vec<T> {
+        let (tx, rx) = async_channel::bounded(self.queries.len().max(1));
         let mut asked = 0;
-        for q in &self.watch_queries {
-            if q.send(tx.clone()).await.is_ok() {
+        for q in &self.queries {
+            if q.send(make(tx.clone())).await.is_ok() {
                 asked += 1;
             }
         }
-        let mut all = Vec::new();
+        let mut answers = Vec::new();
         for _ in 0..asked {
             match rx.recv().await {
-                Ok(part) => all.extend(part),
+                Ok(answer) => answers.push(answer),
                 Err(_) => break,
             }
         }
-        all.sort();
-        all
+        answers
     }
 
     pub fn set_startup(&self, startup: Startup) {

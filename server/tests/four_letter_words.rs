@@ -112,6 +112,20 @@ async fn every_word_answers_in_zookeepers_format() {
     assert_eq!(count("zk_cnt_snapshottime"), 0);
     assert_eq!(count("zk_cnt_startup_snap_load_time"), 1);
     assert_eq!(count("zk_max_startup_txns_loaded"), 0);
+    // Request latencies as ZooKeeper's summaries, in ms: the new session and
+    // two creates committed, the getData (and pings) answered locally.
+    assert_eq!(count("zk_cnt_updatelatency"), 3, "{mntr}");
+    assert!(count("zk_cnt_readlatency") >= 1, "{mntr}");
+    for stat in ["avg", "min", "max", "p50", "p95", "p99", "p999", "sum"] {
+        let key = format!("zk_{stat}_updatelatency");
+        let v: f64 = value(&mntr, &key, '\t').parse().unwrap();
+        assert!(v >= 0.0, "{key}");
+    }
+    let srst = ask(addr, "srst");
+    assert_eq!(srst, "Server stats reset.\n");
+    let mntr = ask(addr, "mntr");
+    let count = |key| value(&mntr, key, '\t').parse::<u64>().unwrap();
+    assert_eq!(count("zk_cnt_updatelatency"), 0, "srst clears them");
 
     let envi = ask(addr, "envi");
     assert!(

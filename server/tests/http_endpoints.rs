@@ -88,6 +88,8 @@ async fn metrics_are_served_with_zookeepers_names_and_types() {
         ("packets_received", "gauge"),
         ("approximate_data_size", "gauge"),
         ("fsynctime", "summary"),
+        ("readlatency", "summary"),
+        ("updatelatency", "summary"),
         ("snapshottime", "summary"),
     ] {
         assert_eq!(families.get(name).map(String::as_str), Some(kind), "{name}");
@@ -113,6 +115,16 @@ async fn metrics_are_served_with_zookeepers_names_and_types() {
         "the create was fsynced"
     );
     assert!(text.contains("\nfsynctime{quantile=\"0.5\",} "), "{text}");
+    assert_eq!(
+        sample(&text, "updatelatency_count"),
+        2.0,
+        "the new session and the create"
+    );
+    assert!(
+        sample(&text, "readlatency_count") >= 1.0,
+        "the getData (and any ping)"
+    );
+    assert!(text.contains("\nreadlatency{quantile=\"0.5\",} "), "{text}");
 
     let (status, _, _) = get(addr, "/");
     assert_eq!(

@@ -180,8 +180,11 @@ def compare(herd, zk, herd_port, herd_client, zk_client):
 
     h, z = answers["monitor"]
     for key in ("server_state", "znode_count", "watch_count", "ephemerals_count",
-                "num_alive_connections", "global_sessions", "outstanding_requests"):
+                "num_alive_connections", "global_sessions", "outstanding_requests",
+                "cnt_updatelatency"):
         assert h[key] == z[key], ("monitor", key, h[key], z[key])
+    # Three reads each (a ping of kazoo's may add one on either side).
+    assert h["cnt_readlatency"] >= 3 and z["cnt_readlatency"] >= 3, (h, z)
     checks += 1
     assert answers["watch_summary"][0] == answers["watch_summary"][1], answers["watch_summary"]
     h, z = answers["watches"]

@@ -142,8 +142,10 @@ def session_moved(ens, out):
             except (ConnectionError, socket.timeout, OSError) as e:
                 result = f"connection closed ({type(e).__name__})"
             out.append(f"{name}: the old connection's create: {result}")
-            moved.sync("/")
-            out.append(f"{name}: applied: {moved.exists(path) is not None}")
+            # Retried through a connection loss: on a loaded machine the new
+            # connection may time out and reconnect (seen once on ZooKeeper's side).
+            moved.retry(moved.sync, "/")
+            out.append(f"{name}: applied: {moved.retry(moved.exists, path) is not None}")
             out.append(f"{name}: the new connection's create: {moved.create(path + '-new', b'')}")
             moved.stop()
         finally:

@@ -88,6 +88,8 @@ def main():
             ("fsynctime", "summary"),
             ("snapshottime", "summary"),
             ("election_time", "summary"),
+            ("readlatency", "summary"),
+            ("updatelatency", "summary"),
         ]:
             assert name in families, f"no family {name}: {sorted(families)}"
             assert families[name].type == kind, (name, families[name].type)
@@ -102,6 +104,13 @@ def main():
         assert fsync["fsynctime_count"].value >= 1.0, fsync
         assert fsync["fsynctime"].labels == {"quantile": "0.5"}, fsync
         assert "version" not in families and "server_state" not in families
+        # The create (an update) and the getData and handshake (reads, as
+        # ZooKeeper counts everything not committed through the quorum).
+        latency = {s.name: s.value for f in ("readlatency", "updatelatency")
+                   for s in families[f].samples}
+        assert latency["updatelatency_count"] >= 1.0, latency
+        assert latency["readlatency_count"] >= 1.0, latency
+        assert latency["readlatency_sum"] >= 0.0, latency
 
         try:
             urllib.request.urlopen(url.replace("/metrics", "/"), timeout=WAIT_S)
