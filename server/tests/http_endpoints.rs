@@ -7,28 +7,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
+use common::http_get as get;
 use zookeeper_client::{Acls, CreateMode};
-
-/// The status line, headers and body of `GET path`.
-fn get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect to the endpoint");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).expect("an answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("headers end");
-    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
-    (status.to_owned(), headers.to_lowercase(), body.to_owned())
-}
 
 /// The value of the unlabelled sample `name` in `text`.
 fn sample(text: &str, name: &str) -> f64 {

@@ -40,10 +40,13 @@ impl Member {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/myid"), format!("{id}\n")).unwrap();
         let cfg = dir.join("zoo.cfg");
+        // Each member's HTTP endpoints, when a test turns them on, on its own
+        // address: the same port on every member.
         let text = format!(
-            "{BASE_CONFIG}dataDir={}\nclientPortAddress={}\n{config}",
+            "{BASE_CONFIG}dataDir={}\nclientPortAddress={ip}\nmetricsProvider.httpHost={ip}\n\
+             admin.serverAddress={ip}\n{config}",
             dir.join("data").display(),
-            Member::ip(id)
+            ip = Member::ip(id)
         );
         std::fs::write(&cfg, text).unwrap();
         let stderr = std::fs::File::options()

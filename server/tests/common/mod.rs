@@ -182,3 +182,22 @@ async fn remove_tree(client: &zookeeper_client::Client, path: &str) {
     }
     let _ = client.delete(path, None).await;
 }
+
+/// The status line, headers (lower-cased) and body of `GET path` over plain
+/// HTTP/1.1 (the Prometheus endpoint, the AdminServer).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the endpoint");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_fmt(
+        &mut stream,
+        format_args!("GET {path} HTTP/1.1\r\nHost: herd\r\nConnection: close\r\n\r\n"),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("an answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("headers end");
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_owned(), headers.to_lowercase(), body.to_owned())
+}
