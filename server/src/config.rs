@@ -74,6 +74,9 @@ pub struct Config {
     /// `fsync.warningthresholdms` (default 1000, as ZooKeeper's): a log flush
     /// slower than this is logged and counted (`fsync_threshold_exceed_count`).
     pub fsync_warning_threshold_ms: u64,
+    /// `herd.slowRequestWarningMs` (default 1000; 0: off): requests answered
+    /// slower than this are logged, at most once a second per shard.
+    pub slow_request_warning_ms: u64,
 }
 
 /// Where the AdminServer listens and the path its commands are under.
@@ -126,6 +129,7 @@ impl Default for Config {
             admin: None,
             log_level: crate::logging::Level::Info,
             fsync_warning_threshold_ms: 1000,
+            slow_request_warning_ms: 1000,
         }
     }
 }
@@ -297,6 +301,7 @@ impl Config {
                 "fsync.warningthresholdms" | "zookeeper.fsync.warningthresholdms" => {
                     c.fsync_warning_threshold_ms = num(value)?
                 }
+                "herd.slowRequestWarningMs" => c.slow_request_warning_ms = num(value)?,
                 "herd.simulatedFlushDelayMs" => c.simulated_flush_delay_ms = num(value)?,
                 "herd.lastZxidCounter" => {
                     let n = num(value)?;

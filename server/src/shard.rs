@@ -28,6 +28,8 @@ pub struct Shard {
     pub counters: Arc<Counters>,
     /// This shard's request latencies (`readlatency`, `updatelatency`).
     pub latencies: RefCell<Latencies>,
+    /// Requests slower than `herd.slowRequestWarningMs` since the last warning.
+    slow: Cell<SlowRequests>,
     pub to_pipeline: Outbox,
     pub watches: RefCell<WatchTable>,
     /// Connections with client activity since the last flush to the tracker.
@@ -38,6 +40,15 @@ pub struct Shard {
     holding: RefCell<Vec<ConnId>>,
     /// Connections whose next read waits for a `Committed` (see `read::InFlight`).
     parked: RefCell<Vec<ConnId>>,
+}
+
+/// What a shard has seen of slow requests since it last warned.
+#[derive(Clone, Copy, Default)]
+struct SlowRequests {
+    count: u64,
+    slowest_us: u64,
+    slowest_update: bool,
+    warned: Option<std::time::Instant>,
 }
 
 impl Shard {
@@ -53,6 +64,42 @@ impl Shard {
             &mut latencies.read
         };
         histogram.saturating_record(us);
+        drop(latencies);
+        let threshold = self.config.slow_request_warning_ms.saturating_mul(1000);
+        if threshold > 0 && us > threshold {
+            self.note_slow(us, update);
+        }
+    }
+
+    /// Counts a slow request; at most once a second per shard, logs how many
+    /// there were since the last warning and the slowest, so that an
+    /// overloaded server does not also flood its log.
+    fn note_slow(&self, us: u64, update: bool) {
+        let mut slow = self.slow.get();
+        slow.count += 1;
+        if us > slow.slowest_us {
+            (slow.slowest_us, slow.slowest_update) = (us, update);
+        }
+        let now = std::time::Instant::now();
+        if slow
+            .warned
+            .is_none_or(|at| now.duration_since(at).as_secs() >= 1)
+        {
+            crate::warn!(
+                "shard {}: {} requests slower than herd.slowRequestWarningMs ({} ms) since \
+                 the last warning; the slowest, a {}, took {} ms",
+                self.index,
+                slow.count,
+                self.config.slow_request_warning_ms,
+                if slow.slowest_update { "write" } else { "read" },
+                slow.slowest_us / 1000
+            );
+            slow = SlowRequests {
+                warned: Some(now),
+                ..SlowRequests::default()
+            };
+        }
+        self.slow.set(slow);
     }
 
     pub fn new(
@@ -66,6 +113,7 @@ impl Shard {
             index,
             counters: shared.shards[index].clone(),
             latencies: RefCell::new(Latencies::default()),
+            slow: Cell::new(SlowRequests::default()),
             seen_through: Cell::new(tree.last_zxid()),
             holding: RefCell::new(Vec::new()),
             parked: RefCell::new(Vec::new()),

@@ -132,3 +132,61 @@ fn log_lines_carry_time_and_level_and_the_level_filters_them() {
     let (_, err) = run_with(&quiet, &[("HERD_LOG_LEVEL", "warn")]).expect("herd exits");
     assert!(err.contains("WARN  herd: "), "the environment wins: {err}");
 }
+
+#[tokio::test]
+async fn slow_requests_are_logged_at_most_once_a_second() {
+    let dir = common::TempDir::new();
+    // Every flush takes 150 ms: each write is slower than the 100 ms threshold.
+    let cfg = write_cfg(
+        &dir,
+        "herd.simulatedFlushDelayMs=150\nherd.slowRequestWarningMs=100\nshards=1\n",
+    );
+    let log = dir.0.join("herd.err");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        .env_remove("HERD_LOG_LEVEL")
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start herd");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("herd serving ZooKeeper clients on ")
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .to_owned();
+    let started = Instant::now();
+    let client = zookeeper_client::Client::connect(&addr).await.unwrap();
+    let open =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all());
+    for i in 0..3 {
+        client
+            .create(&format!("/slow-{i}"), b"", &open)
+            .await
+            .unwrap();
+    }
+    let took = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::fs::read_to_string(&log).unwrap();
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("slower than herd.slowRequestWarningMs (100 ms)"))
+        .collect();
+    // The session and three creates, each over the threshold: a warning for
+    // the first, and then at most one a second (about 600 ms in all, unless
+    // the machine is slow).
+    assert!(
+        !warnings.is_empty() && warnings.len() as u64 <= 1 + took.as_secs(),
+        "{took:?}: {err}"
+    );
+    assert!(
+        warnings[0].contains("WARN  herd: shard 0: 1 requests slower")
+            && warnings[0].contains("the slowest, a write, took 1"),
+        "{err}"
+    );
+}
