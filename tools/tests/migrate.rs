@@ -14,11 +14,13 @@
 //! 3. herd takes more writes and stops; export-zk writes a ZooKeeper
 //!    snapshot, and ZooKeeper started on it serves herd's tree node by node.
 
-#[path = "../../server/tests/common/zookeeper.rs"]
-mod zookeeper;
+#[path = "../../server/tests/common/mod.rs"]
+mod common;
+
+use common::{zookeeper, TempDir};
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use herd_server::{Config, Server};
@@ -62,10 +64,11 @@ async fn read_tree(client: &Client) -> Tree {
 
 /// The two trees hold the same paths, each with the same data, stat and ACL.
 fn assert_same(expected: &Tree, actual: &Tree, what: &str) {
-    for (path, want) in expected {
-        let got = actual.get(path);
-        assert_eq!(got, Some(want), "{what}: {path}");
-    }
+    let missing: Vec<_> = expected
+        .keys()
+        .filter(|p| !actual.contains_key(*p))
+        .collect();
+    assert!(missing.is_empty(), "{what}: nodes missing: {missing:?}");
     let extra: Vec<_> = actual
         .keys()
         .filter(|p| !expected.contains_key(*p))
@@ -74,6 +77,10 @@ fn assert_same(expected: &Tree, actual: &Tree, what: &str) {
         extra.is_empty(),
         "{what}: nodes that should not be there: {extra:?}"
     );
+    for (path, want) in expected {
+        let got = actual.get(path);
+        assert_eq!(got, Some(want), "{what}: {path}");
+    }
 }
 
 fn inspect(args: &[&str]) -> (u8, String) {
@@ -91,15 +98,6 @@ fn start_herd(data: &Path) -> Server {
     config.data_dir = data.to_owned();
     config.data_log_dir = data.to_owned();
     Server::start(config).expect("start herd on the imported directory")
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Polls until `path` is gone, for at most `limit`.
@@ -226,9 +224,7 @@ async fn a_zookeeper_database_moves_to_herd_and_back() {
     let Some(mut zk) = zookeeper::start("migrate", "", &["zookeeper.snapCount=10"]) else {
         return;
     };
-    let herd_dir =
-        TempDir(std::env::temp_dir().join(format!("herd-import-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&herd_dir.0);
+    let herd_dir = TempDir::new();
 
     // 1. ZooKeeper's database.
     let c = connect(&zk.addr, Duration::from_secs(30)).await;
@@ -366,4 +362,66 @@ async fn a_zookeeper_database_moves_to_herd_and_back() {
     // ZooKeeper goes on from herd's last zxid.
     let stat = z.create("/app/zk-again", b"", &OPEN).await.unwrap().0;
     assert_eq!(stat.czxid, last + 2);
+}
+
+/// The tree without /zookeeper, whose config node an ensemble fills with its
+/// own membership.
+fn user_nodes(tree: Tree) -> Tree {
+    tree.into_iter()
+        .filter(|(path, _)| path != "/zookeeper" && !path.starts_with("/zookeeper/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_zookeeper_database_imported_into_every_member_starts_an_ensemble() {
+    let Some(mut zk) = zookeeper::start("migrate-ensemble", "", &[]) else {
+        return;
+    };
+    let c = connect(&zk.addr, Duration::from_secs(30)).await;
+    first_half(&c).await;
+    let expected = user_nodes(read_tree(&c).await);
+    drop(c);
+    let last_zxid = served_zxid(&zk.addr);
+    zk.stop();
+    let zk_data = zk.data_dir();
+
+    // import-zk into each member's dataDir, then the three start as an ensemble.
+    let e = common::ensemble::Ensemble::start_prepared(3, 0, "", |id, data| {
+        let (code, report) = inspect(&[
+            "import-zk",
+            zk_data.to_str().unwrap(),
+            data.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "member {id}: {report}");
+    });
+    let leader = e.settled();
+    for m in &e.members {
+        let client = connect(&m.addr, Duration::from_secs(30)).await;
+        client.sync("/").await.unwrap();
+        let served = user_nodes(read_tree(&client).await);
+        assert_same(&expected, &served, &format!("member {}", m.id));
+    }
+    // Writes go on in a new epoch, after ZooKeeper's last zxid, on every member.
+    let writer = connect(
+        &e.members[leader as usize - 1].addr,
+        Duration::from_secs(30),
+    )
+    .await;
+    let stat = writer.create("/after-import", b"", &OPEN).await.unwrap().0;
+    assert!(
+        stat.czxid > last_zxid,
+        "0x{:x} after 0x{last_zxid:x}",
+        stat.czxid
+    );
+    assert!(
+        stat.czxid >> 32 > last_zxid >> 32,
+        "a new epoch: 0x{:x}",
+        stat.czxid
+    );
+    for m in &e.members {
+        let client = connect(&m.addr, Duration::from_secs(30)).await;
+        client.sync("/").await.unwrap();
+        let (_, seen) = client.get_data("/after-import").await.unwrap();
+        assert_eq!(seen.czxid, stat.czxid, "member {}", m.id);
+    }
 }

@@ -15,6 +15,27 @@ use std::time::{Duration, Instant};
 use tokio::time::timeout;
 use zookeeper_client::{Acls, Client, CreateMode, Error};
 
+/// The `herd` binary: Cargo names it to the server's own tests; the tests of
+/// other packages (herd-tools') find it in their target directory, where
+/// `cargo test --workspace` builds it.
+fn herd_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_herd") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let herd = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .join("herd");
+    assert!(
+        herd.exists(),
+        "{}: not built (cargo build --release --bin herd)",
+        herd.display()
+    );
+    herd
+}
+
 /// Bound on every wait for an ensemble to settle.
 pub const WAIT: Duration = Duration::from_secs(30);
 
@@ -54,7 +75,7 @@ impl Member {
             .append(true)
             .open(dir.join("herd.err"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        let mut child = Command::new(herd_binary())
             .arg("--config")
             .arg(&cfg)
             .stdout(Stdio::piped())
@@ -162,6 +183,17 @@ impl Ensemble {
     /// `voters` participants (ids 1..) and then `observers`, with the
     /// test's own zoo.cfg lines `extra` after the common ones.
     pub fn start(voters: u64, observers: u64, extra: &str) -> Ensemble {
+        Ensemble::start_prepared(voters, observers, extra, |_, _| {})
+    }
+
+    /// [`Ensemble::start`], with `prepare(id, data_dir)` run before each member
+    /// first starts (to give it a database to start from).
+    pub fn start_prepared(
+        voters: u64,
+        observers: u64,
+        extra: &str,
+        prepare: impl Fn(u64, &std::path::Path),
+    ) -> Ensemble {
         let dir = super::TempDir::new();
         let free = |ip: &str| {
             TcpListener::bind((ip, 0))
@@ -189,14 +221,19 @@ impl Ensemble {
             _dir: dir,
         };
         for id in 1..=voters + observers {
+            prepare(id, &e.member_dir(id).join("data"));
             let m = e.launch(id);
             e.members.push(m);
         }
         e
     }
 
+    fn member_dir(&self, id: u64) -> PathBuf {
+        self._dir.0.join(format!("m{id}"))
+    }
+
     fn launch(&self, id: u64) -> Member {
-        let dir = self._dir.0.join(format!("m{id}"));
+        let dir = self.member_dir(id);
         let peer_type = if self.observers.contains(&id) {
             "peerType=observer\n"
         } else {

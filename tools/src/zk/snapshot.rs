@@ -141,7 +141,16 @@ pub fn load(bytes: &[u8], zxid: Zxid) -> Result<Loaded, FormatError> {
     // Nodes kept from the fresh tree (`/zookeeper/config`) are counted too.
     parents.extend(["/".to_owned(), "/zookeeper".to_owned()]);
     tree.recount_children_of(&parents);
-    tree.commit(zxid, &sessions);
+    // ZooKeeper's first snapshot (snapshot.0, written at its first start)
+    // precedes every transaction: the fresh tree's zxid 0 is already right,
+    // and no session can have been created.
+    if zxid > 0 {
+        tree.commit(zxid, &sessions);
+    } else if !sessions.is_empty() {
+        return Err(FormatError::Tree(
+            "sessions in a snapshot taken before any transaction".into(),
+        ));
+    }
     Ok(Loaded {
         tree,
         nodes,
@@ -292,6 +301,20 @@ mod tests {
         assert_eq!(loaded.tree.last_zxid(), 5);
         assert_eq!(loaded.tree.ephemerals(0x77), vec!["/a/e".to_owned()]);
         assert_eq!(loaded.tree.containers(), vec!["/c".to_owned()]);
+    }
+
+    #[test]
+    fn the_first_snapshot_precedes_every_transaction() {
+        // ZooKeeper writes snapshot.0 at its first start: the fresh tree.
+        let fresh = DataTree::new();
+        let loaded = load(&encode(&fresh), 0).unwrap();
+        assert_eq!(loaded.tree.last_zxid(), 0);
+        assert_eq!(loaded.tree.all(), fresh.all());
+        // A session in it cannot be: refused, not loaded.
+        assert!(matches!(
+            load(&encode(&sample()), 0),
+            Err(FormatError::Tree(_))
+        ));
     }
 
     #[test]

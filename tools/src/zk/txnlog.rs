@@ -17,6 +17,7 @@
 //! session in its header, containers and TTL nodes take their marker owner,
 //! and a failed multi is logged as a multi of errors in both.
 
+use engine::error::ErrorCode;
 use engine::stat::{NodeKind, CONTAINER_OWNER};
 use engine::txn::Txn;
 use engine::znode::MAX_DATA;
@@ -189,11 +190,31 @@ fn record(
                 let bytes = r.buffer().map_err(&truncated)?;
                 parts.push(record(&mut Reader::new(bytes), kind, session, zxid)?);
             }
-            Txn::Multi(parts)
+            Txn::Multi(failed_as_a_whole(parts))
         }
         op::ERROR => Txn::Error(r.i32().map_err(&truncated)?),
         kind => return Err(FormatError::TxnType { zxid, kind }),
     })
+}
+
+/// A multi that failed is logged by ZooKeeper with the parts prepared before
+/// the failing one as they were (a create, a setData, ...) and the failing
+/// one as an error; its DataTree applies none of them. So here: if any part is
+/// an error, every part becomes one (Ok before it, RuntimeInconsistency
+/// after), as ZooKeeper rewrites them on replay.
+fn failed_as_a_whole(parts: Vec<Txn>) -> Vec<Txn> {
+    let Some(failed) = parts.iter().position(|t| matches!(t, Txn::Error(_))) else {
+        return parts;
+    };
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, part)| match part {
+            Txn::Error(code) => Txn::Error(code),
+            _ if i < failed => Txn::Error(ErrorCode::Ok as i32),
+            _ => Txn::Error(ErrorCode::RuntimeInconsistency as i32),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,6 +256,22 @@ mod tests {
         r.bool(ephemeral);
         r.i32(parent_cversion);
         r
+    }
+
+    #[test]
+    fn a_failed_multi_applies_none_of_its_parts() {
+        let set = Txn::SetData {
+            path: "/a".into(),
+            data: Data::new(b"w"),
+            version: 4,
+        };
+        let check = Txn::Check { path: "/a".into() };
+        assert_eq!(
+            failed_as_a_whole(vec![set.clone(), Txn::Error(-103), check.clone()]),
+            vec![Txn::Error(0), Txn::Error(-103), Txn::Error(-2)]
+        );
+        let whole = vec![set, check];
+        assert_eq!(failed_as_a_whole(whole.clone()), whole, "nothing failed");
     }
 
     #[test]
@@ -293,7 +330,8 @@ mod tests {
                     data: Data::new(b"w"),
                     version: 4
                 },
-                Txn::Multi(vec![created("/m", Data::new(b"v"), 5, 2), Txn::Error(-101)]),
+                // The create prepared before the failing part is not applied.
+                Txn::Multi(vec![Txn::Error(0), Txn::Error(-101)]),
                 Txn::CloseSession { session: 5 },
             ]
         );
