@@ -190,3 +190,30 @@ async fn slow_requests_are_logged_at_most_once_a_second() {
         "{err}"
     );
 }
+
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    let dir = common::TempDir::new();
+    // Three lines to print: the client port, the metrics and the AdminServer.
+    let cfg = write_cfg(
+        &dir,
+        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.\
+         PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n\
+         metricsProvider.httpPort=0\nadmin.enableServer=true\n\
+         admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start herd");
+    // Closed before herd has started, so every line it prints meets a closed pipe.
+    drop(child.stdout.take());
+    std::thread::sleep(Duration::from_millis(500));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(running, "herd exited once its stdout was closed");
+}

@@ -2,6 +2,7 @@
 //! under ./herd-data. `--config zoo.cfg` reads ZooKeeper's configuration keys;
 //! `--port N` and `--shards N` override them.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,16 +67,25 @@ fn run() -> Result<(), String> {
     let shards = config.shards;
     let commands = config.admin.as_ref().map(|a| a.command_url.clone());
     let server = Server::start(config).map_err(|e| format!("cannot start: {e}"))?;
-    println!(
+    // Where it serves, a line each on stdout. Whoever started herd may have
+    // closed its end after the first line: a failed write must not stop a
+    // running server, so errors are ignored (println! would panic).
+    let mut out = std::io::stdout();
+    let _ = writeln!(
+        out,
         "herd serving ZooKeeper clients on {} with {shards} shards",
         server.client_addr()
     );
     if let Some(addr) = server.metrics_addr() {
-        println!("herd serving Prometheus metrics on http://{addr}/metrics");
+        let _ = writeln!(
+            out,
+            "herd serving Prometheus metrics on http://{addr}/metrics"
+        );
     }
     if let (Some(addr), Some(url)) = (server.admin_addr(), commands) {
-        println!("herd serving the AdminServer on http://{addr}{url}");
+        let _ = writeln!(out, "herd serving the AdminServer on http://{addr}{url}");
     }
+    let _ = out.flush();
     server.wait();
     Ok(())
 }
