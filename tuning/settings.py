@@ -17,14 +17,13 @@ import re
 
 
 class Setting:
-    def __init__(self, name, paths, want, why, runtime=True, ok=None, data_log_dir=False):
+    def __init__(self, name, paths, want, why, runtime=True, ok=None):
         self.name = name
         self.paths = paths          # a glob, or a function of dataLogDir giving one
         self.want = want            # the value apply writes
         self.why = why
         self.runtime = runtime      # apply writes it
         self.ok = ok or (lambda v: v == want)   # whether a current value is fine
-        self.data_log_dir = data_log_dir
 
     def files(self, data_log_dir="."):
         pattern = self.paths(data_log_dir) if callable(self.paths) else self.paths
@@ -117,7 +116,7 @@ SETTINGS = [
     Setting("I/O scheduler of the dataLogDir disk", scheduler_file, "none",
             "on an SSD or NVMe device the scheduler only adds queueing in front of the "
             "log's fdatasync; keep mq-deadline on a spinning disk",
-            ok=lambda v: v in ("none", "mq-deadline"), data_log_dir=True),
+            ok=lambda v: v in ("none", "mq-deadline")),
     Setting("isolcpus / nohz_full on the kernel command line", None, "",
             "herd's shards as the only thing on their cores: boot with isolcpus= and "
             "nohz_full= naming them, then taskset herd onto them", runtime=False),

@@ -107,24 +107,18 @@ async fn answer<B>(request: &Request<B>, url: &str, context: &Context) -> Respon
         }
         return http::reply(StatusCode::OK, html, Bytes::from(links));
     }
-    let mut body = match primary(name) {
-        Some(command) => {
-            let mut fields = run(command, context).await;
-            fields.insert("command".into(), command.into());
-            fields.entry("error").or_insert(Json::Null);
-            fields
-        }
+    let (mut body, command) = match primary(name) {
+        Some(command) => (run(command, context).await, command),
         None => {
             let mut fields = Map::new();
-            fields.insert("command".into(), name.into());
             fields.insert("error".into(), format!("Unknown command: {name}").into());
-            fields
+            (fields, name)
         }
     };
-    // `error` last, as ZooKeeper writes it.
-    if let Some(error) = body.remove("error") {
-        body.insert("error".into(), error);
-    }
+    // Then `command` and `error`, last, as ZooKeeper writes them.
+    let error = body.remove("error").unwrap_or(Json::Null);
+    body.insert("command".into(), command.into());
+    body.insert("error".into(), error);
     let text = serde_json::to_string_pretty(&body).expect("a JSON map serialises");
     http::reply(StatusCode::OK, "application/json", Bytes::from(text))
 }
@@ -146,7 +140,7 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
         return m;
     }
     let watches = match command {
-        "monitor" | "watch_summary" | "watches" | "watches_by_path" => shared.watches().await,
+        "watch_summary" | "watches" | "watches_by_path" => shared.watches().await,
         _ => Vec::new(),
     };
     let object = |v: Json| match v {
@@ -177,8 +171,7 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
         })),
         "monitor" => {
             let mut m = Map::new();
-            let latencies = shared.latencies().await;
-            for metric in metrics::gather(shared, tree, watches.len(), Some(&latencies)) {
+            for metric in metrics::current(shared, tree).await {
                 metric.flatten(|name, value| {
                     m.insert(name.to_owned(), flat(value));
                 });
@@ -232,18 +225,11 @@ async fn run(command: &str, context: &Context) -> Map<String, Json> {
             "secure_connections": [],
         })),
         "connection_stat_reset" => {
-            for c in shared.conns.lock().expect("conns lock").values() {
-                c.received.store(0, Relaxed);
-                c.sent.store(0, Relaxed);
-            }
+            shared.reset_connection_stats();
             Map::new()
         }
         "stat_reset" => {
-            for c in &shared.shards {
-                c.reset();
-            }
-            shared.proposal_sizes.reset();
-            shared.reset_latencies().await;
+            shared.reset_server_stats().await;
             Map::new()
         }
         "watch_summary" => {

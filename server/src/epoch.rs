@@ -12,8 +12,8 @@
 //! without the files (a data directory that was standalone, or ZooKeeper's
 //! before 3.4) takes both from its last zxid, as ZooKeeper does.
 
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use engine::zab::discovery::Epochs;
@@ -97,20 +97,9 @@ impl EpochFiles {
     }
 
     fn write(&self, name: &str, epoch: u32) -> Result<(), EpochError> {
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let at = |p: &Path| {
-            let p = p.to_owned();
-            move |e| EpochError::Io(p, e)
-        };
-        let mut file = File::create(&tmp).map_err(at(&tmp))?;
-        file.write_all(format!("{epoch}\n").as_bytes())
-            .map_err(at(&tmp))?;
-        file.sync_all().map_err(at(&tmp))?;
-        fs::rename(&tmp, &path).map_err(at(&path))?;
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(at(&self.dir))
+        let text = format!("{epoch}\n");
+        crate::durable::replace(&self.dir, &format!("{name}.tmp"), name, text.as_bytes())
+            .map_err(|e| EpochError::Io(self.dir.join(name), e))
     }
 }
 

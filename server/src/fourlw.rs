@@ -35,11 +35,13 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
         return "This ZooKeeper instance is not currently serving requests\n".to_owned();
     }
     let watches = match word {
-        "wchs" | "wchp" | "wchc" | "mntr" => shared.watches().await,
+        "wchs" | "wchp" | "wchc" => shared.watches().await,
         _ => Vec::new(),
     };
-    if word == "srst" {
-        shared.reset_latencies().await;
+    match word {
+        "srst" => shared.reset_server_stats().await,
+        "crst" => shared.reset_connection_stats(),
+        _ => {}
     }
     // Listing directories is blocking I/O: done off the shard's thread.
     let dir_sizes = match word {
@@ -55,8 +57,7 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
     };
     let mut s = String::new();
     if word == "mntr" {
-        let latencies = shared.latencies().await;
-        for metric in metrics::gather(shared, tree, watches.len(), Some(&latencies)) {
+        for metric in metrics::current(shared, tree).await {
             mntr_line(&mut s, &metric);
         }
         return s;
@@ -164,20 +165,8 @@ pub async fn answer(config: &Config, shared: &Shared, tree: &DataTree, word: &st
                 let _ = writeln!(s, "version=0");
             }
         }
-        "crst" => {
-            for c in conns.values() {
-                c.received.store(0, Relaxed);
-                c.sent.store(0, Relaxed);
-            }
-            s.push_str("Connection stats reset.\n");
-        }
-        "srst" => {
-            for c in &shared.shards {
-                c.reset();
-            }
-            shared.proposal_sizes.reset();
-            s.push_str("Server stats reset.\n");
-        }
+        "crst" => s.push_str("Connection stats reset.\n"),
+        "srst" => s.push_str("Server stats reset.\n"),
         "wchs" => {
             let groups = WatchGroups::of(&watches);
             let _ = writeln!(

@@ -29,10 +29,11 @@
 //!   [`member`]: an ensemble member's Zab driver (peer, transport), and
 //!   [`log_writer`]: its storage writes, on a thread of their own;
 //!   [`fourlw`], [`metrics`], [`prometheus`], [`admin`] (the AdminServer),
-//!   [`http`] (their listeners), [`stats`] and [`logging`]: operations.
+//!   [`http`] (their listeners), [`stats`] and [`logging`]: operations;
+//!   [`durable`]: files replaced so that a crash leaves old or new.
 //!
 //! Modules depend on each other without cycles; each uses only those on
-//! earlier lines (and [`memory`] and [`logging`], which use none):
+//! earlier lines (and [`memory`], [`logging`] and [`durable`], which use none):
 //!
 //! ```text
 //!  message   ensemble  epoch  quorum
@@ -50,6 +51,7 @@
 pub mod admin;
 pub mod config;
 pub mod conn;
+pub mod durable;
 pub mod ensemble;
 pub mod epoch;
 pub mod executor;

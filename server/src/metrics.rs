@@ -144,6 +144,14 @@ impl Metric {
     }
 }
 
+/// Every metric of this server now, the shards asked for their watch count and
+/// request latencies (what `mntr`, Prometheus and `monitor` show).
+pub async fn current(shared: &Shared, tree: &DataTree) -> Vec<Metric> {
+    let watches = shared.watches().await.len();
+    let latencies = shared.latencies().await;
+    gather(shared, tree, watches, Some(&latencies))
+}
+
 /// Every metric of this server now; `watch_count` is the number of watches on
 /// all shards and `latencies` their request latencies (both asked of them by
 /// the caller; without latencies, `readlatency` and `updatelatency` are left out).

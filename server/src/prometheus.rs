@@ -53,9 +53,7 @@ async fn answer<B>(
         let body = Bytes::from_static(b"Method Not Allowed\n");
         return http::reply(StatusCode::METHOD_NOT_ALLOWED, text, body);
     }
-    let watches = shared.watches().await.len();
-    let latencies = shared.latencies().await;
-    let body = render(&metrics::gather(shared, tree, watches, Some(&latencies)));
+    let body = render(&metrics::current(shared, tree).await);
     http::reply(StatusCode::OK, CONTENT_TYPE, Bytes::from(body))
 }
 

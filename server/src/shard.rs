@@ -51,6 +51,31 @@ struct SlowRequests {
     warned: Option<std::time::Instant>,
 }
 
+impl SlowRequests {
+    /// Counts a slow request of `us` µs answered at `now`. Returns what to warn
+    /// about (the requests counted since the last warning, this one included)
+    /// if there was no warning yet or the last is a second old, and starts
+    /// counting afresh; `None` while warnings are held back.
+    fn note(&mut self, us: u64, update: bool, now: std::time::Instant) -> Option<SlowRequests> {
+        self.count += 1;
+        if us > self.slowest_us {
+            (self.slowest_us, self.slowest_update) = (us, update);
+        }
+        let recent = self
+            .warned
+            .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1));
+        if recent {
+            return None;
+        }
+        let report = *self;
+        *self = SlowRequests {
+            warned: Some(now),
+            ..SlowRequests::default()
+        };
+        Some(report)
+    }
+}
+
 impl Shard {
     /// Counts a request that arrived at `started` and is answered now: in the
     /// shard's counters (`srvr`'s latency) and its read or update latencies.
@@ -76,30 +101,19 @@ impl Shard {
     /// overloaded server does not also flood its log.
     fn note_slow(&self, us: u64, update: bool) {
         let mut slow = self.slow.get();
-        slow.count += 1;
-        if us > slow.slowest_us {
-            (slow.slowest_us, slow.slowest_update) = (us, update);
-        }
-        let now = std::time::Instant::now();
-        if slow
-            .warned
-            .is_none_or(|at| now.duration_since(at).as_secs() >= 1)
-        {
+        let report = slow.note(us, update, std::time::Instant::now());
+        self.slow.set(slow);
+        if let Some(r) = report {
             crate::warn!(
                 "shard {}: {} requests slower than herd.slowRequestWarningMs ({} ms) since \
                  the last warning; the slowest, a {}, took {} ms",
                 self.index,
-                slow.count,
+                r.count,
                 self.config.slow_request_warning_ms,
-                if slow.slowest_update { "write" } else { "read" },
-                slow.slowest_us / 1000
+                if r.slowest_update { "write" } else { "read" },
+                r.slowest_us / 1000
             );
-            slow = SlowRequests {
-                warned: Some(now),
-                ..SlowRequests::default()
-            };
         }
-        self.slow.set(slow);
     }
 
     pub fn new(
@@ -171,5 +185,34 @@ impl Shard {
     /// Takes the connections touched since the last flush.
     pub fn take_touched(&self) -> Vec<ConnId> {
         std::mem::take(&mut *self.touched.borrow_mut())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn slow_requests_are_reported_at_most_once_a_second() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut slow = SlowRequests::default();
+        // (at ms, µs, a write, reported: count, slowest µs, slowest a write)
+        type Report = Option<(u64, u64, bool)>;
+        let table: [(u64, u64, bool, Report); 6] = [
+            (0, 1_500_000, false, Some((1, 1_500_000, false))),
+            (200, 2_000_000, true, None),
+            (900, 1_200_000, false, None),
+            (1_000, 1_100_000, false, Some((3, 2_000_000, true))),
+            (1_999, 3_000_000, false, None),
+            (2_500, 1_000_001, true, Some((2, 3_000_000, false))),
+        ];
+        for (ms, us, update, want) in table {
+            let got = slow
+                .note(us, update, at(ms))
+                .map(|r| (r.count, r.slowest_us, r.slowest_update));
+            assert_eq!(got, want, "at {ms} ms");
+        }
     }
 }

@@ -313,10 +313,23 @@ impl Shared {
         all
     }
 
-    /// Clears every shard's request latencies.
-    pub async fn reset_latencies(&self) {
+    /// `srst`, `stat_reset`: clears the request and packet counters, the
+    /// proposal sizes and every shard's request latencies.
+    pub async fn reset_server_stats(&self) {
+        for c in &self.shards {
+            c.reset();
+        }
+        self.proposal_sizes.reset();
         for q in &self.queries {
             let _ = q.send(ShardQuery::ResetLatencies).await;
+        }
+    }
+
+    /// `crst`, `connection_stat_reset`: clears every connection's packet counts.
+    pub fn reset_connection_stats(&self) {
+        for c in self.conns.lock().expect("conns lock").values() {
+            c.received.store(0, Relaxed);
+            c.sent.store(0, Relaxed);
         }
     }
 

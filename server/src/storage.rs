@@ -693,12 +693,7 @@ impl TxnLog {
     /// the snapshot at `zxid`, then every log segment and every newer
     /// snapshot is removed. Durable when it returns.
     pub fn install(&mut self, data_dir: &Path, zxid: Zxid, image: &[u8]) -> io::Result<()> {
-        let tmp = data_dir.join(INSTALL_TMP);
-        let mut f = File::create(&tmp)?;
-        f.write_all(image)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, data_dir.join(snapshot_name(zxid)))?;
-        File::open(data_dir)?.sync_all()?;
+        crate::durable::replace(data_dir, INSTALL_TMP, &snapshot_name(zxid), image)?;
         let newer = numbered(data_dir, "snapshot.").map_err(io::Error::other)?;
         for (_, path) in newer.iter().filter(|(z, _)| *z > zxid) {
             std::fs::remove_file(path)?;

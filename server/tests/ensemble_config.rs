@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,23 +73,10 @@ fn an_ensemble_member_without_its_myid_is_refused() {
 fn a_single_server_line_runs_standalone() {
     let dir = common::TempDir::new();
     let cfg = write_cfg(&dir, "server.1=127.0.0.1:2888:3888\n");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start herd");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut child, addr) = common::spawn_herd(&cfg, Stdio::null());
     let _ = child.kill();
     let _ = child.wait();
-    assert!(
-        line.starts_with("herd serving ZooKeeper clients on 127.0.0.1:"),
-        "{line:?}"
-    );
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 }
 
 #[test]
@@ -142,23 +128,8 @@ async fn slow_requests_are_logged_at_most_once_a_second() {
         "herd.simulatedFlushDelayMs=150\nherd.slowRequestWarningMs=100\nshards=1\n",
     );
     let log = dir.0.join("herd.err");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
-        .env_remove("HERD_LOG_LEVEL")
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("start herd");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("herd serving ZooKeeper clients on ")
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .to_owned();
+    let stderr = std::fs::File::create(&log).unwrap();
+    let (mut child, addr) = common::spawn_herd(&cfg, Stdio::from(stderr));
     let started = Instant::now();
     let client = zookeeper_client::Client::connect(&addr).await.unwrap();
     let open =

@@ -6,35 +6,14 @@
 //! Every wait is bounded by [`WAIT`]; every process is killed on drop.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::time::timeout;
 use zookeeper_client::{Acls, Client, CreateMode, Error};
-
-/// The `herd` binary: Cargo names it to the server's own tests; the tests of
-/// other packages (herd-tools') find it in their target directory, where
-/// `cargo test --workspace` builds it.
-fn herd_binary() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_herd") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("the test's own path");
-    let herd = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps")
-        .join("herd");
-    assert!(
-        herd.exists(),
-        "{}: not built (cargo build --release --bin herd)",
-        herd.display()
-    );
-    herd
-}
 
 /// Bound on every wait for an ensemble to settle.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -75,22 +54,7 @@ impl Member {
             .append(true)
             .open(dir.join("herd.err"))
             .unwrap();
-        let mut child = Command::new(herd_binary())
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr))
-            .spawn()
-            .expect("spawn herd");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .strip_prefix("herd serving ZooKeeper clients on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("member {id}: unexpected first line {line:?}"))
-            .to_owned();
+        let (child, addr) = super::spawn_herd(&cfg, Stdio::from(stderr));
         Member {
             id,
             dir,

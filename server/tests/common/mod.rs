@@ -201,3 +201,53 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, Stri
     let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
     (status.to_owned(), headers.to_lowercase(), body.to_owned())
 }
+
+/// The `herd` binary: Cargo names it to the server's own tests; the tests of
+/// other packages (herd-tools') find it in their target directory, where
+/// `cargo test --workspace` builds it.
+pub fn herd_binary() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_herd") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let herd = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps")
+        .join("herd");
+    assert!(
+        herd.exists(),
+        "{}: not built (cargo build --release --bin herd)",
+        herd.display()
+    );
+    herd
+}
+
+/// `herd --config cfg` as a child process, its stderr to `stderr` (logging
+/// at the level cfg sets: the environment's log level variables are
+/// cleared), and the client address it prints first, once it serves.
+pub fn spawn_herd(
+    cfg: &std::path::Path,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(herd_binary())
+        .env_remove("HERD_LOG_LEVEL")
+        .env_remove("ZOO_LOG4J_PROP")
+        .arg("--config")
+        .arg(cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn herd");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("herd serving ZooKeeper clients on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("unexpected first line from herd: {line:?}"))
+        .to_owned();
+    (child, addr)
+}

@@ -214,10 +214,11 @@ def compare(herd, zk, herd_port, herd_client, zk_client):
     assert answers["voting_view"][0] == answers["voting_view"][1]
     checks += 4
 
-    # The resets: counters back to (near) zero on both.
+    # The resets: counters back to (near) zero on both, latency summaries too.
     for base in (herd, zk):
         command(base, "stat_reset")
         assert command(base, "server_stats")["server_stats"]["packets_received"] <= 2, base
+        assert command(base, "monitor")["cnt_updatelatency"] == 0, base
         command(base, "connection_stat_reset")
         assert command(base, "connections")["connections"][0]["packets_received"] <= 2, base
     checks += 1

@@ -16,8 +16,6 @@
 //! (clients cannot resume them there, as each server checks the session
 //! password with its own secret).
 
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use engine::tree::DataTree;
@@ -198,16 +196,10 @@ pub fn export_zk(herd_data: &Path, herd_log: &Path, zk_data: &Path) -> Result<Ve
     drop(log);
     let zxid = tree.last_zxid();
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
-    let path = out_dir.join(format!("snapshot.{zxid:x}"));
-    let tmp = out_dir.join("herd-export.tmp");
-    let written = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        File::open(&out_dir)?.sync_all()
-    })();
-    written.map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = format!("snapshot.{zxid:x}");
+    let path = out_dir.join(&name);
+    herd_server::durable::replace(&out_dir, "herd-export.tmp", &name, &bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     lines.push(format!(
         "wrote {}: {} znodes, {} sessions, last zxid 0x{zxid:x}: start ZooKeeper with \
          dataDir={}",
