@@ -41,7 +41,7 @@ impl Executor {
     }
 
     /// Serves until the pipeline goes away.
-    pub async fn run(self: Rc<Self>, listener: TcpListener, inbox: InboxReceiver) {
+    pub async fn run(self: Rc<Self>, listener: TcpListener, inbox: InboxReceiver<Vec<ToShard>>) {
         let mut inbox = inbox.listen();
         let accept = {
             let executor = self.clone();

@@ -4,9 +4,13 @@
 //! ```text
 //!  client ─TCP─► shard (glommio executor, one per core; SO_REUSEPORT)
 //!                  ├─ read  ─► shared DataTree ─► reply, on the same core
-//!                  └─ write ─► pipeline thread: prep ─► durable ─► commit
+//!                  └─ write ─► pipeline: prep ─► durable ─► commit
 //!                                 └─ Committed{zxid, events} + reply ─► shards
 //! ```
+//!
+//! The pipeline is one sequencer: standalone it runs on shard 0's executor
+//! ([`hosted`]), so a write on that shard crosses no thread until its log
+//! write; an ensemble member's runs on a thread of its own.
 //!
 //! An ensemble member adds its Zab driver ([`member`]) behind the pipeline:
 //! leading, the pipeline's records become proposals and commit once a quorum
@@ -21,8 +25,8 @@
 //!   connections share, with the [`outbox`] to the pipeline;
 //! - [`conn`]: one connection, its handshake and FIFO order;
 //! - [`read`]: reads answered on the shard; [`watch`]: the shard's watch table;
-//! - [`pipeline`]: the single ordered commit path; [`storage`]: the log and
-//!   snapshots on disk;
+//! - [`pipeline`]: the single ordered commit path, and [`hosted`]: it on a
+//!   shard; [`storage`]: the log and snapshots on disk;
 //! - [`config`]: zoo.cfg, and [`ensemble`]: its server.N lines and myid;
 //!   [`epoch`]: a member's acceptedEpoch and currentEpoch files;
 //!   [`quorum`]: members' messages over TCP (election and quorum ports);
@@ -33,7 +37,8 @@
 //!   [`durable`]: files replaced so that a crash leaves old or new.
 //!
 //! Modules depend on each other without cycles; each uses only those on
-//! earlier lines (and [`memory`], [`logging`] and [`durable`], which use none):
+//! earlier lines (and [`memory`], [`logging`], [`durable`] and [`cpus`], which
+//! use none):
 //!
 //! ```text
 //!  message   ensemble  epoch  quorum
@@ -42,6 +47,7 @@
 //!  read  fourlw  admin  storage  shard
 //!  conn  log_writer  member
 //!  pipeline
+//!  hosted
 //!  executor
 //!  lib (Server)
 //! ```
@@ -51,11 +57,13 @@
 pub mod admin;
 pub mod config;
 pub mod conn;
+pub mod cpus;
 pub mod durable;
 pub mod ensemble;
 pub mod epoch;
 pub mod executor;
 pub mod fourlw;
+pub mod hosted;
 pub mod http;
 pub mod inbox;
 pub mod log_writer;
@@ -85,6 +93,8 @@ use glommio::{LocalExecutorBuilder, Placement};
 
 pub use config::Config;
 use executor::Executor;
+use hosted::Hosted;
+use inbox::InboxSender;
 use log_writer::LogWriter;
 use member::{Member, ToMember};
 use message::ToPipeline;
@@ -96,7 +106,9 @@ use stats::Shared;
 /// A running herd.
 pub struct Server {
     client_addr: SocketAddr,
-    to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
+    to_pipeline: InboxSender<Vec<ToPipeline>>,
+    /// An ensemble member's pipeline thread (a standalone server's pipeline
+    /// runs on shard 0: see [`hosted`]).
     pipeline: Option<JoinHandle<()>>,
     log_writer: Option<JoinHandle<()>>,
     /// An ensemble member's Zab driver and what stops it.
@@ -121,7 +133,7 @@ impl Server {
             .mode(&config.data_dir, "the configuration")
             .map_err(invalid)?;
         let mode_is_member = matches!(mode, ensemble::Mode::Member { .. });
-        let (to_pipeline, pipeline_inbox) = mpsc::channel();
+        let (to_pipeline, pipeline_inbox) = inbox::inbox()?;
         let (query_senders, query_receivers): (Vec<_>, Vec<_>) = (0..config.shards)
             .map(|_| async_channel::unbounded())
             .unzip();
@@ -136,8 +148,7 @@ impl Server {
                 let durable_tx = to_pipeline.clone();
                 let delay = std::time::Duration::from_millis(config.simulated_flush_delay_ms);
                 let writer = move |shared| {
-                    let report =
-                        move |outcome| durable_tx.send(vec![ToPipeline::Durable(outcome)]).is_ok();
+                    let report = move |outcome| durable_tx.send(vec![ToPipeline::Durable(outcome)]);
                     move || storage::write_loop(log, log_rx, report, shared, delay)
                 };
                 let sink = pipeline::Sink::Log(log_tx);
@@ -206,21 +217,29 @@ impl Server {
             resume,
             sink,
         );
-        let pipeline = std::thread::Builder::new()
-            .name("herd-pipeline".into())
-            .spawn(move || pipeline.run(pipeline_inbox))?;
+        // Standalone, shard 0 hosts the pipeline; a member's has its own
+        // thread beside the Zab driver's.
+        let (mut hosted, pipeline) = if mode_is_member {
+            let thread = std::thread::Builder::new()
+                .name("herd-pipeline".into())
+                .spawn(move || pipeline.run(pipeline_inbox.blocking()))?;
+            (None, Some(thread))
+        } else {
+            (Some((pipeline, pipeline_inbox)), None)
+        };
         let mut shards = Vec::new();
 
-        let cpus = allowed_cpus();
+        let cpus = cpus::allowed();
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
         for (index, (inbox, queries)) in receivers.into_iter().zip(query_receivers).enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
-            let (config, tree, shard_shared, outbox) = (
+            let (config, tree, shard_shared, sender) = (
                 config.clone(),
                 tree.clone(),
                 shared.clone(),
-                Outbox::new(to_pipeline.clone()),
+                to_pipeline.clone(),
             );
+            let hosting = hosted.take();
             let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[index % cpus.len()]))
                 .name(&format!("herd-shard-{index}"))
                 .spawn(move || async move {
@@ -232,9 +251,24 @@ impl Server {
                         }
                     };
                     let _ = bound_tx.send(listener.local_addr());
+                    let (outbox, pipeline) = match hosting {
+                        Some((pipeline, remote)) => {
+                            let hosted = Hosted::new(pipeline);
+                            let tick = config.session_check_interval();
+                            let serving = hosted.clone().serve(remote.listen(), tick);
+                            (
+                                Outbox::new(hosted.deliver()),
+                                Some(glommio::spawn_local(serving)),
+                            )
+                        }
+                        None => (Outbox::new(Box::new(move |b| sender.send(b))), None),
+                    };
                     let shard = Shard::new(index, config, tree, shard_shared, outbox);
                     let executor = Rc::new(Executor::new(shard, queries));
                     executor.run(listener, inbox).await;
+                    if let Some(pipeline) = pipeline {
+                        pipeline.await;
+                    }
                 })
                 .map_err(|e| io::Error::other(e.to_string()))?;
             shards.push(handle);
@@ -268,7 +302,7 @@ impl Server {
             admin,
             client_addr: addr,
             to_pipeline,
-            pipeline: Some(pipeline),
+            pipeline,
             log_writer,
             member,
             shards,
@@ -335,30 +369,6 @@ impl Drop for Server {
     }
 }
 
-/// The CPUs this thread may run on, in order: its affinity mask, which
-/// `taskset`, `numactl` or a cgroup's cpuset sets. Shards are pinned among
-/// these only; CPU numbers from 0 would escape the mask (or fail in a cpuset).
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set; sched_getaffinity
-    // writes at most the size it is given, and CPU_ISSET reads within it.
-    let mask = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        (libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0)
-            .then_some(set)
-    };
-    let cpus: Vec<usize> = mask.map_or_else(Vec::new, |set| {
-        (0..libc::CPU_SETSIZE as usize)
-            // SAFETY: cpu is below CPU_SETSIZE, within the set.
-            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-            .collect()
-    });
-    if cpus.is_empty() {
-        (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
-    } else {
-        cpus
-    }
-}
-
 /// The secret every member derives session passwords from, so that a session
 /// moves between members with its password. Fixed, as ZooKeeper's is: the
 /// password only keeps clients from taking over sessions by mistake.
@@ -383,7 +393,7 @@ struct MemberStarted {
 fn start_member(
     config: &Config,
     me: u64,
-    to_pipeline: mpsc::Sender<Vec<ToPipeline>>,
+    to_pipeline: InboxSender<Vec<ToPipeline>>,
     shared: Arc<Shared>,
 ) -> io::Result<MemberStarted> {
     use engine::zab::broadcast::{Limits, Settings};

@@ -37,6 +37,7 @@ use engine::zab::peer::{Actions, Left, Peer, Write};
 use engine::zab::{epoch_of, Millis};
 use engine::{SessionId, Zxid};
 
+use crate::inbox::InboxSender;
 use crate::log_writer::Done;
 use crate::message::{FromZab, Serving, ToPipeline};
 use crate::quorum::{Event, Transport};
@@ -70,7 +71,7 @@ pub struct Member {
     transport: Transport,
     /// The log writer's inbox and thread (gone once stopped).
     to_log: Option<(Sender<Vec<Write>>, JoinHandle<()>)>,
-    to_pipeline: Sender<Vec<ToPipeline>>,
+    to_pipeline: InboxSender<Vec<ToPipeline>>,
     began: Instant,
     /// Issued by the peer, not yet handed to the log writer.
     writes: Vec<Write>,
@@ -96,7 +97,7 @@ impl Member {
         (peer, first): (Peer, Actions),
         transport: Transport,
         to_log: (Sender<Vec<Write>>, JoinHandle<()>),
-        to_pipeline: Sender<Vec<ToPipeline>>,
+        to_pipeline: InboxSender<Vec<ToPipeline>>,
         (shared, quorum_size): (Arc<Shared>, usize),
         began: Instant,
     ) -> Member {
@@ -160,12 +161,7 @@ impl Member {
                 self.report(serving);
             }
             self.report_quorum();
-            if !self.out.is_empty()
-                && self
-                    .to_pipeline
-                    .send(std::mem::take(&mut self.out))
-                    .is_err()
-            {
+            if !self.out.is_empty() && !self.to_pipeline.send(std::mem::take(&mut self.out)) {
                 stop = true;
             }
             if stop {

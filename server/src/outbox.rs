@@ -1,8 +1,9 @@
-//! A shard's outbox to the pipeline thread: messages from every connection task
-//! gather in a local queue, and one forwarding task sends them across as a single
-//! batch once the tasks that were ready ahead of it have run.
+//! A shard's outbox to the pipeline: messages from every connection task
+//! gather in a local queue, and one forwarding task hands them over as a single
+//! batch once the tasks that were ready ahead of it have run: to the pipeline
+//! itself when it runs on this shard, or across threads.
 //!
-//! Why: a cross-thread send that finds the pipeline asleep costs a futex wake and
+//! Why: a cross-thread send that finds the pipeline asleep costs a wake-up and
 //! a context switch. Sent per request, that doubled the system calls of a write;
 //! sent per batch, it is paid once for every request a reactor turn brought in.
 //!
@@ -13,24 +14,26 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::sync::mpsc::Sender;
 use std::task::{Poll, Waker};
 
 use crate::message::ToPipeline;
+
+/// Where a batch goes: false once the pipeline is gone.
+pub type Deliver = Box<dyn FnMut(Vec<ToPipeline>) -> bool>;
 
 pub struct Outbox {
     queue: RefCell<Vec<ToPipeline>>,
     /// The forwarder, while it waits for a first message.
     forwarder: Cell<Option<Waker>>,
-    pipeline: Sender<Vec<ToPipeline>>,
+    pipeline: RefCell<Deliver>,
 }
 
 impl Outbox {
-    pub fn new(pipeline: Sender<Vec<ToPipeline>>) -> Outbox {
+    pub fn new(pipeline: Deliver) -> Outbox {
         Outbox {
             queue: RefCell::new(Vec::new()),
             forwarder: Cell::new(None),
-            pipeline,
+            pipeline: RefCell::new(pipeline),
         }
     }
 
@@ -57,7 +60,7 @@ impl Outbox {
             })
             .await;
             let batch = std::mem::take(&mut *self.queue.borrow_mut());
-            if self.pipeline.send(batch).is_err() {
+            if !(self.pipeline.borrow_mut())(batch) {
                 return;
             }
         }

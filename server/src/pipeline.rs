@@ -1,5 +1,7 @@
-//! The commit pipeline: one thread that orders every write (ZooKeeper's
-//! `PrepRequestProcessor` -> `SyncRequestProcessor` -> `FinalRequestProcessor`).
+//! The commit pipeline: the one sequencer that orders every write (ZooKeeper's
+//! `PrepRequestProcessor` -> `SyncRequestProcessor` -> `FinalRequestProcessor`),
+//! run on shard 0 when standalone ([`crate::hosted`]) and on a thread of its
+//! own in an ensemble member ([`Pipeline::run`]).
 //!
 //! ```text
 //!  shards ──ToPipeline──► [prep: session check, validate, zxid, Txn]   one batch at a time
@@ -49,7 +51,7 @@ use engine::{ErrorCode, SessionId, Zxid};
 use herd_proto::ConnectRequest;
 
 use crate::config::Config;
-use crate::inbox::InboxSender;
+use crate::inbox::ToShardSender;
 use crate::member::ToMember;
 use crate::message::{ConnId, FromZab, Serving, ToPipeline, ToShard};
 use crate::stats::{self, Shared};
@@ -85,7 +87,7 @@ pub struct Pipeline {
     pending: Pending,
     acls: AclCache,
     tracker: SessionTracker,
-    shards: Vec<InboxSender>,
+    shards: Vec<ToShardSender>,
     out: Vec<Vec<ToShard>>,
     zxid: Zxid,
     secret: [u8; 16],
@@ -111,6 +113,9 @@ pub struct Pipeline {
     /// it, except when it stops (see `Drop`), so that no snapshot is left
     /// half-written under a data directory a new server may already use.
     snapshot: Option<JoinHandle<()>>,
+    /// The CPUs snapshot threads run on: the process's, as the pipeline may
+    /// run on a shard pinned to one.
+    snapshot_cpus: Arc<[usize]>,
     /// Set when this server is an ensemble member.
     member: Option<Replicated>,
 }
@@ -189,7 +194,7 @@ impl Pipeline {
         config: Arc<Config>,
         tree: Arc<DataTree>,
         shared: Arc<Shared>,
-        shards: Vec<InboxSender>,
+        shards: Vec<ToShardSender>,
         resume: Resume,
         sink: Sink,
     ) -> Pipeline {
@@ -247,6 +252,7 @@ impl Pipeline {
                 snapshot_point(config_snap_count)
             },
             snapshot: None,
+            snapshot_cpus: crate::cpus::allowed().into(),
             member: member.map(|(to, fuzzy_until)| Replicated {
                 to,
                 serving: Serving::No,
@@ -268,18 +274,12 @@ impl Pipeline {
         matches!(self.serving(), None | Some(Serving::Leading { .. }))
     }
 
-    /// Runs until `Stop` arrives or every sender is gone.
+    /// Runs on a thread of its own (an ensemble member's) until `Stop`
+    /// arrives or every sender is gone.
     pub fn run(mut self, inbox: Receiver<Vec<ToPipeline>>) {
         let tick = self.config.session_check_interval();
         let mut batch = Vec::new();
-        // Sessions that expired while herd was down close first: no request
-        // reaches the pipeline before their closes have zxids.
-        let mut expired = Vec::new();
-        self.expire_sessions(&mut expired);
-        if !expired.is_empty() {
-            self.make_durable(expired);
-        }
-        self.maybe_snapshot();
+        self.start();
         loop {
             match inbox.recv_timeout(tick) {
                 Ok(msgs) => batch.extend(msgs),
@@ -292,28 +292,46 @@ impl Pipeline {
                     Err(_) => break,
                 }
             }
-            // Stop ends the run once what arrived before it is handled.
-            let stop = match batch.iter().position(|m| matches!(m, ToPipeline::Stop)) {
-                Some(at) => {
-                    batch.truncate(at);
-                    true
-                }
-                None => false,
-            };
-            let mut entries = Vec::with_capacity(batch.len());
-            for msg in batch.drain(..) {
-                self.prepare(msg, &mut entries);
-            }
-            self.expire_sessions(&mut entries);
-            self.check_containers(&mut entries);
-            if !entries.is_empty() {
-                self.make_durable(entries);
-            }
-            self.commit_durable();
-            if stop {
+            if !self.handle(&mut batch) {
                 return;
             }
         }
+    }
+
+    /// What comes before serving: sessions that expired while herd was
+    /// down close first, so no request reaches the pipeline before their
+    /// closes have zxids.
+    pub(crate) fn start(&mut self) {
+        let mut expired = Vec::new();
+        self.expire_sessions(&mut expired);
+        if !expired.is_empty() {
+            self.make_durable(expired);
+        }
+        self.maybe_snapshot();
+    }
+
+    /// Handles the messages of `batch` (emptying it) and the periodic
+    /// checks that are due; false once `Stop` was among them, when those
+    /// before it are handled and the rest dropped.
+    pub(crate) fn handle(&mut self, batch: &mut Vec<ToPipeline>) -> bool {
+        let stop = match batch.iter().position(|m| matches!(m, ToPipeline::Stop)) {
+            Some(at) => {
+                batch.truncate(at);
+                true
+            }
+            None => false,
+        };
+        let mut entries = Vec::with_capacity(batch.len());
+        for msg in batch.drain(..) {
+            self.prepare(msg, &mut entries);
+        }
+        self.expire_sessions(&mut entries);
+        self.check_containers(&mut entries);
+        if !entries.is_empty() {
+            self.make_durable(entries);
+        }
+        self.commit_durable();
+        !stop
     }
 
     fn prepare(&mut self, msg: ToPipeline, entries: &mut Vec<Entry>) {
@@ -1077,10 +1095,12 @@ impl Pipeline {
         self.since_snapshot = 0;
         self.snapshot_at = snapshot_point(self.config.snap_count);
         let (tree, config, shared) = (self.tree.clone(), self.config.clone(), self.shared.clone());
+        let cpus = self.snapshot_cpus.clone();
         let zxid = tree.last_zxid();
         let spawned = std::thread::Builder::new()
             .name("herd-snapshot".into())
             .spawn(move || {
+                crate::cpus::allow(&cpus);
                 let started = Instant::now();
                 let written = storage::write_snapshot(&tree, zxid, &config.data_dir);
                 if let Ok(mut stats) = shared.storage.lock() {
