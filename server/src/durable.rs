@@ -10,9 +10,20 @@ use std::path::Path;
 
 /// Writes `bytes` as `dir/name`, through `dir/tmp`; durable when it returns.
 pub fn replace(dir: &Path, tmp: &str, name: &str, bytes: &[u8]) -> io::Result<()> {
+    replace_with(dir, tmp, name, |file| file.write_all(bytes))
+}
+
+/// [`replace`], the contents written by `write` into the temporary file (for
+/// contents produced as they are written out).
+pub fn replace_with(
+    dir: &Path,
+    tmp: &str,
+    name: &str,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let tmp = dir.join(tmp);
     let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
+    write(&mut file)?;
     file.sync_all()?;
     std::fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()

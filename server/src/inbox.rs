@@ -180,7 +180,8 @@ mod tests {
         let senders = std::thread::spawn(move || {
             armed_rx.recv().expect("the receiver waits");
             drop(first);
-            // Wait until the receiver is asleep on the bell again.
+            // Give the receiver time to fall asleep on the bell (had the
+            // dropped clone shut it, that wait would end with nothing).
             std::thread::sleep(std::time::Duration::from_millis(50));
             assert!(second.send(7));
             armed_rx.recv().expect("the receiver waits once more");

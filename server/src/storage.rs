@@ -562,17 +562,14 @@ pub fn write_snapshot(tree: &DataTree, zxid: Zxid, data_dir: &Path) -> io::Resul
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
     }
-    let path = data_dir.join(snapshot_name(zxid));
-    let tmp = data_dir.join(SNAPSHOT_TMP);
-    let mut f = File::create(&tmp)?;
-    // The chunks go out as they are archived; the header, which counts them, last.
-    f.write_all(&[0; engine::snapshot::HEADER_LEN])?;
-    let chunk_bytes = engine::snapshot::CHUNK_BYTES;
-    let header = engine::snapshot::encode_to(tree, zxid, chunk_bytes, |b| f.write_all(b))?;
-    f.write_all_at(&header, 0)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
-    File::open(data_dir)?.sync_all()
+    crate::durable::replace_with(data_dir, SNAPSHOT_TMP, &snapshot_name(zxid), |f| {
+        // The chunks go out as they are archived; the header, which counts
+        // them, last.
+        f.write_all(&[0; engine::snapshot::HEADER_LEN])?;
+        let chunk_bytes = engine::snapshot::CHUNK_BYTES;
+        let header = engine::snapshot::encode_to(tree, zxid, chunk_bytes, |b| f.write_all(b))?;
+        f.write_all_at(&header, 0)
+    })
 }
 
 /// Removes all but the newest `retain` snapshots and the log segments that only

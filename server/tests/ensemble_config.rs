@@ -165,15 +165,24 @@ async fn slow_requests_are_logged_at_most_once_a_second() {
 #[test]
 fn a_closed_stdout_does_not_stop_the_server() {
     let dir = common::TempDir::new();
+    // The client port is known beforehand: herd's stdout, which would say it,
+    // is closed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
     // Three lines to print: the client port, the metrics and the AdminServer.
     let cfg = write_cfg(
         &dir,
-        "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.\
-         PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n\
-         metricsProvider.httpPort=0\nadmin.enableServer=true\n\
-         admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n",
+        &format!(
+            "clientPort={port}\nclientPortAddress=127.0.0.1\n\
+             metricsProvider.className=org.apache.zookeeper.metrics.prometheus.\
+             PrometheusMetricsProvider\nmetricsProvider.httpHost=127.0.0.1\n\
+             metricsProvider.httpPort=0\nadmin.enableServer=true\n\
+             admin.serverAddress=127.0.0.1\nadmin.serverPort=0\n"
+        ),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herd"))
+    let mut child = Command::new(common::herd_binary())
         .arg("--config")
         .arg(&cfg)
         .stdout(Stdio::piped())
@@ -182,7 +191,18 @@ fn a_closed_stdout_does_not_stop_the_server() {
         .expect("start herd");
     // Closed before herd has started, so every line it prints meets a closed pipe.
     drop(child.stdout.take());
-    std::thread::sleep(Duration::from_millis(500));
+    // herd prints once it serves: wait for that, then give the lines (and a
+    // panic over them) a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "herd never served on {port}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "herd exited before serving"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     let running = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
