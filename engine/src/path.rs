@@ -19,12 +19,19 @@ pub fn validate(path: &str) -> ZkResult<()> {
     if bytes[bytes.len() - 1] == b'/' {
         return Err(ErrorCode::BadArguments);
     }
-    for component in path[1..].split('/') {
-        if component.is_empty() || component == "." || component == ".." {
-            return Err(ErrorCode::BadArguments);
-        }
+    if bytes[1..]
+        .split(|&b| b == b'/')
+        .any(|component| matches!(component, b"" | b"." | b".."))
+    {
+        return Err(ErrorCode::BadArguments);
     }
-    if path.chars().any(invalid_char) {
+    // Most paths are ASCII, where only the control characters are invalid.
+    let invalid = if path.is_ascii() {
+        bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+    } else {
+        path.chars().any(invalid_char)
+    };
+    if invalid {
         return Err(ErrorCode::BadArguments);
     }
     Ok(())

@@ -352,6 +352,46 @@ mod tests {
         );
     }
 
+    /// A view remembers its tree reads; a node it has written since must be
+    /// read as written, and a rollback must leave the tree's state readable.
+    #[test]
+    fn a_multi_reads_its_own_writes_over_the_tree_reads_it_remembers() {
+        let mut h = Harness::new();
+        h.prepare(create("/a", 0));
+        h.commit_all();
+        let set = |version| WriteOp::SetData {
+            path: "/a".into(),
+            data: Data::new(b"v"),
+            version,
+        };
+        let check = |version| WriteOp::Check {
+            path: "/a".into(),
+            version,
+        };
+        let stale = WriteOp::Multi(vec![check(0), set(0), check(0)]);
+        let expected = OpResult::Multi(vec![
+            OpResult::Error(ErrorCode::Ok),
+            OpResult::Error(ErrorCode::Ok),
+            OpResult::Error(ErrorCode::BadVersion),
+        ]);
+        assert_eq!(h.prepare(stale), expected);
+        let fresh = h.prepare(WriteOp::Multi(vec![check(0), set(0), check(1), set(1)]));
+        let OpResult::Multi(results) = fresh else {
+            panic!("{fresh:?}")
+        };
+        let versions: Vec<_> = results
+            .iter()
+            .map(|r| match r {
+                OpResult::SetData { stat } => stat.version,
+                OpResult::Check => -1,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(versions, [-1, 1, -1, 2]);
+        h.commit_all();
+        assert_eq!(h.tree.get("/a").unwrap().stat().version, 2);
+    }
+
     #[test]
     fn create_checks_in_zookeeper_order() {
         let mut h = Harness::new();

@@ -19,7 +19,8 @@
 //! and pzxids come from the transaction or only grow. Replaying the log after a
 //! snapshot's zxid therefore ends in the state the log describes.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::acl::{Acl, AclList};
@@ -139,7 +140,16 @@ pub struct View<'a> {
     pub time: TimeMs,
     changes: Vec<Change>,
     undo: Vec<(String, Option<PendingNode>)>,
+    /// The last few nodes read from the tree (`None`: absent), so that `apply`
+    /// does not search the skip list again for the nodes `prepare` looked at.
+    /// Valid while the view lives: the tree changes only when a transaction is
+    /// committed, after its view has ended.
+    read: RefCell<Vec<(String, Option<Node>)>>,
 }
+
+/// How many tree reads a [`View`] remembers: a create or delete reads a node
+/// and its parent.
+const READ_MEMO: usize = 2;
 
 /// A point to roll a [`View`] back to (a failed multi).
 pub struct Mark {
@@ -163,14 +173,24 @@ impl<'a> View<'a> {
             time,
             changes: Vec::new(),
             undo: Vec::new(),
+            read: RefCell::new(Vec::new()),
         }
     }
 
     pub fn get(&self, path: &str) -> Option<Node> {
-        match self.pending.nodes.get(path) {
-            Some((_, node)) => node.clone(),
-            None => self.tree.get(path).map(|n| n.node()),
+        if let Some((_, node)) = self.pending.nodes.get(path) {
+            return node.clone();
         }
+        let mut read = self.read.borrow_mut();
+        if let Some((_, node)) = read.iter().find(|(p, _)| p == path) {
+            return node.clone();
+        }
+        let node = self.tree.get(path).map(|n| n.node());
+        if read.len() == READ_MEMO {
+            read.remove(0);
+        }
+        read.push((path.to_owned(), node.clone()));
+        node
     }
 
     fn put(&mut self, path: &str, node: Node) {

@@ -14,7 +14,7 @@
 //! for it has been written (until then the connection keeps it, see `conn`), so
 //! no notification of a watch ever reaches a client before the reply that set it.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use engine::path;
 use engine::txn::{EventType, WatchEvent};
