@@ -140,7 +140,7 @@ pub struct View<'a> {
     pub time: TimeMs,
     changes: Vec<Change>,
     undo: Vec<(String, Option<PendingNode>)>,
-    /// The last few nodes read from the tree (`None`: absent), so that `apply`
+    /// The last [`READ_MEMO`] nodes read from the tree (`None`: absent), so that `apply`
     /// does not search the skip list again for the nodes `prepare` looked at.
     /// Valid while the view lives: the tree changes only when a transaction is
     /// committed, after its view has ended.

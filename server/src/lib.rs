@@ -94,7 +94,7 @@ use glommio::{LocalExecutorBuilder, Placement};
 pub use config::Config;
 use executor::Executor;
 use hosted::Hosted;
-use inbox::InboxSender;
+use inbox::{InboxReceiver, InboxSender};
 use log_writer::LogWriter;
 use member::{Member, ToMember};
 use message::ToPipeline;
@@ -233,13 +233,11 @@ impl Server {
         let mut addr = SocketAddr::new(config.client_port_address, config.client_port);
         for (index, (inbox, queries)) in receivers.into_iter().zip(query_receivers).enumerate() {
             let (bound_tx, bound_rx) = mpsc::channel();
-            let (config, tree, shard_shared, sender) = (
-                config.clone(),
-                tree.clone(),
-                shared.clone(),
-                to_pipeline.clone(),
-            );
-            let hosting = hosted.take();
+            let (config, tree, shard_shared) = (config.clone(), tree.clone(), shared.clone());
+            let route = match hosted.take() {
+                Some((pipeline, remote)) => Route::Host(Box::new(pipeline), remote),
+                None => Route::Send(to_pipeline.clone()),
+            };
             let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[index % cpus.len()]))
                 .name(&format!("herd-shard-{index}"))
                 .spawn(move || async move {
@@ -251,9 +249,9 @@ impl Server {
                         }
                     };
                     let _ = bound_tx.send(listener.local_addr());
-                    let (outbox, pipeline) = match hosting {
-                        Some((pipeline, remote)) => {
-                            let hosted = Hosted::new(pipeline);
+                    let (outbox, pipeline) = match route {
+                        Route::Host(pipeline, remote) => {
+                            let hosted = Hosted::new(*pipeline);
                             let tick = config.session_check_interval();
                             let serving = hosted.clone().serve(remote.listen(), tick);
                             (
@@ -261,7 +259,9 @@ impl Server {
                                 Some(glommio::spawn_local(serving)),
                             )
                         }
-                        None => (Outbox::new(Box::new(move |b| sender.send(b))), None),
+                        Route::Send(sender) => {
+                            (Outbox::new(Box::new(move |b| sender.send(b))), None)
+                        }
                     };
                     let shard = Shard::new(index, config, tree, shard_shared, outbox);
                     let executor = Rc::new(Executor::new(shard, queries));
@@ -367,6 +367,15 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// How a shard's outbox reaches the pipeline.
+enum Route {
+    /// This shard hosts it (shard 0 of a standalone server), with the inbox
+    /// for what other threads send it.
+    Host(Box<Pipeline>, InboxReceiver<Vec<ToPipeline>>),
+    /// Across threads, through its inbox.
+    Send(InboxSender<Vec<ToPipeline>>),
 }
 
 /// The secret every member derives session passwords from, so that a session

@@ -131,7 +131,20 @@ impl Model {
     fn path(&self, rng: &mut Rng) -> String {
         if rng.chance(4) {
             // Paths ZooKeeper refuses, or that name nothing it could hold.
-            let bad = ["", "a/b", "/a/", "/a//b", "/./a", "/zookeeper/quota"];
+            let bad = [
+                "",
+                "a/b",
+                "/a/",
+                "/a//b",
+                "/./a",
+                "/a/..",
+                "/a\u{1}b",
+                "/a\u{7f}",
+                "/a\u{85}",
+                "/a\u{e000}",
+                "/a\u{1f600}",
+                "/zookeeper/quota",
+            ];
             return rng.pick(&bad).to_string();
         }
         rng.pick(&self.paths).clone()
