@@ -768,7 +768,10 @@ public class CuratorSuite {
             truth(!bc.trySetCount(vv, 12), "trySetCount with stale version");
             waitUntil(() -> bc.getCount() == 11, "b sees 11");
             truth(bc.trySetCount(bc.getVersionedValue(), 12), "trySetCount from b");
-            waitUntil(() -> a.getCount() == 12, "a sees 12");
+            // b's listener hears of 12 only from the read its watch starts (its
+            // own reply updates its value silently); that read returns whatever
+            // is current, so the next write waits for it as well as for a.
+            waitUntil(() -> a.getCount() == 12 && seen.contains(12), "a and the listener see 12");
             a.setCount(20);
             waitUntil(() -> seen.contains(20), "listener sees 20");
             eq(seen, Arrays.asList(11, 12, 20), "listener values in order");
