@@ -390,6 +390,7 @@ pub fn join(parent: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::znode::Content;
 
     #[test]
     fn initial_tree_matches_zookeeper() {
@@ -472,26 +473,51 @@ mod tests {
 
     #[test]
     fn readers_never_miss_a_node_being_replaced() {
+        // Each version's data spells its version, and every version is a new
+        // allocation, so a reader holding a released one would likely find
+        // another version's bytes (or the allocator's) there.
         let tree = DataTree::new();
         let base = tree.get("/").unwrap().node();
         tree.put("/a", &base);
+        let version_of = |node: &Znode| {
+            let data = node.data().expect("every version has data");
+            let text = std::str::from_utf8(data).expect("written as text");
+            text.trim_end_matches('.')
+                .parse::<i32>()
+                .expect("a version")
+        };
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             for _ in 0..2 {
                 s.spawn(|| {
-                    let mut seen = 0u64;
+                    let mut seen = 0;
+                    let mut held = Vec::new();
                     while !done.load(Ordering::Relaxed) {
                         let node = tree.get("/a").expect("a replaced node is always there");
-                        assert!(node.stat().version as u64 >= seen, "versions only grow");
-                        seen = node.stat().version as u64;
+                        let version = node.stat().version;
+                        assert!(version >= seen, "versions only grow");
+                        if version > 0 {
+                            assert_eq!(version_of(&node), version, "data of the version read");
+                        }
+                        seen = version;
+                        // Keep a few handles across later replacements.
+                        held.push(node);
+                        if held.len() == 64 {
+                            for (i, old) in held.drain(..).enumerate() {
+                                assert_eq!(version_of(&old), old.stat().version, "held {i}");
+                            }
+                        }
                     }
                 });
             }
             for version in 1..=50_000 {
+                // Sizes vary so that released versions are reused for others.
+                let text = format!("{version}{}", ".".repeat(version as usize % 200));
                 tree.put(
                     "/a",
                     &Node {
                         version,
+                        data: Content::New(Data::new(text.as_bytes())),
                         ..base.clone()
                     },
                 );
@@ -499,6 +525,7 @@ mod tests {
             done.store(true, Ordering::Relaxed);
         });
         assert_eq!(tree.get("/a").unwrap().stat().version, 50_000);
+        assert_eq!(version_of(&tree.get("/a").unwrap()), 50_000);
         assert_eq!(tree.node_count(), 5);
     }
 }
