@@ -29,7 +29,11 @@
 //! that point the log is corrupt in the middle and must not be trusted; otherwise
 //! the bad bytes are a torn tail (a write cut short by a crash) and are dropped.
 
+use std::mem;
+
+use rkyv::api::high::HighSerializer;
 use rkyv::rancor;
+use rkyv::ser::allocator::ArenaHandle;
 use rkyv::util::AlignedVec;
 
 use crate::txn::Txn;
@@ -148,8 +152,42 @@ impl SegmentHeader {
 /// A record's payload: the transaction's only encoding. `None` if it would be
 /// larger than the log holds ([`MAX_PAYLOAD`]).
 pub fn encode_payload(entry: &LogEntry) -> Option<AlignedVec> {
-    let payload = rkyv::to_bytes::<rancor::Error>(entry).expect("archiving to memory cannot fail");
-    (payload.len() <= MAX_PAYLOAD).then_some(payload)
+    let mut buf = PayloadBuf::default();
+    buf.encode_entry(entry).then_some(buf.0)
+}
+
+/// A buffer that payloads are encoded into one after another, so encoding
+/// allocates only when a payload outgrows every earlier one. It holds the
+/// last payload encoded.
+#[derive(Default)]
+pub struct PayloadBuf(AlignedVec);
+
+impl PayloadBuf {
+    /// Encodes a standalone log's `entry`; false if it is larger than the log
+    /// holds ([`MAX_PAYLOAD`]).
+    pub fn encode_entry(&mut self, entry: &LogEntry) -> bool {
+        self.encode(entry)
+    }
+
+    /// Encodes a member's `proposal`; false if it is larger than the log holds.
+    pub fn encode_proposal(&mut self, proposal: &Proposal) -> bool {
+        self.encode(proposal)
+    }
+
+    fn encode<T>(&mut self, value: &T) -> bool
+    where
+        T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
+    {
+        self.0.clear();
+        self.0 = rkyv::api::high::to_bytes_in(value, mem::take(&mut self.0))
+            .expect("archiving to memory cannot fail");
+        self.0.len() <= MAX_PAYLOAD
+    }
+
+    /// The last payload encoded.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// Appends one record for `entry` at `zxid` to `out`. Panics if it is over
@@ -188,9 +226,8 @@ pub fn decode_entry(format: u32, payload: &[u8]) -> Result<LogEntry, FormatError
 /// A member's record payload ([`Proposal`]); `None` if it would be larger
 /// than the log holds.
 pub fn encode_proposal(proposal: &Proposal) -> Option<AlignedVec> {
-    let payload =
-        rkyv::to_bytes::<rancor::Error>(proposal).expect("archiving to memory cannot fail");
-    (payload.len() <= MAX_PAYLOAD).then_some(payload)
+    let mut buf = PayloadBuf::default();
+    buf.encode_proposal(proposal).then_some(buf.0)
 }
 
 /// Decodes and validates a member's record payload.

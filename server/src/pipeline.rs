@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use engine::acl::Id;
 use engine::forward::{self, Forwarded, Request};
-use engine::log::{self, LogEntry, Proposal};
+use engine::log::{self, LogEntry, PayloadBuf, Proposal};
 use engine::op::{OpResult, WriteOp};
 use engine::prep::{self, Context};
 use engine::session::{self, Refused, SessionTracker};
@@ -100,6 +100,8 @@ pub struct Pipeline {
     log: Option<Sender<LogBatch>>,
     /// Records of transactions prepared since the last batch went to the log.
     log_buf: Vec<u8>,
+    /// Where each transaction's payload is encoded before it is recorded.
+    payloads: PayloadBuf,
     log_first: Option<Zxid>,
     /// Prepared batches waiting for durability, with the zxid each needs.
     awaiting: VecDeque<(Zxid, Vec<Entry>)>,
@@ -242,6 +244,7 @@ impl Pipeline {
             super_ids: vec![Id::new("super", "")].into(),
             log,
             log_buf: Vec::new(),
+            payloads: PayloadBuf::default(),
             log_first: None,
             awaiting: VecDeque::new(),
             failed: None,
@@ -492,9 +495,15 @@ impl Pipeline {
             time_ms: now_ms(),
             txn,
         };
-        let payload = encode(self.member.is_some(), session, cxid, entry)
-            .expect("a record without data is small");
-        self.record(&payload);
+        let recorded = encode(
+            &mut self.payloads,
+            self.member.is_some(),
+            session,
+            cxid,
+            entry,
+        );
+        assert!(recorded, "a record without data is small");
+        self.record();
         Entry {
             is_txn: true,
             ..Entry::empty(self.zxid)
@@ -788,13 +797,13 @@ impl Pipeline {
             time_ms,
             txn: prepared.txn,
         };
-        let Some(payload) = encode(is_member, session, cxid, entry) else {
+        if !encode(&mut self.payloads, is_member, session, cxid, entry) {
             view.rollback(mark);
             self.zxid -= 1;
             return None;
-        };
+        }
         let changes = view.into_changes();
-        self.record(&payload);
+        self.record();
         let entry = Entry {
             is_txn: true,
             changes,
@@ -923,14 +932,15 @@ impl Pipeline {
         };
         apply(&txn, &mut view, &mut Vec::new());
         let changes = view.into_changes();
-        let payload = encode(
+        let recorded = encode(
+            &mut self.payloads,
             self.member.is_some(),
             session,
             cxid,
             LogEntry { time_ms: now, txn },
-        )
-        .expect("a createSession record is small");
-        self.record(&payload);
+        );
+        assert!(recorded, "a createSession record is small");
+        self.record();
         self.tracker.add(session, timeout_ms, now);
         self.tracker.set_owner(session, owner);
         Entry {
@@ -1032,8 +1042,10 @@ impl Pipeline {
         }
     }
 
-    /// Appends the record of the transaction at `self.zxid` to the batch.
-    fn record(&mut self, payload: &[u8]) {
+    /// Appends the record of the transaction at `self.zxid`, the payload
+    /// encoded last, to the batch.
+    fn record(&mut self) {
+        let payload = self.payloads.bytes();
         if let Some(m) = &mut self.member {
             m.proposals.push((self.zxid, Payload::from(payload)));
             return;
@@ -1196,22 +1208,23 @@ impl Pipeline {
     }
 }
 
-/// A record's payload: a standalone log's entry, or a member's proposal
-/// naming the request. `None` if it is larger than the log holds.
+/// Encodes a record's payload into `buf`: a standalone log's entry, or a
+/// member's proposal naming the request. False if it is larger than the log holds.
 fn encode(
+    buf: &mut PayloadBuf,
     member: bool,
     session: SessionId,
     cxid: i32,
     entry: LogEntry,
-) -> Option<impl std::ops::Deref<Target = [u8]>> {
+) -> bool {
     if member {
-        log::encode_proposal(&Proposal {
+        buf.encode_proposal(&Proposal {
             session,
             cxid,
             entry,
         })
     } else {
-        log::encode_payload(&entry)
+        buf.encode_entry(&entry)
     }
 }
 
