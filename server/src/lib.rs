@@ -78,6 +78,7 @@ pub mod prometheus;
 pub mod quorum;
 pub mod read;
 pub mod shard;
+pub mod spare;
 pub mod stats;
 pub mod storage;
 pub mod watch;

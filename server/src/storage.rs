@@ -1,6 +1,7 @@
 //! The transaction log on disk (`dataLogDir`): segment files in the format of
 //! [`engine::log`], appended with one write and one fdatasync per batch, and
-//! read back at start-up.
+//! read back at start-up. A segment half full has its successor prepared
+//! ahead ([`crate::spare`]).
 //!
 //! Recovery decisions (see `engine::log::Ending`):
 //!
@@ -20,7 +21,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read as _, Write as _};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -35,6 +35,7 @@ use engine::zab::broadcast::{Payload, Record};
 use engine::Zxid;
 
 use crate::config::Config;
+use crate::spare::{self, Spare};
 use crate::stats::{Shared, Startup};
 
 /// Why the log cannot be opened.
@@ -117,6 +118,13 @@ pub struct TxnLog {
     /// Held locked while herd runs; its mtime is the liveness beat.
     lock: File,
     last_beat: Instant,
+    /// The next segment, prepared once this one is half full.
+    spare: Spare,
+}
+
+/// The size of a segment preallocated to `prealloc_bytes` (`preAllocSize`).
+fn segment_bytes(prealloc_bytes: u64) -> u64 {
+    prealloc_bytes.max(HEADER_LEN as u64)
 }
 
 fn segment_name(first_zxid: Zxid) -> String {
@@ -314,6 +322,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         ),
         None => None,
     };
+    let spare = Spare::new(&dir, segment_bytes(config.pre_alloc_bytes)).map_err(io_at(&dir))?;
     let mut log = TxnLog {
         format: log::FORMAT_VERSION,
         db_id,
@@ -325,6 +334,7 @@ pub fn open(config: &Config) -> Result<(TxnLog, Recovered), StorageError> {
         dir,
         lock,
         last_beat: Instant::now(),
+        spare,
     };
     log.beat();
     Ok((
@@ -436,6 +446,7 @@ pub fn open_member(config: &Config) -> Result<(TxnLog, MemberRecovered), Storage
         ),
         None => None,
     };
+    let spare = Spare::new(&dir, segment_bytes(config.pre_alloc_bytes)).map_err(io_at(&dir))?;
     let mut log = TxnLog {
         format: log::MEMBER_FORMAT_VERSION,
         db_id,
@@ -447,6 +458,7 @@ pub fn open_member(config: &Config) -> Result<(TxnLog, MemberRecovered), Storage
         dir,
         lock,
         last_beat: Instant::now(),
+        spare,
     };
     log.beat();
     Ok((
@@ -720,28 +732,35 @@ impl TxnLog {
             file.sync_data()?;
         }
         self.offset += batch.bytes.len() as u64;
+        if self.offset > self.prealloc_bytes / 2 {
+            self.spare.prepare();
+        }
         Ok(())
     }
 
-    /// Starts a new, preallocated segment whose first record is `first_zxid`.
+    /// Starts a new, preallocated segment whose first record is `first_zxid`:
+    /// the spare if one is ready, else a fresh file.
     fn roll(&mut self, first_zxid: Zxid) -> io::Result<()> {
         let path = self.dir.join(segment_name(first_zxid));
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let size = self.prealloc_bytes.max(HEADER_LEN as u64) as libc::off_t;
-        // SAFETY: fallocate only reserves blocks for a file descriptor we own.
-        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size) } != 0 {
-            file.set_len(size as u64)?;
-        }
-        file.write_all(
+        let file = match self.spare.take(&path) {
+            Some(file) => file,
+            None => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)?;
+                spare::reserve(&file, segment_bytes(self.prealloc_bytes))?;
+                file
+            }
+        };
+        file.write_all_at(
             &SegmentHeader {
                 format: self.format,
                 db_id: self.db_id,
                 first_zxid,
             }
             .encode(),
+            0,
         )?;
         file.sync_all()?;
         File::open(&self.dir)?.sync_all()?;

@@ -523,3 +523,72 @@ async fn the_largest_write_survives_restarts_and_one_the_log_cannot_hold_is_refu
     let (mut s, _) = common::raw::raw_session(&server, 30_000);
     assert_eq!(raw_get(&mut s, 1, "/big"), (0, data), "from the snapshot");
 }
+
+/// Once a segment is half full the next one is prepared as a zero-filled
+/// file beside it, and the log rolls onto that very file (same inode); the
+/// records written there recover, and a spare an earlier run left behind is
+/// removed at start-up without affecting recovery.
+#[tokio::test]
+async fn the_next_segment_is_prepared_ahead_and_rolled_onto() {
+    use std::os::unix::fs::MetadataExt;
+    const SEGMENT: u64 = 64 << 10;
+    let mut config = common::config();
+    config.pre_alloc_bytes = SEGMENT;
+    let server = common::start_with(config.clone());
+    let dir = server.data.as_ref().unwrap().0.clone();
+    let spare = dir.join(herd_server::spare::SPARE_NAME);
+    let client = common::connect(&server).await;
+    let open = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    let value = vec![5u8; 1024];
+    let mut written = 0;
+    let create = |i: usize| {
+        let (client, value, open) = (&client, &value, &open);
+        async move { client.create(&format!("/p{i}"), value, open).await.unwrap() }
+    };
+    // Half a segment of records: about 32 creates of 1 KiB.
+    while !spare.exists() {
+        assert!(written < 60, "no spare prepared after {written} KiB");
+        written += 1;
+        create(written).await;
+    }
+    assert_eq!(segments(&dir).len(), 1, "still the first segment");
+    // Preparing 64 KiB takes milliseconds; give it far more before the roll.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let meta = std::fs::metadata(&spare).unwrap();
+    assert_eq!(meta.len(), SEGMENT);
+    assert!(
+        std::fs::read(&spare).unwrap().iter().all(|&b| b == 0),
+        "a spare holds zeros"
+    );
+    while segments(&dir).len() < 2 {
+        assert!(written < 200, "no roll after {written} KiB");
+        written += 1;
+        create(written).await;
+    }
+    let second = segments(&dir).pop().unwrap();
+    assert_eq!(
+        std::fs::metadata(&second).unwrap().ino(),
+        meta.ino(),
+        "{} is the spare renamed",
+        second.display()
+    );
+    for _ in 0..5 {
+        written += 1;
+        create(written).await;
+    }
+    drop(client);
+    let data = server.stop();
+
+    // A spare left by an earlier run (here: not zeros) is removed at start.
+    std::fs::write(data.0.join(herd_server::spare::SPARE_NAME), [0xff; 100]).unwrap();
+    let server = common::start_in(config, data);
+    assert!(
+        !dir.join(herd_server::spare::SPARE_NAME).exists(),
+        "the leftover spare is removed"
+    );
+    let client = common::connect(&server).await;
+    for i in 1..=written {
+        let (data, _) = client.get_data(&format!("/p{i}")).await.unwrap();
+        assert_eq!(data, value, "/p{i} recovered");
+    }
+}

@@ -1,0 +1,131 @@
+//! The next transaction-log segment, prepared ahead: a file in the log
+//! directory whose blocks are already written (zeros) and durable when the
+//! log rolls onto it.
+//!
+//! Why: a block that `fallocate` reserved stays *unwritten* until its first
+//! write, and an fdatasync after that write must also commit the block's
+//! change to written to the filesystem journal (ext4, xfs). Over blocks that
+//! hold zeros already, an fdatasync flushes the data alone. Preparing the
+//! zeros off the log writer's thread takes that journal commit out of every
+//! batch's fdatasync.
+//!
+//! Invariants:
+//! - the spare is never a segment: its name does not start with `log.`, so
+//!   recovery, purging and herd-inspect never read it;
+//! - a spare is handed over only once its zeros are durable (the preparing
+//!   thread fsyncs before it returns); the roll that renames it into a segment
+//!   then writes the header and fsyncs the file and the directory, as it does
+//!   for a fresh one;
+//! - at most one preparation runs at a time; a spare left by an earlier run
+//!   (a crash) is removed when the log opens.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+
+/// The spare's name in the log directory.
+pub const SPARE_NAME: &str = "spare.segment";
+
+/// Zeros are written and made durable this much at a time, so the log
+/// writer's own fdatasyncs are never queued behind the whole file's.
+const CHUNK: usize = 1 << 20;
+
+/// A spare segment being prepared or ready.
+pub struct Spare {
+    path: PathBuf,
+    size: u64,
+    job: Option<JoinHandle<io::Result<File>>>,
+}
+
+impl Spare {
+    /// Spares of `size` bytes in `dir`; removes one an earlier run left.
+    pub fn new(dir: &Path, size: u64) -> io::Result<Spare> {
+        let path = dir.join(SPARE_NAME);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        Ok(Spare {
+            path,
+            size,
+            job: None,
+        })
+    }
+
+    /// Starts preparing a spare unless one is ready or being prepared.
+    pub fn prepare(&mut self) {
+        if self.job.is_some() {
+            return;
+        }
+        let (path, size) = (self.path.clone(), self.size);
+        let job = std::thread::Builder::new()
+            .name("herd-log-spare".into())
+            .spawn(move || zero_filled(&path, size));
+        match job {
+            Ok(job) => self.job = Some(job),
+            Err(e) => crate::warn!("cannot start preparing a log segment: {e}"),
+        }
+    }
+
+    /// The prepared spare renamed to `segment`, if one is ready now (this
+    /// does not wait for one being prepared). Not durable until the caller
+    /// fsyncs the directory.
+    pub fn take(&mut self, segment: &Path) -> Option<File> {
+        if !self.job.as_ref()?.is_finished() {
+            return None;
+        }
+        let prepared = match self.job.take()?.join() {
+            Ok(prepared) => prepared,
+            Err(_) => Err(io::Error::other("the preparing thread panicked")),
+        };
+        let renamed = prepared.and_then(|file| {
+            if segment.exists() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            std::fs::rename(&self.path, segment)?;
+            Ok(file)
+        });
+        renamed
+            .inspect_err(|e| {
+                crate::warn!(
+                    "preparing log segment {}: {e}; using a fresh one",
+                    self.path.display()
+                );
+            })
+            .ok()
+    }
+}
+
+/// Gives `file` a length of `size` bytes, reserving its blocks where the
+/// filesystem can (they read as zeros either way).
+pub fn reserve(file: &File, size: u64) -> io::Result<()> {
+    // SAFETY: fallocate only reserves blocks for a file descriptor we own.
+    if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size as libc::off_t) } != 0 {
+        file.set_len(size)?;
+    }
+    Ok(())
+}
+
+/// A file of `size` zero bytes at `path` whose blocks are written and durable.
+fn zero_filled(path: &Path, size: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    // Reserving first fails at once on a full disk rather than part way.
+    reserve(&file, size)?;
+    let zeros = vec![0u8; CHUNK];
+    let mut at = 0;
+    while at < size {
+        let n = zeros.len().min((size - at) as usize);
+        file.write_all_at(&zeros[..n], at)?;
+        file.sync_data()?;
+        at += n as u64;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
