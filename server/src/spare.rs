@@ -10,14 +10,15 @@
 //! batch's fdatasync.
 //!
 //! Invariants:
-//! - the spare is never a segment: its name does not start with `log.`, so
-//!   recovery, purging and herd-inspect never read it;
+//! - the next segment is made under a temporary name (the spare's, or a fresh
+//!   file's when no spare is ready) and renamed to its `log.` name only after
+//!   its header is written and fsynced, so a roll that fails part way (a full
+//!   disk) leaves no segment recovery would refuse;
+//! - temporary names do not start with `log.`, so recovery, purging and
+//!   herd-inspect never read them, and both are removed when the log opens;
 //! - a spare is handed over only once its zeros are durable (the preparing
-//!   thread fsyncs before it returns); the roll that renames it into a segment
-//!   then writes the header and fsyncs the file and the directory, as it does
-//!   for a fresh one;
-//! - at most one preparation runs at a time; a spare left by an earlier run
-//!   (a crash) is removed when the log opens.
+//!   thread fsyncs before it returns);
+//! - at most one preparation runs at a time.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -28,6 +29,8 @@ use std::thread::JoinHandle;
 
 /// The spare's name in the log directory.
 pub const SPARE_NAME: &str = "spare.segment";
+/// Where a fresh segment is made when no spare is ready.
+pub const FRESH_NAME: &str = "fresh.segment";
 
 /// Zeros are written out this much at a time, with [`PAUSE`] between, so
 /// the log writer's fdatasyncs never queue behind much of them.
@@ -36,21 +39,40 @@ const PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A spare segment being prepared or ready.
 pub struct Spare {
-    path: PathBuf,
+    dir: PathBuf,
     size: u64,
     job: Option<JoinHandle<io::Result<File>>>,
 }
 
+/// A file about to become the next segment; not one until [`Candidate::install`].
+pub struct Candidate {
+    pub file: File,
+    path: PathBuf,
+}
+
+impl Candidate {
+    /// Renames the file to `segment`, refusing a name that exists. Durable
+    /// once the caller fsyncs the directory.
+    pub fn install(self, segment: &Path) -> io::Result<File> {
+        if segment.exists() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        std::fs::rename(&self.path, segment)?;
+        Ok(self.file)
+    }
+}
+
 impl Spare {
-    /// Spares of `size` bytes in `dir`; removes one an earlier run left.
+    /// Spares of `size` bytes in `dir`; removes what an earlier run left.
     pub fn new(dir: &Path, size: u64) -> io::Result<Spare> {
-        let path = dir.join(SPARE_NAME);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+        for name in [SPARE_NAME, FRESH_NAME] {
+            match std::fs::remove_file(dir.join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
         Ok(Spare {
-            path,
+            dir: dir.to_owned(),
             size,
             job: None,
         })
@@ -61,7 +83,7 @@ impl Spare {
         if self.job.is_some() {
             return;
         }
-        let (path, size) = (self.path.clone(), self.size);
+        let (path, size) = (self.dir.join(SPARE_NAME), self.size);
         let job = std::thread::Builder::new()
             .name("herd-log-spare".into())
             .spawn(move || zero_filled(&path, size));
@@ -71,38 +93,41 @@ impl Spare {
         }
     }
 
-    /// The prepared spare renamed to `segment`, if one is ready now (this
-    /// does not wait for one being prepared). Not durable until the caller
-    /// fsyncs the directory.
-    pub fn take(&mut self, segment: &Path) -> Option<File> {
-        if !self.job.as_ref()?.is_finished() {
-            return None;
-        }
-        let prepared = match self.job.take()?.join() {
-            Ok(prepared) => prepared,
-            Err(_) => Err(io::Error::other("the preparing thread panicked")),
-        };
-        let renamed = prepared.and_then(|file| {
-            if segment.exists() {
-                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+    /// The next segment's file: the spare if one is ready now (this does not
+    /// wait for one being prepared), else a fresh one of the same size.
+    pub fn next_segment(&mut self) -> io::Result<Candidate> {
+        if self.job.as_ref().is_some_and(JoinHandle::is_finished) {
+            let prepared = match self.job.take().expect("checked").join() {
+                Ok(prepared) => prepared,
+                Err(_) => Err(io::Error::other("the preparing thread panicked")),
+            };
+            match prepared {
+                Ok(file) => {
+                    return Ok(Candidate {
+                        file,
+                        path: self.dir.join(SPARE_NAME),
+                    })
+                }
+                Err(e) => crate::warn!(
+                    "preparing the next log segment in {}: {e}; making a fresh one",
+                    self.dir.display()
+                ),
             }
-            std::fs::rename(&self.path, segment)?;
-            Ok(file)
-        });
-        renamed
-            .inspect_err(|e| {
-                crate::warn!(
-                    "preparing log segment {}: {e}; using a fresh one",
-                    self.path.display()
-                );
-            })
-            .ok()
+        }
+        let path = self.dir.join(FRESH_NAME);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        reserve(&file, self.size)?;
+        Ok(Candidate { file, path })
     }
 }
 
 /// Gives `file` a length of `size` bytes, reserving its blocks where the
 /// filesystem can (they read as zeros either way).
-pub fn reserve(file: &File, size: u64) -> io::Result<()> {
+fn reserve(file: &File, size: u64) -> io::Result<()> {
     // SAFETY: fallocate only reserves blocks for a file descriptor we own.
     if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, size as libc::off_t) } != 0 {
         file.set_len(size)?;

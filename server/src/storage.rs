@@ -35,7 +35,7 @@ use engine::zab::broadcast::{Payload, Record};
 use engine::Zxid;
 
 use crate::config::Config;
-use crate::spare::{self, Spare};
+use crate::spare::Spare;
 use crate::stats::{Shared, Startup};
 
 /// Why the log cannot be opened.
@@ -739,21 +739,11 @@ impl TxnLog {
     }
 
     /// Starts a new, preallocated segment whose first record is `first_zxid`:
-    /// the spare if one is ready, else a fresh file.
+    /// the spare if one is ready, else a fresh file; either gets its segment
+    /// name only once its header is durable.
     fn roll(&mut self, first_zxid: Zxid) -> io::Result<()> {
-        let path = self.dir.join(segment_name(first_zxid));
-        let file = match self.spare.take(&path) {
-            Some(file) => file,
-            None => {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)?;
-                spare::reserve(&file, segment_bytes(self.prealloc_bytes))?;
-                file
-            }
-        };
-        file.write_all_at(
+        let next = self.spare.next_segment()?;
+        next.file.write_all_at(
             &SegmentHeader {
                 format: self.format,
                 db_id: self.db_id,
@@ -762,7 +752,8 @@ impl TxnLog {
             .encode(),
             0,
         )?;
-        file.sync_all()?;
+        next.file.sync_all()?;
+        let file = next.install(&self.dir.join(segment_name(first_zxid)))?;
         File::open(&self.dir)?.sync_all()?;
         self.file = Some(file);
         self.offset = HEADER_LEN as u64;

@@ -526,8 +526,9 @@ async fn the_largest_write_survives_restarts_and_one_the_log_cannot_hold_is_refu
 
 /// Once a segment is half full the next one is prepared as a zero-filled
 /// file beside it, and the log rolls onto that very file (same inode); the
-/// records written there recover, and a spare an earlier run left behind is
-/// removed at start-up without affecting recovery.
+/// records written there recover, and the temporary files of a roll an
+/// earlier run left behind are removed at start-up without affecting recovery.
+/// (A roll that fails on a full disk: `full_disk_stops_writes_but_not_reads`.)
 #[tokio::test]
 async fn the_next_segment_is_prepared_ahead_and_rolled_onto() {
     use std::os::unix::fs::MetadataExt;
@@ -579,13 +580,21 @@ async fn the_next_segment_is_prepared_ahead_and_rolled_onto() {
     drop(client);
     let data = server.stop();
 
-    // A spare left by an earlier run (here: not zeros) is removed at start.
-    std::fs::write(data.0.join(herd_server::spare::SPARE_NAME), [0xff; 100]).unwrap();
+    // A spare or fresh segment left by an earlier run (here: not zeros, no
+    // header) is removed at start.
+    for name in [
+        herd_server::spare::SPARE_NAME,
+        herd_server::spare::FRESH_NAME,
+    ] {
+        std::fs::write(data.0.join(name), [0xff; 100]).unwrap();
+    }
     let server = common::start_in(config, data);
-    assert!(
-        !dir.join(herd_server::spare::SPARE_NAME).exists(),
-        "the leftover spare is removed"
-    );
+    for name in [
+        herd_server::spare::SPARE_NAME,
+        herd_server::spare::FRESH_NAME,
+    ] {
+        assert!(!dir.join(name).exists(), "the leftover {name} is removed");
+    }
     let client = common::connect(&server).await;
     for i in 1..=written {
         let (data, _) = client.get_data(&format!("/p{i}")).await.unwrap();
