@@ -21,11 +21,16 @@ pub fn replace_with(
     name: &str,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
-    let tmp = dir.join(tmp);
-    let mut file = File::create(&tmp)?;
+    let mut file = File::create(dir.join(tmp))?;
     write(&mut file)?;
+    publish(&file, dir, tmp, name)
+}
+
+/// Makes `file`, written as `dir/tmp`, durable as `dir/name`: fsyncs it,
+/// renames it over `name` and fsyncs the directory.
+pub fn publish(file: &File, dir: &Path, tmp: &str, name: &str) -> io::Result<()> {
     file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::rename(dir.join(tmp), dir.join(name))?;
     File::open(dir)?.sync_all()
 }
 

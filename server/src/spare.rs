@@ -4,7 +4,8 @@
 //!
 //! Why: a block that `fallocate` reserved stays *unwritten* until its first
 //! write, and an fdatasync after that write must also commit the block's
-//! change to written to the filesystem journal (ext4, xfs). Over blocks that
+//! change to written to the filesystem journal (ext4, measured here; xfs has
+//! unwritten extents too). Over blocks that
 //! hold zeros already, an fdatasync flushes the data alone. Preparing the
 //! zeros off the log writer's thread takes that journal commit out of every
 //! batch's fdatasync.
@@ -27,6 +28,8 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
+use crate::durable;
+
 /// The spare's name in the log directory.
 pub const SPARE_NAME: &str = "spare.segment";
 /// Where a fresh segment is made when no spare is ready.
@@ -47,17 +50,19 @@ pub struct Spare {
 /// A file about to become the next segment; not one until [`Candidate::install`].
 pub struct Candidate {
     pub file: File,
-    path: PathBuf,
+    dir: PathBuf,
+    /// Its temporary name in `dir`.
+    name: &'static str,
 }
 
 impl Candidate {
-    /// Renames the file to `segment`, refusing a name that exists. Durable
-    /// once the caller fsyncs the directory.
-    pub fn install(self, segment: &Path) -> io::Result<File> {
-        if segment.exists() {
+    /// Makes the file durable as `dir/segment` ([`durable::publish`]),
+    /// refusing a name that exists.
+    pub fn install(self, segment: &str) -> io::Result<File> {
+        if self.dir.join(segment).exists() {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
         }
-        std::fs::rename(&self.path, segment)?;
+        durable::publish(&self.file, &self.dir, self.name, segment)?;
         Ok(self.file)
     }
 }
@@ -96,32 +101,33 @@ impl Spare {
     /// The next segment's file: the spare if one is ready now (this does not
     /// wait for one being prepared), else a fresh one of the same size.
     pub fn next_segment(&mut self) -> io::Result<Candidate> {
-        if self.job.as_ref().is_some_and(JoinHandle::is_finished) {
-            let prepared = match self.job.take().expect("checked").join() {
-                Ok(prepared) => prepared,
-                Err(_) => Err(io::Error::other("the preparing thread panicked")),
-            };
+        if let Some(job) = self.job.take_if(|job| job.is_finished()) {
+            let prepared = job
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the preparing thread panicked")));
             match prepared {
-                Ok(file) => {
-                    return Ok(Candidate {
-                        file,
-                        path: self.dir.join(SPARE_NAME),
-                    })
-                }
+                Ok(file) => return Ok(self.candidate(file, SPARE_NAME)),
                 Err(e) => crate::warn!(
                     "preparing the next log segment in {}: {e}; making a fresh one",
                     self.dir.display()
                 ),
             }
         }
-        let path = self.dir.join(FRESH_NAME);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)?;
+            .open(self.dir.join(FRESH_NAME))?;
         reserve(&file, self.size)?;
-        Ok(Candidate { file, path })
+        Ok(self.candidate(file, FRESH_NAME))
+    }
+
+    fn candidate(&self, file: File, name: &'static str) -> Candidate {
+        Candidate {
+            file,
+            dir: self.dir.clone(),
+            name,
+        }
     }
 }
 
@@ -164,4 +170,76 @@ fn zero_filled(path: &Path, size: u64) -> io::Result<File> {
     }
     file.sync_all()?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("herd-spare-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn wait_prepared(spare: &Spare) {
+        let job = spare.job.as_ref().expect("a preparation started");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !job.is_finished() {
+            assert!(std::time::Instant::now() < deadline, "preparing 8 KiB");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_prepared_spare_becomes_the_segment_and_a_missing_one_a_fresh_file() {
+        let dir = dir("roll");
+        let mut spare = Spare::new(&dir, 8192).unwrap();
+        spare.prepare();
+        wait_prepared(&spare);
+        let inode = std::fs::metadata(dir.join(SPARE_NAME)).unwrap().ino();
+        let next = spare.next_segment().unwrap();
+        assert_eq!(next.name, SPARE_NAME);
+        let file = next.install("log.1").unwrap();
+        drop(file);
+        let meta = std::fs::metadata(dir.join("log.1")).unwrap();
+        assert_eq!((meta.ino(), meta.len()), (inode, 8192), "the spare renamed");
+        assert!(std::fs::read(dir.join("log.1"))
+            .unwrap()
+            .iter()
+            .all(|&b| b == 0));
+        assert!(!dir.join(SPARE_NAME).exists());
+
+        // Nothing prepared: a fresh file of the same size, which refuses to
+        // take a name that exists and stays under its temporary name.
+        let next = spare.next_segment().unwrap();
+        assert_eq!(next.name, FRESH_NAME);
+        assert_eq!(next.file.metadata().unwrap().len(), 8192);
+        let refused = next.install("log.1").unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
+        assert!(dir.join(FRESH_NAME).exists());
+        // A new log removes what the earlier one left.
+        Spare::new(&dir, 8192).unwrap();
+        assert!(!dir.join(FRESH_NAME).exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_preparation_falls_back_to_a_fresh_file() {
+        let dir = dir("failed");
+        let mut spare = Spare::new(&dir, 8192).unwrap();
+        // The spare's name taken by a directory: opening it fails.
+        std::fs::create_dir(dir.join(SPARE_NAME)).unwrap();
+        spare.prepare();
+        wait_prepared(&spare);
+        let next = spare.next_segment().unwrap();
+        assert_eq!(next.name, FRESH_NAME);
+        next.install("log.1").unwrap();
+        assert_eq!(std::fs::metadata(dir.join("log.1")).unwrap().len(), 8192);
+        assert!(spare.job.is_none(), "the failed preparation was collected");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

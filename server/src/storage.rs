@@ -752,9 +752,7 @@ impl TxnLog {
             .encode(),
             0,
         )?;
-        next.file.sync_all()?;
-        let file = next.install(&self.dir.join(segment_name(first_zxid)))?;
-        File::open(&self.dir)?.sync_all()?;
+        let file = next.install(&segment_name(first_zxid))?;
         self.file = Some(file);
         self.offset = HEADER_LEN as u64;
         Ok(())

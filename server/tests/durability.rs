@@ -524,6 +524,15 @@ async fn the_largest_write_survives_restarts_and_one_the_log_cannot_hold_is_refu
     assert_eq!(raw_get(&mut s, 1, "/big"), (0, data), "from the snapshot");
 }
 
+/// Threads of this process preparing a spare segment (`herd-log-spare`).
+fn preparing_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "herd-log-spare")
+        .count()
+}
+
 /// Once a segment is half full the next one is prepared as a zero-filled
 /// file beside it, and the log rolls onto that very file (same inode); the
 /// records written there recover, and the temporary files of a roll an
@@ -553,8 +562,16 @@ async fn the_next_segment_is_prepared_ahead_and_rolled_onto() {
         create(written).await;
     }
     assert_eq!(segments(&dir).len(), 1, "still the first segment");
-    // Preparing 64 KiB takes milliseconds; give it far more before the roll.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The roll takes the spare only if its preparation is over: wait until no
+    // preparing thread runs in this process (other tests' servers have them too).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while preparing_threads() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spare is prepared"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let meta = std::fs::metadata(&spare).unwrap();
     assert_eq!(meta.len(), SEGMENT);
     assert!(
