@@ -244,10 +244,14 @@ pub fn spawn_herd(
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line
+    let Some(addr) = line
         .strip_prefix("herd serving ZooKeeper clients on ")
         .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line from herd: {line:?}"))
-        .to_owned();
+        .map(str::to_owned)
+    else {
+        // Most often herd has exited (its reason is in `stderr`'s file).
+        let status = child.try_wait();
+        panic!("unexpected first line from herd: {line:?}; herd's status: {status:?}");
+    };
     (child, addr)
 }
