@@ -167,10 +167,7 @@ fn a_closed_stdout_does_not_stop_the_server() {
     let dir = common::TempDir::new();
     // The client port is known beforehand: herd's stdout, which would say it,
     // is closed.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let port = common::free_port("127.0.0.1");
     // Three lines to print: the client port, the metrics and the AdminServer.
     let cfg = write_cfg(
         &dir,

@@ -18,12 +18,10 @@ fn sample(text: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn each_member_serves_its_role_and_quorum_over_http() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (metrics_port, admin_port) = (free.local_addr().unwrap().port(), {
-        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        other.local_addr().unwrap().port()
-    });
-    drop(free);
+    let (metrics_port, admin_port) = (
+        common::free_port("127.0.0.1"),
+        common::free_port("127.0.0.1"),
+    );
     let e = Ensemble::start(
         3,
         0,

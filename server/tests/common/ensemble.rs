@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -54,7 +54,11 @@ impl Member {
             .append(true)
             .open(dir.join("herd.err"))
             .unwrap();
-        let (child, addr) = super::spawn_herd(&cfg, Stdio::from(stderr));
+        let (child, addr) = super::try_spawn_herd(&cfg, Stdio::from(stderr)).unwrap_or_else(|e| {
+            // The member's directory goes with the test's: say its reason now.
+            let err = std::fs::read_to_string(dir.join("herd.err")).unwrap_or_default();
+            panic!("member {id} did not start: {e}; its stderr:\n{err}")
+        });
         Member {
             id,
             dir,
@@ -159,13 +163,6 @@ impl Ensemble {
         prepare: impl Fn(u64, &std::path::Path),
     ) -> Ensemble {
         let dir = super::TempDir::new();
-        let free = |ip: &str| {
-            TcpListener::bind((ip, 0))
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        };
         let observer_ids: Vec<u64> = (voters + 1..=voters + observers).collect();
         let servers: String = (1..=voters + observers)
             .map(|id| {
@@ -175,7 +172,11 @@ impl Ensemble {
                 } else {
                     ""
                 };
-                format!("server.{id}={ip}:{}:{}{kind}\n", free(&ip), free(&ip))
+                format!(
+                    "server.{id}={ip}:{}:{}{kind}\n",
+                    super::free_port(&ip),
+                    super::free_port(&ip)
+                )
             })
             .collect();
         let mut e = Ensemble {

@@ -223,6 +223,28 @@ pub fn herd_binary() -> PathBuf {
     herd
 }
 
+/// A port on `ip` for a server that a test starts later (a member's quorum
+/// ports, a port a config names). Taken from below the kernel's ephemeral
+/// range (32768 and up here), so no socket bound to port 0 and no outgoing
+/// connection of a test running meanwhile can take it before that server
+/// binds it; a process-wide counter keeps this process's tests apart and
+/// the process id spreads processes out. A port that is bound now is skipped.
+pub fn free_port(ip: &str) -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const LOW: u16 = 16384;
+    const SPAN: u16 = 16384;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + base.wrapping_add(step) % SPAN;
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} below the ephemeral range");
+}
+
 /// `herd --config cfg` as a child process, its stderr to `stderr` (logging
 /// at the level cfg sets: the environment's log level variables are
 /// cleared), and the client address it prints first, once it serves.
@@ -230,6 +252,15 @@ pub fn spawn_herd(
     cfg: &std::path::Path,
     stderr: std::process::Stdio,
 ) -> (std::process::Child, String) {
+    try_spawn_herd(cfg, stderr).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`spawn_herd`], or what went wrong when herd did not come to serve: what
+/// it printed instead and how it ended (it is stopped if it still runs).
+pub fn try_spawn_herd(
+    cfg: &std::path::Path,
+    stderr: std::process::Stdio,
+) -> Result<(std::process::Child, String), String> {
     use std::io::BufRead as _;
     let mut child = std::process::Command::new(herd_binary())
         .env_remove("HERD_LOG_LEVEL")
@@ -244,14 +275,20 @@ pub fn spawn_herd(
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let Some(addr) = line
+    match line
         .strip_prefix("herd serving ZooKeeper clients on ")
         .and_then(|rest| rest.split_whitespace().next())
-        .map(str::to_owned)
-    else {
-        // Most often herd has exited (its reason is in `stderr`'s file).
-        let status = child.try_wait();
-        panic!("unexpected first line from herd: {line:?}; herd's status: {status:?}");
-    };
-    (child, addr)
+    {
+        Some(addr) => Ok((child, addr.to_owned())),
+        None => {
+            // An empty line is the end of its stdout: herd has exited.
+            if !line.is_empty() {
+                let _ = child.kill();
+            }
+            let status = child.wait();
+            Err(format!(
+                "unexpected first line from herd: {line:?}; herd's status: {status:?}"
+            ))
+        }
+    }
 }

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,13 +74,6 @@ fn spawn(cfg: &Path, props: &[String]) -> Child {
         .expect("start ZooKeeper")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 /// Whether the server at `addr` serves requests. ZooKeeper answers `ruok` as
 /// soon as its port is open, before it has loaded its data and while it still
 /// drops sessions; `srvr` reports its version only once it serves.
@@ -114,7 +107,7 @@ pub fn start(tag: &str, extra: &str, props: &[&str]) -> Option<ZooKeeper> {
     let dir = std::env::temp_dir().join(format!("herd-zk-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create ZooKeeper's directory");
-    let port = free_port();
+    let port = super::free_port("127.0.0.1");
     let cfg = dir.join("zoo.cfg");
     std::fs::write(
         &cfg,

@@ -21,6 +21,7 @@ ask for members to be killed and started again (see control()). Exits with
 CMD's status, after stopping every member.
 """
 
+import itertools
 import os
 import signal
 import socket
@@ -43,12 +44,23 @@ def ZOOKEEPER(cfg):
             "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
 
 
+# Ports for servers started later come from below the kernel's ephemeral
+# range (32768 and up), so no port-0 bind or outgoing connection meanwhile can
+# take one before its server binds it; a counter keeps this process's apart.
+_LOW, _SPAN = 16384, 16384
+_next_port = itertools.count(os.getpid() % _SPAN)
+
+
 def free_port(ip):
-    s = socket.socket()
-    s.bind((ip, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    for _ in range(_SPAN):
+        port = _LOW + next(_next_port) % _SPAN
+        with socket.socket() as s:
+            try:
+                s.bind((ip, port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port on {ip} below the ephemeral range")
 
 
 def four_letter(addr, word):
