@@ -406,7 +406,7 @@ fn unknown_command_lists_the_commands_and_exits_127() {
 
 #[test]
 fn unreachable_server_fails_one_shot_commands() {
-    let port = zookeeper::free_port();
+    let port = zookeeper::free_port("127.0.0.1");
     let addr = format!("127.0.0.1:{port}");
     let r = herd_cli(&["-server", &addr, "ls", "/"], "");
     assert_eq!(r.code, 1);

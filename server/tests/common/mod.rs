@@ -13,6 +13,8 @@ pub mod raw;
 pub mod session;
 pub mod zookeeper;
 
+pub use zookeeper::free_port;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -221,28 +223,6 @@ pub fn herd_binary() -> PathBuf {
         herd.display()
     );
     herd
-}
-
-/// A port on `ip` for a server that a test starts later (a member's quorum
-/// ports, a port a config names). Taken from below the kernel's ephemeral
-/// range (32768 and up here), so no socket bound to port 0 and no outgoing
-/// connection of a test running meanwhile can take it before that server
-/// binds it; a process-wide counter keeps this process's tests apart and
-/// the process id spreads processes out. A port that is bound now is skipped.
-pub fn free_port(ip: &str) -> u16 {
-    use std::sync::atomic::AtomicU16;
-    const LOW: u16 = 16384;
-    const SPAN: u16 = 16384;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = (std::process::id() % u32::from(SPAN)) as u16;
-    for _ in 0..SPAN {
-        let step = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = LOW + base.wrapping_add(step) % SPAN;
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port on {ip} below the ephemeral range");
 }
 
 /// `herd --config cfg` as a child process, its stderr to `stderr` (logging

@@ -74,6 +74,28 @@ fn spawn(cfg: &Path, props: &[String]) -> Child {
         .expect("start ZooKeeper")
 }
 
+/// A port on `ip` for a server that a test starts later (a member's quorum
+/// ports, a port a config names). Taken from below the kernel's ephemeral
+/// range (32768 and up here), so no socket bound to port 0 and no outgoing
+/// connection of a test running meanwhile can take it before that server
+/// binds it; a process-wide counter keeps this process's tests apart and
+/// the process id spreads processes out. A port that is bound now is skipped.
+pub fn free_port(ip: &str) -> u16 {
+    use std::sync::atomic::AtomicU16;
+    const LOW: u16 = 16384;
+    const SPAN: u16 = 16384;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + base.wrapping_add(step) % SPAN;
+        if std::net::TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip} below the ephemeral range");
+}
+
 /// Whether the server at `addr` serves requests. ZooKeeper answers `ruok` as
 /// soon as its port is open, before it has loaded its data and while it still
 /// drops sessions; `srvr` reports its version only once it serves.
@@ -107,7 +129,7 @@ pub fn start(tag: &str, extra: &str, props: &[&str]) -> Option<ZooKeeper> {
     let dir = std::env::temp_dir().join(format!("herd-zk-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create ZooKeeper's directory");
-    let port = super::free_port("127.0.0.1");
+    let port = free_port("127.0.0.1");
     let cfg = dir.join("zoo.cfg");
     std::fs::write(
         &cfg,
